@@ -1,0 +1,21 @@
+# The two Quickstart commands and a few helpers. Every target bootstraps first,
+# so each works from a fresh clone.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(BIN)/multialpha config check
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .multialpha .pytest_cache

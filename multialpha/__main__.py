@@ -1,0 +1,3 @@
+from multialpha.cli import main
+
+main()

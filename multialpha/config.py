@@ -1,0 +1,419 @@
+"""Loading and validating `config.multi_alpha.yml` — the one place that does it.
+
+Order of precedence, highest first:
+
+1. ``MULTIALPHA__SECTION__KEY=value`` environment overrides (scalars only;
+   keys match case-insensitively, so ``...__INSTRUMENTS__6A__SIZE`` works);
+2. the YAML file, after ``${VAR}`` / ``${VAR:-default}`` expansion from the
+   environment;
+3. the defaults declared on the models below.
+
+The file is ``--config PATH``, else ``$MULTIALPHA_CONFIG``, else
+``./config.multi_alpha.yml``. A ``.env`` beside the config file (and one in
+the working directory) is loaded first; it never overrides a variable that is
+already set.
+
+Every problem raises :class:`ConfigError` carrying the file and the dotted key
+path; the CLI turns that into exit code 2. Unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+DEFAULT_CONFIG = "config.multi_alpha.yml"
+ENV_CONFIG = "MULTIALPHA_CONFIG"
+ENV_OVERRIDE_PREFIX = "MULTIALPHA__"
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class ConfigError(Exception):
+    """A config problem, located by file and dotted key path."""
+
+    def __init__(self, path: str | os.PathLike[str], key: str, message: str) -> None:
+        self.path = str(path)
+        self.key = key
+        self.message = message
+        super().__init__(f"{self.path}: {key}: {message}" if key else f"{self.path}: {message}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PositiveFloat = float
+
+
+class DatabentoSettings(_Model):
+    api_key: str = ""
+    dataset: str = "GLBX.MDP3"
+    schema_: str = Field("trades", alias="schema")
+    live_gateway: str = "auto"
+    live_port: int | Literal["auto"] = "auto"
+    historical_gateway: str = "auto"
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """No key means the embedded sandbox stands in for Databento."""
+        return not self.api_key
+
+
+class RedisSettings(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(6379, ge=1, le=65535)
+    db: int = Field(0, ge=0)
+    password: str = ""
+    tls: bool = False
+    namespace: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class PortfolioSettings(_Model):
+    starting_cash: float = Field(250_000, gt=0)
+    max_positions: int = Field(2, ge=1)
+    daily_stop_loss: float = Field(2_500, gt=0)
+
+
+class OrdersSettings(_Model):
+    mode: Literal["paper", "live"] = "paper"
+    webhook_url_env: str = "TRADERSPOST_WEBHOOK_URL"
+    timeout_s: float = Field(5.0, gt=0)
+    max_attempts: int = Field(6, ge=1)
+    backoff_initial_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(30.0, gt=0)
+    rate_per_minute: int = Field(60, ge=1)
+    rate_per_hour: int = Field(500, ge=1)
+
+
+class MlVetoSettings(_Model):
+    mode: Literal["enforce", "shadow", "off"] = "enforce"
+    on_missing: Literal["block", "allow"] = "block"
+
+
+class HubSettings(_Model):
+    grace_s: float = Field(1.0, ge=0)
+    reconnect_initial_s: float = Field(0.5, gt=0)
+    reconnect_cap_s: float = Field(60.0, gt=0)
+    silence_timeout_s: float = Field(40.0, gt=0)
+    redis_buffer_bars: int = Field(20_000, ge=1)
+    bar_log_maxlen: int = Field(10_080, ge=1)
+    heartbeat_ttl_s: int = Field(10, ge=1)
+
+
+class WorkerSettings(_Model):
+    qcheck_s: float = Field(0.5, gt=0)
+    warmup_daily_bars: int = Field(250, ge=0)
+    warmup_hourly_bars: int = Field(338, ge=0)
+    cache_dir: str = ".multialpha/cache"
+    trade_replayed_bars: bool = False
+    heartbeat_ttl_s: int = Field(10, ge=1)
+
+
+class SupervisorSettings(_Model):
+    heartbeat_timeout_s: float = Field(30.0, gt=0)
+    backoff_initial_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+    healthy_reset_s: float = Field(300.0, gt=0)
+    flap_restarts: int = Field(5, ge=1)
+    flap_window_s: float = Field(300.0, gt=0)
+    stop_timeout_s: float = Field(10.0, gt=0)
+
+
+class SandboxSettings(_Model):
+    seed: int = 7
+    speed: float = Field(60.0, ge=0)  # 0 = as fast as the client reads
+    from_date: str = "2025-12-01"
+    days: int = Field(420, ge=1)
+
+    @field_validator("from_date")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        from datetime import date
+
+        date.fromisoformat(v)
+        return v
+
+
+class ReferenceFeed(_Model):
+    symbol: str
+    timeframe: Literal["minute", "hour", "day"]
+    source: Literal["hub", "none"]
+    neutral: float = Field(gt=0)
+
+
+class StrategyInstrument(_Model):
+    size: int = Field(ge=1)
+    commission: float | None = Field(None, ge=0)
+    ml_enabled: bool = True
+
+
+class StrategySettings(_Model):
+    strategy_type: str
+    enabled: bool = True
+    params: dict[str, Any] = Field(default_factory=dict)
+    reference_feeds: list[str] = Field(default_factory=list)
+    webhook_url_env: str | None = None
+    instruments: dict[str, StrategyInstrument]
+
+    @field_validator("instruments")
+    @classmethod
+    def _not_empty(cls, v: dict[str, StrategyInstrument]) -> dict[str, StrategyInstrument]:
+        if not v:
+            raise ValueError("a strategy needs at least one instrument")
+        return v
+
+
+class InstrumentSpec(_Model):
+    name: str
+    product_id: str = Field(pattern=r"^[A-Z0-9]+\.FUT$")
+    multiplier: float = Field(gt=0)
+    tick_size: float = Field(gt=0)
+    margin: float = Field(gt=0)
+    commission: float = Field(ge=0)
+    sandbox_price: float = Field(gt=0)
+
+
+class Settings(_Model):
+    databento: DatabentoSettings = DatabentoSettings()
+    redis: RedisSettings = RedisSettings()
+    contract_map_path: str = "Data/Databento_contract_map.yml"
+    models_path: str = "models"
+    runtime_dir: str = ".multialpha"
+    portfolio: PortfolioSettings = PortfolioSettings()
+    orders: OrdersSettings = OrdersSettings()
+    ml_veto: MlVetoSettings = MlVetoSettings()
+    hub: HubSettings = HubSettings()
+    worker: WorkerSettings = WorkerSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    reference_feeds: dict[str, ReferenceFeed] = Field(default_factory=dict)
+    strategies: dict[str, StrategySettings]
+    instruments: dict[str, InstrumentSpec]
+
+    # Where the file was read from; relative paths resolve against its folder.
+    source_path: str = Field("", exclude=True)
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> "Settings":
+        for name, strat in self.strategies.items():
+            for root in strat.instruments:
+                if root not in self.instruments:
+                    raise _KeyedError(
+                        f"strategies.{name}.instruments.{root}",
+                        f"unknown instrument {root!r}; known: {', '.join(sorted(self.instruments))}",
+                    )
+            for i, feed in enumerate(strat.reference_feeds):
+                if feed not in self.reference_feeds:
+                    raise _KeyedError(
+                        f"strategies.{name}.reference_feeds.{i}",
+                        f"unknown reference feed {feed!r}; known: {', '.join(sorted(self.reference_feeds))}",
+                    )
+        for name, feed in self.reference_feeds.items():
+            if feed.source == "hub" and feed.symbol not in self.instruments:
+                raise _KeyedError(
+                    f"reference_feeds.{name}.symbol",
+                    f"source 'hub' needs an instrument, {feed.symbol!r} is not in instruments",
+                )
+        return self
+
+    # -- derived views -------------------------------------------------------
+    def path(self, value: str) -> Path:
+        """Resolve a configured path relative to the config file's folder."""
+        p = Path(value).expanduser()
+        if p.is_absolute() or not self.source_path:
+            return p
+        return Path(self.source_path).parent / p
+
+    @property
+    def enabled_strategies(self) -> dict[str, StrategySettings]:
+        return {n: s for n, s in self.strategies.items() if s.enabled}
+
+    def hub_symbols(self) -> list[str]:
+        """Roots the hub subscribes: every enabled strategy's plus hub-fed references."""
+        roots = {r for s in self.enabled_strategies.values() for r in s.instruments}
+        for s in self.enabled_strategies.values():
+            for feed in s.reference_feeds:
+                ref = self.reference_feeds[feed]
+                if ref.source == "hub":
+                    roots.add(ref.symbol)
+        return sorted(roots)
+
+    def commission(self, strategy: str, root: str) -> float:
+        own = self.strategies[strategy].instruments[root].commission
+        return self.instruments[root].commission if own is None else own
+
+    def webhook_env(self, strategy: str) -> str:
+        return self.strategies[strategy].webhook_url_env or self.orders.webhook_url_env
+
+    def order_destination(self, strategy: str, environ: dict[str, str] | None = None) -> str:
+        """'live' only with orders.mode: live AND a webhook URL present."""
+        env = os.environ if environ is None else environ
+        if self.orders.mode == "live" and env.get(self.webhook_env(strategy)):
+            return "live"
+        return "paper"
+
+
+class _KeyedError(ValueError):
+    """Raised inside validators to report an exact key path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.message = message
+
+
+# -- loading ---------------------------------------------------------------------
+
+
+def resolve_path(cli_path: str | os.PathLike[str] | None = None) -> Path:
+    """--config, then $MULTIALPHA_CONFIG, then ./config.multi_alpha.yml."""
+    if cli_path:
+        return Path(cli_path)
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
+    return Path(DEFAULT_CONFIG)
+
+
+def load_dotenv_for(path: Path) -> None:
+    """Load .env beside the config and in the cwd; never override real env."""
+    from dotenv import load_dotenv
+
+    for candidate in (path.parent / ".env", Path.cwd() / ".env"):
+        if candidate.is_file():
+            load_dotenv(candidate, override=False)
+
+
+def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
+    """Read, expand, override and validate a config file."""
+    p = resolve_path(path)
+    if environ is None:
+        load_dotenv_for(p)
+        environ = dict(os.environ)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(p, "", f"cannot read config file: {e.strerror or e}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(p, "", f"malformed YAML: {where}{problem}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(p, "", "top level must be a mapping")
+    raw = _expand(raw, environ, p, "")
+    _apply_overrides(raw, environ, p)
+    return validate(raw, p)
+
+
+def validate(raw: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> Settings:
+    try:
+        return Settings.model_validate({**raw, "source_path": str(Path(path).resolve())})
+    except ValidationError as e:
+        err = e.errors()[0]
+        ctx_err = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_err, _KeyedError):
+            raise ConfigError(path, ctx_err.key, ctx_err.message) from None
+        key = ".".join(str(x) for x in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and err["type"] != "missing":
+            msg = f"{msg} (got {err['input']!r})"
+        raise ConfigError(path, key, msg) from None
+
+
+def _expand(node: Any, environ: dict[str, str], path: Path, key: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand(v, environ, path, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, environ, path, f"{key}.{i}") for i, v in enumerate(node)]
+    if not isinstance(node, str) or "${" not in node:
+        return node
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(path, key, f"environment variable {name} is not set (use ${{{name}:-default}} for a default)")
+
+    expanded = _VAR.sub(sub, node)
+    # A whole-value substitution is re-typed as YAML so "6390" becomes an int.
+    if _VAR.fullmatch(node.strip()):
+        return _scalar(expanded)
+    return expanded
+
+
+def _scalar(text: str) -> Any:
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (str, int, float, bool)) else text
+
+
+def _apply_overrides(raw: dict[str, Any], environ: dict[str, str], path: Path) -> None:
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_OVERRIDE_PREFIX):
+            continue
+        parts = name[len(ENV_OVERRIDE_PREFIX):].split("__")
+        node: Any = raw
+        keys: list[str] = []
+        for i, part in enumerate(parts):
+            if not isinstance(node, dict):
+                raise ConfigError(path, ".".join(keys), f"{name}: not a section, cannot override inside it")
+            match = next((k for k in node if str(k).lower() == part.lower()), part.lower())
+            keys.append(str(match))
+            if i == len(parts) - 1:
+                if isinstance(node.get(match), (dict, list)):
+                    raise ConfigError(path, ".".join(keys), f"{name}: only scalar settings can be overridden")
+                node[match] = _scalar(value)
+            else:
+                node = node.setdefault(match, {})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What `config check` prints; contains no secret values."""
+
+    lines: list[str]
+
+
+def summarize(s: Settings, environ: dict[str, str] | None = None) -> Summary:
+    env = os.environ if environ is None else environ
+    lines = [f"config: {s.source_path}"]
+    key_state = "set" if s.databento.api_key else "unset (embedded sandbox)"
+    lines.append(f"databento: dataset {s.databento.dataset}, DATABENTO_API_KEY {key_state}")
+    auth = "password set" if s.redis.password else "no password"
+    lines.append(f"redis: {s.redis.host}:{s.redis.port} db {s.redis.db} ({auth}), namespace {s.redis.namespace!r}")
+    lines.append(
+        f"portfolio: max {s.portfolio.max_positions} positions, daily stop loss ${s.portfolio.daily_stop_loss:,.0f}"
+    )
+    lines.append(f"instruments: {len(s.instruments)} ({' '.join(s.instruments)})")
+    lines.append(f"strategies: {len(s.strategies)}")
+    for name, st in s.strategies.items():
+        dest = s.order_destination(name, env)
+        url_state = "set" if env.get(s.webhook_env(name)) else "unset"
+        where = (
+            "LIVE to TradersPost"
+            if dest == "live"
+            else f"paper journal (orders.mode={s.orders.mode}, {s.webhook_env(name)} {url_state})"
+        )
+        flag = "" if st.enabled else " [disabled]"
+        lines.append(f"  {name}{flag}: type {st.strategy_type}, {' '.join(st.instruments)} -> {where}")
+    lines.append(f"hub subscribes: {' '.join(s.hub_symbols())}")
+    return Summary(lines)

@@ -1,0 +1,81 @@
+"""Every Redis key and channel name, built here and nowhere else.
+
+Market channels keep the seed's bare spelling (``market:ES:1min``) under the
+default namespace, so existing consumers keep working; any other namespace
+prefixes them too (``paper:market:ES:1min``). Everything a deployment owns
+(heartbeats, portfolio, journal, control) always carries the namespace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "multialpha"
+
+
+@dataclass(frozen=True)
+class Keys:
+    namespace: str = DEFAULT_NAMESPACE
+
+    def _market_prefix(self) -> str:
+        return "" if self.namespace == DEFAULT_NAMESPACE else f"{self.namespace}:"
+
+    def _own(self, *parts: str) -> str:
+        return ":".join((self.namespace, *parts))
+
+    # -- market data (hub -> workers) -----------------------------------------
+    def bars(self, symbol: str) -> str:
+        """Pub/sub channel of finished 1-minute bars."""
+        return f"{self._market_prefix()}market:{symbol}:1min"
+
+    def bar_log(self, symbol: str) -> str:
+        """Stream of the same bars, id = bar start in ms, for catch-up."""
+        return f"{self.bars(symbol)}:log"
+
+    def bars_pattern(self) -> str:
+        return f"{self._market_prefix()}market:*:1min"
+
+    # -- control ----------------------------------------------------------------
+    def hub_control(self) -> str:
+        return f"{self._market_prefix()}datahub:control"
+
+    def hub_control_reply(self, request_id: str) -> str:
+        return f"{self.hub_control()}:reply:{request_id}"
+
+    def control(self) -> str:
+        """Deployment-wide control channel (halt/resume, restart requests)."""
+        return self._own("control")
+
+    # -- liveness ---------------------------------------------------------------
+    def heartbeat(self, component: str) -> str:
+        return self._own("hb", component)
+
+    def heartbeat_pattern(self) -> str:
+        return self._own("hb", "*")
+
+    def events(self) -> str:
+        """Stream of notable events (rolls, errors, alerts) for status."""
+        return self._own("events")
+
+    # -- worker progress --------------------------------------------------------
+    def worker_cursor(self, strategy: str) -> str:
+        """Hash symbol -> last bar-log id the strategy processed."""
+        return self._own("worker", strategy, "cursor")
+
+    def veto_log(self) -> str:
+        return self._own("veto")
+
+    # -- portfolio (owned by the Lua gate) -------------------------------------
+    def portfolio(self, *parts: str) -> str:
+        return self._own("portfolio", *parts)
+
+    # -- orders -----------------------------------------------------------------
+    def orders(self) -> str:
+        """The order journal stream: intent before sending, outcome after."""
+        return self._own("orders")
+
+    def order_state(self, order_id: str) -> str:
+        return self._own("orders", "id", order_id)
+
+    def rate_limit(self, window: str) -> str:
+        return self._own("orders", "rate", window)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up everything multialpha needs on a fresh Debian machine with Python
+# 3.11: redis-server (apt, if missing), a virtualenv in .venv, the package
+# and its plugins (editable), and the test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+PY=${PYTHON:-python3}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "bootstrap: installing redis-server from apt"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+fi
+# The Debian package starts a system redis on 6379; multialpha never relies on it.
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.multialpha-installed"
+shopt -s nullglob
+inputs=$(cat pyproject.toml plugins/*/pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$inputs" ]; then
+  "$VENV/bin/pip" install -q --upgrade pip
+  args=(-e ".[test]")
+  for p in plugins/*/; do
+    [ -f "$p/pyproject.toml" ] && args+=(-e "$p")
+  done
+  "$VENV/bin/pip" install -q "${args[@]}"
+  echo "$inputs" > "$stamp"
+fi

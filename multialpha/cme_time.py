@@ -100,8 +100,8 @@ def session_bounds(day: date) -> tuple[datetime, datetime]:
     """UTC [open, close) of trading day ``day`` (a weekday)."""
     if day.weekday() >= 5:
         raise ValueError(f"{day} is a weekend: no CME trading day")
-    prev = day - timedelta(days=3 if day.weekday() == 0 else 1)
-    open_ = datetime.combine(prev, SESSION_OPEN_CT, CHICAGO)
+    # Monday's session opens Sunday evening: always the calendar day before.
+    open_ = datetime.combine(day - timedelta(days=1), SESSION_OPEN_CT, CHICAGO)
     close = datetime.combine(day, SESSION_CLOSE_CT, CHICAGO)
     return open_.astimezone(UTC), close.astimezone(UTC)
 

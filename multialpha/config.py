@@ -49,8 +49,6 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-PositiveFloat = float
-
 
 class DatabentoSettings(_Model):
     api_key: str = ""

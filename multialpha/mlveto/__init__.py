@@ -1,0 +1,8 @@
+"""ML veto: per-symbol models that may block a strategy's entry.
+
+- :mod:`manifest` — ``models/manifest.json``: what may be loaded (SHA-256,
+  feature order, threshold, training range, library versions).
+- :mod:`loader` — verify a file against the manifest *before* unpickling it.
+- :mod:`gate` — decide allow/veto for one entry signal, per config mode.
+- :mod:`record` — write every decision where status and analysis read it.
+"""

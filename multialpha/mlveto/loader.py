@@ -1,0 +1,56 @@
+"""Load a model only after its bytes match the manifest."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from multialpha.mlveto import manifest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    entry: manifest.ModelEntry
+    estimator: Any  # fitted scikit-learn estimator with predict_proba
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why no model is usable for a symbol: missing, tampered, or mismatched."""
+
+    reason: str
+
+
+def load_model(models_dir: Path, strategy_type: str, symbol: str, features: list[str] | None) -> LoadedModel | Refusal:
+    """Verify, then unpickle. ``features`` is the plugin's own feature order
+    (None: accept the manifest's); a different list is refused."""
+    try:
+        entries = manifest.load(models_dir)
+    except manifest.ManifestError as e:
+        return Refusal(f"manifest unreadable: {e}")
+    key = manifest.entry_key(strategy_type, symbol)
+    entry = entries.get(key)
+    if entry is None:
+        return Refusal(f"no manifest entry for {key}")
+    path = models_dir / entry.file
+    if not path.is_file():
+        return Refusal(f"model file {path} is missing")
+    digest = manifest.sha256_of(path)
+    if digest != entry.sha256:
+        # Never unpickle it: a joblib file is code.
+        return Refusal(f"sha256 of {path} is {digest[:12]}…, manifest says {entry.sha256[:12]}…: refused, not loaded")
+    if features is not None and list(features) != list(entry.features):
+        return Refusal(f"feature list mismatch for {key}: plugin {features} vs model {entry.features}")
+    import joblib
+
+    try:
+        estimator = joblib.load(path)
+    except Exception as e:  # a verified file that fails to load is still unusable
+        return Refusal(f"cannot load {path}: {type(e).__name__}: {e}")
+    if not hasattr(estimator, "predict_proba"):
+        return Refusal(f"{path} holds {type(estimator).__name__}, which has no predict_proba")
+    return LoadedModel(entry, estimator)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class VetoDecision:
+class ModelVerdict:
     allow: bool              # what the runtime does
     vetoed: bool             # what the model said (differs from allow in shadow mode)
     reason: str
@@ -61,10 +61,10 @@ class VetoGate:
                 log.info("ML veto model %s/%s loaded (sha256 %s…, threshold %.3f)",
                          strategy_type, symbol, got.entry.sha256[:12], got.entry.threshold)
 
-    def decide(self, symbol: str, side: str, features: Mapping[str, float]) -> VetoDecision:
+    def decide(self, symbol: str, side: str, features: Mapping[str, float]) -> ModelVerdict:
         feats = {k: float(v) for k, v in features.items()}
         if self.mode == "off" or not self.enabled.get(symbol, False):
-            return VetoDecision(True, False, "ml veto off" if self.mode == "off" else "ml disabled for symbol",
+            return ModelVerdict(True, False, "ml veto off" if self.mode == "off" else "ml disabled for symbol",
                                 None, "", self.mode, feats)
         model = self.models.get(symbol)
         if not isinstance(model, LoadedModel):
@@ -82,9 +82,9 @@ class VetoGate:
         allow = not vetoed or self.mode == "shadow"
         if vetoed and self.mode == "shadow":
             reason += " (shadow: trading anyway)"
-        return VetoDecision(allow, vetoed, reason, p, model.entry.sha256, self.mode, feats)
+        return ModelVerdict(allow, vetoed, reason, p, model.entry.sha256, self.mode, feats)
 
-    def _missing(self, why: str, feats: dict[str, float], sha: str = "") -> VetoDecision:
+    def _missing(self, why: str, feats: dict[str, float], sha: str = "") -> ModelVerdict:
         block = self.on_missing == "block"
         allow = not block or self.mode == "shadow"
-        return VetoDecision(allow, block, f"{why}; on_missing={self.on_missing}", None, sha, self.mode, feats)
+        return ModelVerdict(allow, block, f"{why}; on_missing={self.on_missing}", None, sha, self.mode, feats)

@@ -9,13 +9,13 @@ import redis
 
 from multialpha import cme_time
 from multialpha.keys import Keys
-from multialpha.mlveto.gate import VetoDecision
+from multialpha.mlveto.gate import ModelVerdict
 
 MAXLEN = 50_000
 
 
 def record(client: "redis.Redis", keys: Keys, strategy: str, symbol: str, side: str,
-           bar_start: datetime, decision: VetoDecision) -> None:
+           bar_start: datetime, decision: ModelVerdict) -> None:
     client.xadd(
         keys.veto_log(),
         {

@@ -77,5 +77,9 @@ class Keys:
     def order_state(self, order_id: str) -> str:
         return self._own("orders", "id", order_id)
 
+    def orders_pending(self) -> str:
+        """Set of order ids journaled as intent with no final outcome yet."""
+        return self._own("orders", "pending")
+
     def rate_limit(self, window: str) -> str:
         return self._own("orders", "rate", window)

@@ -1,0 +1,1 @@
+"""Order delivery: intents, the outbox journal, sinks (paper, TradersPost)."""

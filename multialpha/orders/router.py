@@ -1,0 +1,373 @@
+"""OrderRouter: the one door from a strategy to the market.
+
+``submit`` runs on the bar path and stays fast: one atomic gate script
+(claim id + kill switch + daily stop + max positions + reserve + journal the
+intent), then either the paper outcome (one pipelined write) or a hand-off to
+this worker's sender thread. HTTP retries never block the bar path or other
+workers (they are other processes).
+
+One sender thread per worker, FIFO: orders leave in the order they were
+submitted, so an exit can never overtake its entry (and a reversal's exit
+precedes its new entry) on any symbol. The price: a retrying order delays this
+worker's later orders; other strategies are unaffected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+import logging
+import queue
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable, Mapping
+from urllib.parse import urlsplit
+
+import redis
+
+from multialpha import cme_time, logs
+from multialpha.config import Settings
+from multialpha.contracts import ContractMap
+from multialpha.keys import Keys
+from multialpha.orders import journal, payload
+from multialpha.orders.intent import OrderIntent
+from multialpha.portfolio.gate import Gate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    reason: str
+    order_id: str
+
+
+@dataclass(frozen=True)
+class Position:
+    strategy: str
+    symbol: str
+    side: str
+    quantity: int
+    entry_price: float
+    entry_time: datetime
+    contract: str
+
+
+@dataclass(frozen=True)
+class _Job:
+    intent: OrderIntent
+    order_id: str
+    body: bytes
+
+
+_STOP = object()
+
+
+class OrderRouter:
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        strategy: str,
+        *,
+        clock: Callable[[], datetime] = cme_time.utcnow,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        import os
+
+        if strategy not in settings.strategies:
+            raise ValueError(f"unknown strategy {strategy!r}")
+        env = dict(os.environ if environ is None else environ)
+        self.settings = settings
+        self.client = client
+        self.strategy = strategy
+        self.clock = clock
+        self.keys = Keys(settings.redis.namespace)
+        self.gate = Gate(settings, client)
+        self.cmap = ContractMap.load(settings.path(settings.contract_map_path))
+        self.destination = settings.order_destination(strategy, env)
+        self._stop = threading.Event()
+        self._sleep = sleep or (lambda s: self._stop.wait(s))
+        self._rand = rand
+        self._stop_logged_day: object = None
+        self._ignored_marks: dict[str, str | None] = {}
+        self._closed = False
+        self._url = ""
+        self._thread: threading.Thread | None = None
+        self._queue: "queue.Queue[object]" = queue.Queue()
+        if self.destination == "live":
+            self._url = env[settings.webhook_env(strategy)]
+            _register_url(self._url)
+            _check_url(self._url, settings.webhook_env(strategy))
+            import requests
+
+            from multialpha.orders.ratelimit import RateLimiter
+
+            self._session = requests.Session()
+            self._limiter = RateLimiter(client, self.keys, settings.orders.rate_per_minute,
+                                        settings.orders.rate_per_hour, clock=clock)
+            self._thread = threading.Thread(target=self._run, name=f"orders.{strategy}", daemon=True)
+            self._thread.start()
+        log.info("orders for %s: %s", strategy, self.describe())
+        # Orders journaled by a previous run of this strategy with no outcome:
+        # reported (logs, journal, status), never re-sent. Before any submit.
+        self.needs_review: list[dict[str, str]] = []
+        try:
+            self.needs_review = journal.pending_review(client, self.keys, strategy, now=clock())
+        except redis.RedisError as e:
+            log.error("could not check for unresolved orders: %s", logs.redact(str(e)))
+
+    def describe(self) -> str:
+        if self.destination == "live":
+            return "LIVE: orders are sent to TradersPost"
+        return "paper: orders are journaled only, nothing is sent"
+
+    # -- the bar path ------------------------------------------------------------
+    def submit(self, intent: OrderIntent) -> Decision:
+        """Gate (entries) -> journal intent -> sink. Never raises for a bad order."""
+        if self._closed:
+            raise RuntimeError("OrderRouter is closed")
+        if intent.strategy != self.strategy:
+            raise ValueError(f"intent for {intent.strategy!r} submitted to the router of {self.strategy!r}")
+        now = self.clock()
+        oid = intent.order_id
+        if intent.symbol not in self.settings.strategies[self.strategy].instruments:
+            return self._refuse(intent, oid, now, f"{intent.symbol} is not an instrument of {self.strategy}")
+        if intent.kind == "entry" and intent.late and not self.settings.worker.trade_replayed_bars:
+            return self._refuse(intent, oid, now, "late entry from a replayed bar (worker.trade_replayed_bars is off)")
+        contract = intent.contract
+        if intent.kind == "exit":
+            # Close the contract we HOLD, even if the front rolled since the entry.
+            try:
+                held, held_qty = self.client.hmget(self.gate.position_key(self.strategy, intent.symbol),
+                                                   ["contract", "quantity"])
+            except redis.RedisError as e:
+                return self._unavailable(oid, e)
+            if held:
+                held = held.decode() if isinstance(held, bytes) else held
+                if held != contract:
+                    log.warning("exit %s %s: closing held contract %s (signal bar is %s)",
+                                self.strategy, intent.symbol, held, contract)
+                contract = held
+                # The gate closes the whole position: so must the order.
+                if held_qty is not None and int(held_qty) != intent.quantity:
+                    log.warning("exit %s %s: quantity %d -> %s held", self.strategy, intent.symbol,
+                                intent.quantity, int(held_qty))
+                    intent = dataclasses.replace(intent, quantity=int(held_qty))
+        try:
+            ticker = payload.ticker_for(self.cmap, intent.symbol, contract, intent.bar_start)
+        except payload.PayloadError as e:
+            return self._refuse(intent, oid, now, str(e))
+        if intent.kind == "entry":
+            front = self.cmap.front(intent.symbol, intent.bar_start).raw_symbol
+            if front != contract:
+                log.warning("entry %s %s on %s but the calendar front is %s", self.strategy, intent.symbol,
+                            contract, front)
+        body = payload.build(intent, ticker, oid, now)
+        body_json = json.dumps(body, separators=(",", ":"))
+        try:
+            res = self.gate.submit(
+                now=now, order_id=oid, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol,
+                direction=intent.direction, quantity=intent.quantity, price=intent.price, contract=contract,
+                entry_time=intent.bar_start, journal=self._journal_fields(intent, oid, ticker, body_json, now),
+            )
+        except redis.RedisError as e:
+            return self._unavailable(oid, e)
+        if res.status != "accepted":
+            log.info("order %s %s %s %s: %s", oid, self.strategy, intent.symbol, intent.action, res.reason)
+            return Decision(False, f"{res.status}: {res.reason}" if res.status == "duplicate" else res.reason, oid)
+        log.info("order %s %s %s %s x%d %s @ %s -> %s", oid, self.strategy, intent.symbol, intent.action,
+                 intent.quantity, ticker, intent.price, self.destination)
+        if self.destination == "paper":
+            try:
+                journal.record_outcome(self.client, self.keys, oid, "paper", now, detail="paper journal only")
+            except redis.RedisError as e:  # intent is journaled: shows as unresolved at next start
+                log.error("order %s: paper outcome not journaled: %s", oid, logs.redact(str(e)))
+            return Decision(True, "paper", oid)
+        self._queue.put(_Job(intent, oid, body_json.encode()))
+        return Decision(True, "queued for TradersPost", oid)
+
+    def _journal_fields(self, intent: OrderIntent, oid: str, ticker: str, body: str, now: datetime) -> dict[str, str]:
+        return {
+            "order_id": oid, "strategy": intent.strategy, "symbol": intent.symbol, "kind": intent.kind,
+            "action": intent.action, "side": intent.side, "quantity": str(intent.quantity),
+            "price": repr(intent.price), "contract": intent.contract, "ticker": ticker,
+            "bar_start": cme_time.iso_z(intent.bar_start), "late": "1" if intent.late else "0",
+            "destination": self.destination, "signal_reason": logs.redact(intent.reason),
+            "payload": logs.redact(body), "ts": cme_time.iso_z(now),
+        }
+
+    def _unavailable(self, oid: str, e: Exception) -> Decision:
+        # Fail closed: nothing journaled means nothing may be sent.
+        log.error("order %s not placed, portfolio gate unavailable: %s", oid, logs.redact(str(e)))
+        return Decision(False, f"portfolio gate unavailable: {logs.redact(str(e))}", oid)
+
+    def _refuse(self, intent: OrderIntent, oid: str, now: datetime, reason: str) -> Decision:
+        """Refused before the gate: journaled, nothing claimed, nothing sent."""
+        log.warning("order %s %s %s %s refused: %s", oid, self.strategy, intent.symbol, intent.action, reason)
+        try:
+            self._journal_refusal(intent, oid, now, reason)
+        except redis.RedisError as e:
+            log.error("order %s: refusal not journaled: %s", oid, logs.redact(str(e)))
+        return Decision(False, reason, oid)
+
+    def _journal_refusal(self, intent: OrderIntent, oid: str, now: datetime, reason: str) -> None:
+        self.client.xadd(self.keys.orders(), {
+            "event": "denied", "decision": "denied", "reason": logs.redact(reason), "order_id": oid,
+            "strategy": intent.strategy, "symbol": intent.symbol, "kind": intent.kind, "action": intent.action,
+            "bar_start": cme_time.iso_z(intent.bar_start), "ts": cme_time.iso_z(now),
+        }, maxlen=journal.MAXLEN, approximate=True)
+
+    # -- state -------------------------------------------------------------------
+    def open_positions(self) -> list[Position]:
+        """This strategy's open positions per the gate (restore them after a restart)."""
+        out = []
+        for p in self.gate.positions(self.strategy):
+            out.append(Position(
+                strategy=p["strategy"], symbol=p["symbol"], side="long" if int(p["dir"]) > 0 else "short",
+                quantity=int(p["quantity"]), entry_price=float(p["entry_price"]),
+                entry_time=cme_time.parse_iso(p["entry_time"]), contract=p["contract"],
+            ))
+        return out
+
+    def mark(self, symbol: str, price: float, when: datetime, contract: str | None = None) -> None:
+        """Mark this strategy's position in ``symbol`` for the daily stop (trading day from the clock).
+
+        Pass the bar's ``contract``: after a roll the feed prices the new front,
+        and marking the old contract's position with it would book the calendar
+        spread as P&L; such marks are ignored (the last good mark stays)."""
+        try:
+            day = self.gate.mark(self.strategy, symbol, price, self.clock(), contract or "")
+        except redis.RedisError as e:
+            log.error("mark %s %s failed: %s", self.strategy, symbol, logs.redact(str(e)))
+            return
+        if day.ignored and self._ignored_marks.get(symbol) != contract:
+            self._ignored_marks[symbol] = contract
+            log.warning("mark %s %s: bar contract %s is not the contract held; mark ignored",
+                        self.strategy, symbol, contract)
+        if day.stopped and self._stop_logged_day != day.trading_day:
+            self._stop_logged_day = day.trading_day
+            log.warning("daily stop loss reached for trading day %s (P&L %.2f): no new entries anywhere",
+                        day.trading_day, day.pnl)
+
+    # -- the sender thread ----------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                self._queue.task_done()
+                return
+            assert isinstance(job, _Job)
+            try:
+                self._send(job)
+            except Exception as e:  # noqa: BLE001 - the thread must survive anything
+                log.error("order %s: sender error: %s", job.order_id, logs.redact(f"{type(e).__name__}: {e}"))
+                try:
+                    journal.record_outcome(self.client, self.keys, job.order_id, "failed", self.clock(),
+                                           detail=f"sender error: {type(e).__name__}: {e}")
+                except redis.RedisError:
+                    pass  # stays pending -> reported as unresolved at next start
+            finally:
+                self._queue.task_done()
+
+    def _send(self, job: _Job) -> None:
+        from multialpha.orders.sender import deliver
+
+        intent = job.intent
+
+        def on_attempt(a: object) -> None:
+            from multialpha.orders.sender import Attempt
+
+            assert isinstance(a, Attempt)
+            journal.record_attempt(self.client, self.keys, job.order_id, self.clock(), attempt=a.number,
+                                   status="" if a.status is None else a.status, error=a.error,
+                                   delivered=a.delivered, retry_in_s="" if a.retry_in_s is None else f"{a.retry_in_s:.3f}",
+                                   response=a.response)
+            if a.status is None or a.status >= 300:
+                log.warning("order %s attempt %d: %s%s", job.order_id, a.number,
+                            f"HTTP {a.status}" if a.status is not None else a.error,
+                            f", retry in {a.retry_in_s:.2f}s" if a.retry_in_s is not None else "")
+
+        result = deliver(self._session, self._url, job.body, self.settings.orders,
+                         idempotent=intent.kind == "exit", clock=self.clock, sleep=self._sleep, rand=self._rand,
+                         limiter=self._limiter, on_attempt=on_attempt, should_stop=self._stop.is_set)
+        now = self.clock()
+        # A failed exit leaves risk on: always a human's job, whatever the reason.
+        review = result.result not in journal.FINAL or (intent.kind == "exit" and result.result != "sent")
+        journal.record_outcome(self.client, self.keys, job.order_id, result.result, now, review=review,
+                               detail=result.detail, attempts=len(result.attempts))
+        if result.result == "sent":
+            log.info("order %s sent (%d attempt%s)", job.order_id, len(result.attempts),
+                     "" if len(result.attempts) == 1 else "s")
+        elif result.result == "rejected":
+            log.error("order %s REJECTED by TradersPost: %s %s", job.order_id, result.detail,
+                      result.attempts[-1].response if result.attempts else "")
+        else:
+            log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
+                      job.order_id, result.result, len(result.attempts), result.detail)
+        # An entry the broker explicitly refused (or we never sent) holds no
+        # position: free its slot. Anything that may have landed stays counted.
+        if intent.kind == "entry" and result.result in ("rejected", "abandoned"):
+            self.gate.release(self.strategy, intent.symbol, job.order_id, now)
+
+    def pending(self) -> int:
+        """Orders handed to the sender thread and not finished yet."""
+        return self._queue.unfinished_tasks if self._thread else 0
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until the sender has finished every queued order (tests, shutdown)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while self.pending():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def close(self, timeout: float | None = None) -> None:
+        """Finish queued orders (up to ``timeout``), then stop; leftovers are journaled as abandoned."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join(self.settings.orders.timeout_s + 1 if timeout is None else timeout)
+        if self._thread.is_alive():
+            self._stop.set()  # interrupts backoff sleeps; deliver stops before its next attempt
+            self._thread.join(self.settings.orders.timeout_s + 1)
+        self._session.close()
+
+
+def _register_url(url: str) -> None:
+    """The URL carries a password: redact it, its path and each secret segment."""
+    logs.register_secret(url)
+    parts = urlsplit(url)
+    logs.register_secret(parts.path)
+    for seg in parts.path.split("/"):
+        if len(seg) >= 4 and seg not in ("trading", "webhook", "webhooks"):
+            logs.register_secret(seg)
+    if parts.password:
+        logs.register_secret(parts.password)
+
+
+def _check_url(url: str, env_name: str) -> None:
+    """The URL's password must never cross a network in clear text."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if parts.scheme == "https" and host:
+        return
+    if parts.scheme == "http" and loopback:
+        return  # a local receiver (tests, benchmarks)
+    raise ValueError(f"{env_name} must be an https:// URL (got scheme {parts.scheme or 'none'!r}, host {host!r})")

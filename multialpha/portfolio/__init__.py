@@ -1,0 +1,1 @@
+"""The shared portfolio: cross-strategy limits enforced atomically in Redis."""

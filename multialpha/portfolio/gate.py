@@ -1,0 +1,187 @@
+"""Python side of the portfolio gate (gate.lua): one atomic script per decision.
+
+Every entry from every worker goes through the same script, which claims the
+order id, checks kill switch / daily stop / max positions, reserves the
+position and journals the intent in ONE atomic step. Exits always pass.
+The caller supplies "now" and the CME trading day from its clock, so tests
+control time and every process agrees on the day boundary (17:00 CT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Mapping
+
+import redis
+
+from multialpha import cme_time
+from multialpha.config import Settings
+from multialpha.keys import Keys
+
+LUA = (Path(__file__).with_name("gate.lua")).read_text()
+JOURNAL_MAXLEN = 1_000_000
+CLAIM_TTL_S = 40 * 86_400  # longer than any bar replay window
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    status: str  # accepted | denied | duplicate
+    reason: str
+    realized: float | None  # realised $ of an exit that closed a gate position
+    stream_id: str
+
+
+@dataclass(frozen=True)
+class DayPnl:
+    trading_day: date
+    pnl: float
+    stopped: bool
+    ignored: bool = False  # a mark of a contract other than the one held
+
+
+class Gate:
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.keys = Keys(settings.redis.namespace)
+        self._script = client.register_script(LUA)
+
+    # -- key layout ------------------------------------------------------------
+    def position_key(self, strategy: str, symbol: str) -> str:
+        return self.keys.portfolio("pos", strategy, symbol)
+
+    def open_set(self) -> str:
+        return self.keys.portfolio("open")
+
+    def halt_key(self) -> str:
+        return self.keys.portfolio("halt")
+
+    def day_key(self, day: date) -> str:
+        return self.keys.portfolio("day", day.isoformat())
+
+    def _keys(self, order_id: str, strategy: str, symbol: str, day: date) -> list[str]:
+        return [
+            self.keys.order_state(order_id or "-"),
+            self.keys.orders_pending(),
+            self.keys.orders(),
+            self.open_set(),
+            self.halt_key(),
+            self.day_key(day),
+            self.position_key(strategy, symbol),
+        ]
+
+    def _args(self, op: str, now: datetime, **kw: Any) -> list[Any]:
+        p = self.settings.portfolio
+        return [
+            op,
+            cme_time.trading_day(now).isoformat(),
+            cme_time.iso_z(now),
+            p.max_positions,
+            repr(float(p.daily_stop_loss)),
+            self.keys.portfolio("pos") + ":",
+            kw.get("order_id", ""),
+            kw.get("kind", ""),
+            kw.get("strategy", ""),
+            kw.get("symbol", ""),
+            kw.get("direction", 0),
+            kw.get("quantity", 0),
+            repr(float(kw.get("price", 0.0))),
+            kw.get("contract", ""),
+            repr(float(kw.get("multiplier", 0.0))),
+            repr(float(kw.get("commission", 0.0))),
+            JOURNAL_MAXLEN,
+            CLAIM_TTL_S,
+            kw.get("entry_time", ""),
+        ]
+
+    # -- operations ------------------------------------------------------------
+    def submit(
+        self,
+        *,
+        now: datetime,
+        order_id: str,
+        kind: str,
+        strategy: str,
+        symbol: str,
+        direction: int,
+        quantity: int,
+        price: float,
+        contract: str,
+        entry_time: datetime,
+        journal: Mapping[str, str],
+    ) -> GateResult:
+        """Claim + check + reserve (entries) / release (exits) + journal the intent, atomically."""
+        spec = self.settings.instruments[symbol]
+        args = self._args(
+            "submit",
+            now,
+            order_id=order_id,
+            kind=kind,
+            strategy=strategy,
+            symbol=symbol,
+            direction=direction,
+            quantity=quantity,
+            price=price,
+            contract=contract,
+            multiplier=spec.multiplier,
+            commission=self.settings.commission(strategy, symbol),
+            entry_time=cme_time.iso_z(entry_time),
+        )
+        for k, v in journal.items():
+            args += [k, v]
+        day = cme_time.trading_day(now)
+        status, reason, realized, sid = (_s(x) for x in self._script(keys=self._keys(order_id, strategy, symbol, day), args=args))
+        return GateResult(status, reason, float(realized) if realized else None, sid)
+
+    def mark(self, strategy: str, symbol: str, price: float, now: datetime, contract: str = "") -> DayPnl:
+        """Mark a position (ignored if ``contract`` is given and is not the one held)."""
+        day = cme_time.trading_day(now)
+        status, pnl = (_s(x) for x in self._script(
+            keys=self._keys("", strategy, symbol, day),
+            args=self._args("mark", now, strategy=strategy, symbol=symbol, price=price, contract=contract),
+        ))
+        return DayPnl(day, float(pnl), status == "stopped", status == "wrong_contract")
+
+    def release(self, strategy: str, symbol: str, order_id: str, now: datetime) -> bool:
+        """Free the slot of an entry the broker explicitly rejected."""
+        day = cme_time.trading_day(now)
+        status, _ = (_s(x) for x in self._script(
+            keys=self._keys("", strategy, symbol, day),
+            args=self._args("release", now, order_id=order_id, strategy=strategy, symbol=symbol),
+        ))
+        return status == "released"
+
+    def day_pnl(self, now: datetime) -> DayPnl:
+        day = cme_time.trading_day(now)
+        status, pnl = (_s(x) for x in self._script(keys=self._keys("", "-", "-", day), args=self._args("pnl", now)))
+        return DayPnl(day, float(pnl), status == "stopped")
+
+    # -- reads -------------------------------------------------------------------
+    def positions(self, strategy: str | None = None) -> list[dict[str, str]]:
+        """Open positions (all strategies, or one), as stored."""
+        members = sorted(_s(m) for m in self.client.smembers(self.open_set()))
+        if strategy is not None:
+            members = [m for m in members if m.split(":", 1)[0] == strategy]
+        pipe = self.client.pipeline(transaction=False)
+        for m in members:
+            strat, sym = m.split(":", 1)
+            pipe.hgetall(self.position_key(strat, sym))
+        out = []
+        for raw in pipe.execute():
+            if raw:
+                out.append({_s(k): _s(v) for k, v in raw.items()})
+        return out
+
+    def position(self, strategy: str, symbol: str) -> dict[str, str] | None:
+        raw = self.client.hgetall(self.position_key(strategy, symbol))
+        return {_s(k): _s(v) for k, v in raw.items()} if raw else None
+
+    def halted(self) -> str | None:
+        v = self.client.get(self.halt_key())
+        return _s(v) if v is not None else None

@@ -1,0 +1,1 @@
+from tests.orders.support import clock, receiver  # noqa: F401 - fixtures

@@ -105,6 +105,7 @@ class HubSettings(_Model):
     redis_buffer_bars: int = Field(20_000, ge=1)
     bar_log_maxlen: int = Field(10_080, ge=1)
     heartbeat_ttl_s: int = Field(10, ge=1)
+    health_port: int | None = Field(None, ge=1, le=65535)  # /healthz + /metrics on loopback
 
 
 class WorkerSettings(_Model):
@@ -114,6 +115,7 @@ class WorkerSettings(_Model):
     cache_dir: str = ".multialpha/cache"
     trade_replayed_bars: bool = False
     heartbeat_ttl_s: int = Field(10, ge=1)
+    health_port_base: int | None = Field(None, ge=1, le=65535)  # worker i serves on base + i
 
 
 class SupervisorSettings(_Model):
@@ -124,6 +126,15 @@ class SupervisorSettings(_Model):
     flap_restarts: int = Field(5, ge=1)
     flap_window_s: float = Field(300.0, gt=0)
     stop_timeout_s: float = Field(10.0, gt=0)
+    health_port: int | None = Field(None, ge=1, le=65535)
+
+
+class AlertsSettings(_Model):
+    webhook_url_env: str = "MULTIALPHA_ALERT_WEBHOOK_URL"  # generic JSON webhook (Slack/Discord style)
+    window_s: float = Field(900.0, gt=0)          # one alert per key per window
+    hub_disconnect_s: float = Field(60.0, gt=0)
+    bar_lag_s: float = Field(180.0, gt=0)
+    pending_order_s: float = Field(60.0, gt=0)
 
 
 class SandboxSettings(_Model):
@@ -192,6 +203,7 @@ class Settings(_Model):
     hub: HubSettings = HubSettings()
     worker: WorkerSettings = WorkerSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+    alerts: AlertsSettings = AlertsSettings()
     sandbox: SandboxSettings = SandboxSettings()
     reference_feeds: dict[str, ReferenceFeed] = Field(default_factory=dict)
     strategies: dict[str, StrategySettings]

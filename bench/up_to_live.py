@@ -1,0 +1,130 @@
+"""Benchmark: `multialpha up` on the sandbox -> every worker LIVE (goal: <= 8 s on 2 cores).
+
+Runs the real CLI against a fresh runtime dir and a managed Redis, polls
+Redis (the supervisor and component heartbeats, the bar logs) and prints when
+each milestone was reached. Baseline measured in the same run: the start of a
+bare `multialpha --version` process (the import floor every child pays).
+
+If the hub or the worker has not landed yet, or a component fails, it says
+which and shows the tail of that component's log instead of a number.
+
+    .venv/bin/python bench/up_to_live.py [--timeout 60] [--runs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config.multi_alpha.yml"
+sys.path.insert(0, str(REPO))
+
+from multialpha import heartbeat as hb  # noqa: E402
+from multialpha.keys import Keys  # noqa: E402
+from multialpha.managed_redis import free_port  # noqa: E402
+
+KEYS = Keys("multialpha")
+
+
+def baseline() -> float:
+    t = time.monotonic()
+    subprocess.run([sys.executable, "-m", "multialpha", "--version"], check=True, capture_output=True)
+    return time.monotonic() - t
+
+
+def one_run(timeout: float, config: Path = CONFIG) -> float | None:
+    """Seconds from `up` to every worker LIVE, or None (with the reason printed)."""
+    tmp = Path(tempfile.mkdtemp(prefix="ma-bench-"))
+    env = {**os.environ, "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"), "MULTIALPHA_CACHE_DIR": str(tmp / "cache"),
+           "MULTIALPHA__REDIS__PORT": str(free_port()), "DATABENTO_API_KEY": ""}
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "multialpha", "--config", str(config), "up"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    marks: dict[str, float] = {}
+    state_file = tmp / "run" / "managed_redis.json"
+    client = None
+    verdict = "timeout"
+    try:
+        while time.monotonic() - t0 < timeout:
+            if proc.poll() is not None:
+                verdict = f"`up` exited with {proc.returncode}"
+                break
+            if client is None and state_file.exists():
+                st = json.loads(state_file.read_text())
+                client = redis.Redis(host=st["host"], port=st["port"], password=st["password"], decode_responses=True)
+                marks.setdefault("redis up", time.monotonic() - t0)
+            if client is not None:
+                beats = hb.read_all(client, KEYS)
+                children = (beats.get("supervisor") or {}).get("children") or {}
+                failed = [n for n, c in children.items() if c.get("state") == "failed"]
+                if failed:
+                    verdict = f"failed: {', '.join(failed)}"
+                    break
+                for name, c in children.items():
+                    if c.get("state") == "running":
+                        marks.setdefault(f"{name} running", time.monotonic() - t0)
+                for name, b in beats.items():
+                    if name.startswith("worker.") and str(b.get("state")).lower() == "live":
+                        marks.setdefault(f"{name} LIVE", time.monotonic() - t0)
+                workers = [n for n in children if n.startswith("worker.")]
+                if workers and all(f"{w} LIVE" in marks for w in workers):
+                    marks["ALL LIVE"] = time.monotonic() - t0
+                    verdict = "ok"
+                    break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for k, v in sorted(marks.items(), key=lambda kv: kv[1]):
+        print(f"  {v:7.2f} s  {k}")
+    if verdict != "ok":
+        print(f"  NOT LIVE: {verdict}")
+        logs = tmp / "run" / "logs"
+        for f in sorted(logs.glob("*.log")):
+            text = f.read_text(errors="replace")
+            last = text.strip().splitlines()[-1] if text.strip() else ""
+            if "not implemented yet" in last:
+                print(f"  {f.stem}: not landed yet ({last})")
+            elif f.stem != "supervisor" and any(w in text for w in ("Error", "error", "Traceback")):
+                print(f"  --- {f.stem} (last lines) ---")
+                for line in text.strip().splitlines()[-6:]:
+                    print(f"    {line}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return marks["ALL LIVE"] if verdict == "ok" else None
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--config", type=Path, default=CONFIG, help="config to start (default: the shipped one)")
+    a = ap.parse_args()
+    base = baseline()
+    print(f"baseline: bare `multialpha --version` process {base:.2f} s")
+    rc = 0
+    for i in range(a.runs):
+        print(f"run {i + 1}: `multialpha up` (sandbox, managed Redis)")
+        live = one_run(a.timeout, a.config)
+        if live is None:
+            rc = 1
+        else:
+            print(f"  -> up to all LIVE {live:.2f} s; ratio to baseline {live / base:.1f}x (goal <= 8 s)")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

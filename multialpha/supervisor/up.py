@@ -1,0 +1,355 @@
+"""`multialpha up`, `down`, `restart`: the real wiring around :class:`Supervisor`.
+
+Start order: Redis (found or managed), the sandbox (no API key; the hub
+waits until its state file exists), the hub, one worker per enabled
+strategy. ``--only`` picks components by name (``sandbox``, ``hub``, a
+strategy name or ``worker.<name>``), e.g. only the workers on a second host.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import redis
+
+from multialpha import logs, runtime
+from multialpha.alerts import Alerter
+from multialpha.alerts import from_env as alerts_from_env
+from multialpha.config import Settings
+from multialpha.health import Metrics, serve_health
+from multialpha.keys import Keys
+from multialpha.managed_redis import ManagedRedis
+from multialpha.supervisor import redis_setup
+from multialpha.supervisor.manager import ChildSpec, StopAll, Supervisor, Timing
+from multialpha.supervisor.policy import PolicySettings
+from multialpha.supervisor.process import Console, Spawner, kill_group
+from multialpha.supervisor.watch import ControlListener, RedisWatch, supervisor_component
+
+log = logging.getLogger("multialpha.supervisor")
+
+PID_FILE = "supervisor.pid"
+CONSOLE_LOG = "supervisor.console.log"
+
+
+class UpError(RuntimeError):
+    pass
+
+
+# -- planning -------------------------------------------------------------------------
+
+
+def components(settings: Settings) -> list[str]:
+    names = ["sandbox"] if settings.databento.uses_sandbox else []
+    return names + ["hub"] + [f"worker.{n}" for n in settings.enabled_strategies]
+
+
+def select(settings: Settings, only: str | None) -> list[str]:
+    """Component names to run, in start order; unknown names are an error."""
+    allc = components(settings)
+    if not only:
+        return allc
+    wanted = set()
+    for raw in (x.strip() for x in only.split(",")):
+        if not raw:
+            continue
+        name = raw if raw in allc else f"worker.{raw}"
+        if name not in allc:
+            raise UpError(f"--only: unknown component {raw!r}; known: {', '.join(allc)}")
+        wanted.add(name)
+    return [n for n in allc if n in wanted]
+
+
+def plan(
+    settings: Settings,
+    config_path: Path,
+    names: list[str],
+    env: dict[str, str],
+    python: str = sys.executable,
+    log_json: bool = False,
+) -> list[ChildSpec]:
+    base = (python, "-m", "multialpha", "--config", str(config_path), *(("--log-json",) if log_json else ()))
+    extra = tuple(sorted(env.items()))
+    specs = []
+    for name in names:
+        if name == "sandbox":
+            state = runtime.sandbox_state_path(settings)
+            specs.append(ChildSpec("sandbox", base + ("sandbox", "--state-file", str(state)), extra,
+                                   heartbeat=None, ready=state.exists, ready_timeout_s=60.0))
+        elif name == "hub":
+            specs.append(ChildSpec("hub", base + ("hub",), extra, heartbeat="hub"))
+        else:
+            strategy = name.split(".", 1)[1]
+            specs.append(ChildSpec(name, base + ("worker", "--strategy", strategy), extra, heartbeat=name))
+    return specs
+
+
+# -- pid file -----------------------------------------------------------------------
+
+
+def pid_path(settings: Settings) -> Path:
+    return runtime.runtime_dir(settings) / PID_FILE
+
+
+def _is_supervisor(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(b"multialpha" in part for part in cmd) and b"up" in cmd
+
+
+def running_pid(settings: Settings) -> int | None:
+    try:
+        pid = int(pid_path(settings).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _is_supervisor(pid) else None
+
+
+# -- running ----------------------------------------------------------------------------
+
+
+def run_supervisor(
+    specs: list[ChildSpec],
+    client: Any,
+    keys: Keys,
+    log_dir: Path,
+    policy: PolicySettings,
+    timing: Timing,
+    alerter: Alerter | None = None,
+    console: Console | None = None,
+    heartbeat_extra: Callable[[], dict[str, Any]] | None = None,
+    on_tick: Callable[[], None] | None = None,
+    install_signals: bool = True,
+    poll_s: float = 0.5,
+    created: Callable[[Supervisor], None] | None = None,
+    component: str = "supervisor",
+) -> Supervisor:
+    """Run children until SIGTERM/SIGINT; returns once none is left."""
+    sup: Supervisor
+    watch: RedisWatch
+
+    def on_event(level: str, component: str, message: str) -> None:
+        log.log(getattr(logging, level.upper(), logging.INFO), "%s: %s", component, message)
+        watch.emit(level, component, message)
+        if alerter and level == "error":
+            alerter.alert(f"failed:{component}", "critical", f"{component} {message}", component)
+
+    sup = Supervisor(specs, Spawner(lambda e: sup.post(e), log_dir, console), kill_group, time.monotonic,
+                     policy, timing, on_event)
+    if console is not None:
+        console.width = max([console.width, *(len(s.name) for s in specs)])
+    if created:
+        created(sup)
+    snapshot: dict[str, Any] = {}
+    watch = RedisWatch(client, keys, {s.name: s.heartbeat for s in specs if s.heartbeat}, sup.post,
+                       lambda: snapshot, heartbeat_extra, poll_s=poll_s, component=component)
+    control = ControlListener(client, keys, sup.post)
+
+    if install_signals:
+        def stop(signum: int, _frame: object) -> None:
+            sup.post(StopAll(signal.Signals(signum).name, force=sup.stopping and signum == signal.SIGINT))
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+
+    def tick() -> None:
+        snapshot.clear()
+        snapshot.update(sup.table())
+        if on_tick:
+            on_tick()
+
+    watch.start()
+    control.start()
+    try:
+        sup.run(on_tick=tick)
+    finally:
+        tick()
+        watch.stop()
+        control.stop()
+        watch.join(5)
+    return sup
+
+
+def _setup_file_log(log_dir: Path) -> None:
+    h = logging.handlers.RotatingFileHandler(log_dir / "supervisor.log", maxBytes=10 * 1024 * 1024, backupCount=5)
+    h.addFilter(logs.RedactingFilter())
+    fmt = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)-7s supervisor[%(process)d] %(message)s",
+                            "%Y-%m-%dT%H:%M:%S")
+    fmt.converter = time.gmtime
+    h.setFormatter(fmt)
+    logging.getLogger().addHandler(h)
+
+
+class AlertLoop(threading.Thread):
+    """Every ``every_s``: build the status document and run the alert rules on it."""
+
+    def __init__(self, settings: Settings, client: Any, alerter: Alerter, every_s: float = 5.0,
+                 thresholds: Any = None) -> None:
+        super().__init__(daemon=True, name="alerts")
+        from multialpha.status.rules import AlertRules, Thresholds
+
+        self.settings, self.client, self.every_s = settings, client, every_s
+        a = settings.alerts
+        self.rules = AlertRules(alerter, time.monotonic, thresholds or Thresholds(
+            hub_disconnect_s=a.hub_disconnect_s, bar_lag_s=a.bar_lag_s, pending_order_s=a.pending_order_s))
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        from multialpha.status.collect import collect
+
+        keys = Keys(self.settings.redis.namespace)
+        while not self.halt.wait(self.every_s):
+            try:
+                self.rules.check(collect(self.settings, self.client))
+                self.rules.check_orders(self.client, keys)
+                self.rules.alerter.resolve("redis:unreachable")
+            except redis.RedisError as e:
+                self.rules.alerter.alert("redis:unreachable", "critical", f"Redis unreachable from the supervisor: {e}")
+            except Exception as e:  # noqa: BLE001 - alerting must never take the supervisor down
+                log.warning("alert rules skipped this round: %s", e)
+
+
+def up(settings: Settings, config_path: Path, only: str | None = None, console: Console | None = None,
+       health_port: int | None = None, log_json: bool = False) -> int:
+    """Foreground supervisor; returns the process exit code."""
+    other = running_pid(settings)
+    if other and other != os.getpid():
+        raise UpError(f"a supervisor is already running (pid {other}); `multialpha down` stops it")
+    names = select(settings, only)
+    log_dir = runtime.log_dir(settings)
+    _setup_file_log(log_dir)
+    address, managed = redis_setup.ensure(settings)
+    if managed:
+        log.info("started managed redis-server on %s:%d (password in %s)", address.host, address.port,
+                 redis_setup.state_path(settings))
+    else:
+        log.info("using Redis at %s:%d", address.host, address.port)
+    if "sandbox" in names:
+        runtime.sandbox_state_path(settings).unlink(missing_ok=True)  # the hub waits for a fresh one
+    specs = plan(settings, config_path.resolve(), names, address.child_env(), log_json=log_json)
+    keys = Keys(settings.redis.namespace)
+    client = address.client(db=settings.redis.db, socket_timeout=2.0, socket_connect_timeout=2.0)
+    pid_file = pid_path(settings)
+    pid_file.write_text(f"{os.getpid()}\n")
+    alerter = alerts_from_env(dict(os.environ), window_s=settings.alerts.window_s, url_env=settings.alerts.webhook_url_env)
+    modes = {n: settings.order_destination(n) for n in settings.enabled_strategies}
+
+    def extra() -> dict[str, Any]:
+        return {"managed_redis": managed is not None, "order_modes": modes, "config": str(config_path.resolve())}
+
+    metrics = Metrics()
+    counted: dict[str, int] = {}
+    last_tick = [time.monotonic()]
+    health = None
+    if health_port is not None:
+        health = serve_health(health_port, lambda: (time.monotonic() - last_tick[0] < 5.0, {"component": "supervisor"}),
+                              metrics.registry)
+
+    def on_tick() -> None:
+        last_tick[0] = time.monotonic()
+        if sup_ref:
+            for name, row in sup_ref[0].table().items():
+                delta = row["restarts"] - counted.get(name, 0)
+                if delta > 0:
+                    metrics.restarts.labels(component=name).inc(delta)
+                    counted[name] = row["restarts"]
+        watch_redis()
+
+    def watch_redis() -> None:
+        if sup_ref and sup_ref[0].stopping:
+            return  # shutting down: Redis goes last, never restarted now
+        if managed and managed.proc and managed.proc.poll() is not None:
+            alerter.alert("redis:managed", "critical", f"managed redis-server exited ({managed.proc.returncode})")
+            log.error("managed redis-server exited with %s; restarting it on the same port", managed.proc.returncode)
+            _restart_managed(managed, address)
+
+    sup_ref: list[Supervisor] = []
+    alert_loop = AlertLoop(settings, address.client(db=settings.redis.db, socket_timeout=2.0, decode_responses=True),
+                           alerter)
+    alert_loop.start()
+    try:
+        log.info("starting: %s", ", ".join(names))
+        run_supervisor(specs, client, keys, log_dir, PolicySettings.from_settings(settings.supervisor),
+                       Timing.from_settings(settings.supervisor), alerter, console or Console(),
+                       heartbeat_extra=extra, on_tick=on_tick, created=sup_ref.append,
+                       component=supervisor_component(only))
+    finally:
+        alert_loop.halt.set()
+        if health:
+            health.close()
+        if managed:
+            managed.stop()
+        if running_pid(settings) in (None, os.getpid()):
+            pid_file.unlink(missing_ok=True)
+        log.info("all stopped")
+    return 0
+
+
+def _restart_managed(managed: ManagedRedis, address: redis_setup.RedisAddress) -> None:
+    try:
+        managed.password = ""
+        managed.start()
+        c = redis.Redis(host=address.host, port=address.port)
+        c.config_set("requirepass", address.password)
+        c.close()
+        managed.password = address.password
+    except Exception:  # noqa: BLE001 - keep supervising; children will report Redis trouble
+        log.exception("could not restart the managed redis-server")
+
+
+def detach(settings: Settings, config_path: Path, only: str | None, timeout_s: float = 30.0,
+           log_json: bool = False) -> int:
+    """Start `up` in its own session, logs to a file; return its pid once it wrote the pid file."""
+    other = running_pid(settings)
+    if other:
+        raise UpError(f"a supervisor is already running (pid {other}); `multialpha down` stops it")
+    argv = [sys.executable, "-m", "multialpha", "--config", str(config_path.resolve()),
+            *(["--log-json"] if log_json else []), "up"]
+    if only:
+        argv += ["--only", only]
+    out = open(runtime.log_dir(settings) / CONSOLE_LOG, "ab")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                            start_new_session=True, close_fds=True)
+    out.close()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise UpError(f"`up` exited with {proc.returncode}; see {runtime.log_dir(settings) / CONSOLE_LOG}")
+        if running_pid(settings) == proc.pid:
+            return proc.pid
+        time.sleep(0.05)
+    raise UpError(f"`up` did not write its pid file within {timeout_s:g}s")
+
+
+def down(settings: Settings, timeout_s: float | None = None) -> int | None:
+    """SIGTERM the detached supervisor and wait until it is gone; returns its pid (None: none running)."""
+    pid = running_pid(settings)
+    if pid is None:
+        pid_path(settings).unlink(missing_ok=True)  # stale
+        return None
+    os.kill(pid, signal.SIGTERM)
+    wait = timeout_s if timeout_s is not None else settings.supervisor.stop_timeout_s + 10
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return pid
+        time.sleep(0.05)
+    raise UpError(f"supervisor pid {pid} still running after {wait:g}s")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"

@@ -1,0 +1,164 @@
+"""The supervisor's Redis side, kept off the loop thread.
+
+One thread (:class:`RedisWatch`) every ``poll_s``:
+- reads each child's heartbeat hash and posts a :class:`Beat` to the loop;
+- writes the supervisor's own heartbeat, carrying the children table that
+  ``multialpha status`` shows (state, pid, uptime, restarts, heartbeat age);
+- flushes queued events to the ``Keys.events()`` stream (what status lists
+  as recent errors).
+
+Another thread (:class:`ControlListener`) subscribes to ``Keys.control()``
+and turns ``{"command": "restart", "component": NAME}`` into a
+:class:`RestartRequest`. If Redis is unreachable the loop keeps running: the
+children just look silent until it comes back, which the heartbeat timeout
+(longer than any reconnect) tolerates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from typing import Any, Callable
+
+import redis
+
+from multialpha import cme_time
+from multialpha import heartbeat as hb
+from multialpha.keys import Keys
+from multialpha.supervisor.manager import Beat, HeartbeatsReadable, RestartRequest
+
+log = logging.getLogger("multialpha.supervisor")
+
+EVENTS_MAXLEN = 2000
+SUPERVISOR = "supervisor"
+
+
+def supervisor_component(only: str | None) -> str:
+    """``supervisor`` for a whole deployment; one per host when ``--only`` splits it across hosts."""
+    import socket
+
+    return SUPERVISOR if not only else f"{SUPERVISOR}.{socket.gethostname()}"
+
+
+def is_supervisor_component(name: str) -> bool:
+    return name == SUPERVISOR or name.startswith(SUPERVISOR + ".")
+
+
+def event_fields(level: str, component: str, message: str, now: str | None = None) -> dict[str, str]:
+    """One entry of the events stream (shared shape; status reads it)."""
+    ts = now or cme_time.iso_z(cme_time.utcnow().replace(microsecond=0))
+    return {"ts": ts, "level": level, "component": component, "message": message}
+
+
+class RedisWatch(threading.Thread):
+    def __init__(
+        self,
+        client: "redis.Redis",
+        keys: Keys,
+        components: dict[str, str],  # child name -> heartbeat component
+        post: Callable[[Beat | HeartbeatsReadable], None],
+        table: Callable[[], dict[str, Any]],
+        extra: Callable[[], dict[str, Any]] | None = None,
+        poll_s: float = 0.5,
+        ttl_s: int = 10,
+        component: str = SUPERVISOR,
+    ) -> None:
+        super().__init__(daemon=True, name="redis-watch")
+        self.client, self.keys, self.components = client, keys, components
+        self.post, self.table, self.extra = post, table, extra or (lambda: {})
+        self.poll_s = poll_s
+        self.outbox: queue.Queue[dict[str, str]] = queue.Queue()
+        self.beat = hb.Heartbeat(client, keys, component, ttl_s=ttl_s)
+        self._halt = threading.Event()
+        self._warned = False
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def emit(self, level: str, component: str, message: str) -> None:
+        self.outbox.put(event_fields(level, component, message))
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                self.once()
+                if self._warned:
+                    self.post(HeartbeatsReadable(True))
+                self._warned = False
+            except redis.RedisError as e:
+                if not self._warned:
+                    log.warning("redis unreachable from supervisor: %s", e)
+                    self.post(HeartbeatsReadable(False))
+                    self._warned = True
+            self._halt.wait(self.poll_s)
+        try:
+            self.once(final=True)
+        except redis.RedisError:
+            pass
+
+    def once(self, final: bool = False) -> None:
+        if not final:
+            pipe = self.client.pipeline(transaction=False)
+            names = list(self.components)
+            for name in names:
+                pipe.hgetall(self.keys.heartbeat(self.components[name]))
+            for name, raw in zip(names, pipe.execute()):
+                if raw:
+                    doc = hb.decode(raw)
+                    try:
+                        pid = int(doc.get("pid", -1))
+                    except (TypeError, ValueError):
+                        continue
+                    self.post(Beat(name, pid, str(doc.get("updated", "")), str(doc.get("state", ""))))
+        state = "stopping" if final else "running"
+        self.beat.beat(state, children=self.table(), **self.extra())
+        pipe = self.client.pipeline(transaction=False)
+        n = 0
+        while True:
+            try:
+                ev = self.outbox.get_nowait()
+            except queue.Empty:
+                break
+            pipe.xadd(self.keys.events(), ev, maxlen=EVENTS_MAXLEN, approximate=True)
+            n += 1
+        if n:
+            pipe.execute()
+
+
+class ControlListener(threading.Thread):
+    def __init__(self, client: "redis.Redis", keys: Keys, post: Callable[[RestartRequest], None]) -> None:
+        super().__init__(daemon=True, name="control")
+        self.client, self.keys, self.post = client, keys, post
+        self._halt = threading.Event()
+
+    def stop(self) -> None:
+        self._halt.set()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                ps = self.client.pubsub(ignore_subscribe_messages=True)
+                ps.subscribe(self.keys.control())
+                while not self._halt.is_set():
+                    msg = ps.get_message(timeout=0.5)
+                    if msg and msg.get("type") == "message":
+                        self._handle(msg["data"])
+                ps.close()
+            except redis.RedisError:
+                self._halt.wait(1.0)
+
+    def _handle(self, data: Any) -> None:
+        try:
+            doc = json.loads(data)
+        except (ValueError, TypeError):
+            log.warning("malformed control message dropped")
+            return
+        if isinstance(doc, dict) and doc.get("command") == "restart" and isinstance(doc.get("component"), str):
+            self.post(RestartRequest(doc["component"]))
+
+
+def request_restart(client: "redis.Redis", keys: Keys, component: str) -> int:
+    """Ask the running supervisor to restart one child; returns listeners reached (0 = none)."""
+    return int(client.publish(keys.control(), json.dumps({"command": "restart", "component": component})))

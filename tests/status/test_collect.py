@@ -1,0 +1,161 @@
+"""The status document from a real Redis: heartbeats, bar logs, journal, events -> rows; schema checked."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import jsonschema
+import pytest
+
+from multialpha import cme_time
+from multialpha.bar import Bar
+from multialpha.heartbeat import Heartbeat
+from multialpha.keys import Keys
+from multialpha.status.collect import collect
+from multialpha.status.schema import STATUS_SCHEMA
+from multialpha.supervisor.watch import event_fields
+
+NOW = cme_time.parse_iso("2026-01-06T15:30:20Z")  # a Tuesday, market open
+KEYS = Keys("multialpha")
+
+
+def put_bar(client, symbol: str, start: str, close: float, contract: str) -> None:
+    bar = Bar(symbol, cme_time.parse_iso(start), close, close, close, close, 10, contract, 3, "sandbox")
+    fields = {k: v if isinstance(v, str) else json.dumps(v) for k, v in bar.to_dict().items()}
+    client.xadd(KEYS.bar_log(symbol), fields, id=f"{bar.start_ms}-0")
+
+
+def populate(client) -> None:
+    at = lambda s: (lambda: NOW - timedelta(seconds=s))  # noqa: E731
+    Heartbeat(client, KEYS, "hub", ttl_s=60, clock=at(2)).beat("connected", counters={"bars": 5}, last_error="")
+    Heartbeat(client, KEYS, "worker.ibs_a", ttl_s=60, clock=at(1)).beat("live", pnl_today=125.5, vetoes=2)
+    Heartbeat(client, KEYS, "worker.ibs_b", ttl_s=60, clock=at(1)).beat("warming", detail="warmup 3/5 symbols")
+    Heartbeat(client, KEYS, "supervisor", ttl_s=60, clock=at(0)).beat("running", children={
+        "sandbox": {"state": "running", "pid": 11, "uptime_s": 50, "restarts": 0, "heartbeat_age_s": None,
+                    "last_exit": None, "reason": "", "retry_in_s": None},
+        "hub": {"state": "running", "pid": 12, "uptime_s": 49, "restarts": 1, "heartbeat_age_s": 2,
+                "last_exit": -9, "reason": "", "retry_in_s": None},
+        "worker.ibs_a": {"state": "running", "pid": 13, "uptime_s": 48, "restarts": 0},
+        "worker.ibs_b": {"state": "running", "pid": 14, "uptime_s": 48, "restarts": 0},
+        "worker.breakout": {"state": "failed", "pid": None, "uptime_s": None, "restarts": 5,
+                            "reason": "exited with code 1; flapping: 5 restarts within 300s"},
+    })
+    put_bar(client, "ES", "2026-01-06T15:29:00Z", 6012.25, "ESH6")  # fresh: ends 15:30:00, lag 20 s
+    put_bar(client, "NQ", "2026-01-06T15:10:00Z", 21000.5, "NQH6")  # stale: lag 19 min
+    client.xadd(KEYS.bar_log("CL"), {"garbage": "1"}, id="1-0")  # malformed: dropped, not a crash
+    client.xadd(KEYS.orders(), {"event": "intent", "decision": "accepted", "reason": "entry", "strategy": "ibs_a",
+                                "symbol": "6A", "side": "buy", "ts": "2026-01-06T15:29:01Z"})
+    client.xadd(KEYS.events(), event_fields("error", "worker.breakout", "FAILED: flapping", "2026-01-06T15:20:00Z"))
+    client.xadd(KEYS.events(), event_fields("info", "hub", "started pid 12", "2026-01-06T15:21:00Z"))
+
+
+def test_document_rows_and_schema(redis_client, settings_for) -> None:
+    populate(redis_client)
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    assert doc["schema"] == "multialpha.status/1" and doc["market_open"] is True
+    procs = {p["name"]: p for p in doc["processes"]}
+    assert procs["hub"]["pid"] == 12 and procs["hub"]["restarts"] == 1 and procs["hub"]["heartbeat_age_s"] == 2
+    assert procs["hub"]["detail"] == "connected" and not procs["hub"]["degraded"]
+    assert procs["worker.breakout"]["state"] == "failed" and procs["worker.breakout"]["degraded"]
+    assert "flapping" in procs["worker.breakout"]["detail"]
+    syms = {s["symbol"]: s for s in doc["symbols"]}
+    assert syms["ES"]["lag_s"] == 20 and syms["ES"]["close"] == 6012.25 and syms["ES"]["contract"] == "ESH6"
+    assert not syms["ES"]["degraded"] and syms["NQ"]["degraded"]
+    assert syms["CL"]["last_bar"] is None and syms["CL"]["degraded"]  # garbage entry ignored
+    strats = {s["name"]: s for s in doc["strategies"]}
+    assert strats["ibs_a"]["state"] == "LIVE" and strats["ibs_a"]["pnl_today"] == 125.5
+    assert strats["ibs_a"]["vetoes"] == 2 and strats["ibs_a"]["last_orders"][0]["symbol"] == "6A"
+    assert strats["ibs_b"]["state"] == "WARMING" and strats["ibs_b"]["detail"] == "warmup 3/5 symbols"
+    assert strats["breakout"]["state"] == "FAILED" and strats["breakout"]["degraded"]
+    assert doc["order_mode"] == {"summary": "paper", "strategies": {"ibs_a": "paper", "ibs_b": "paper",
+                                                                     "breakout": "paper"}}
+    assert [e["component"] for e in doc["errors"]] == ["worker.breakout"]  # info events are not errors
+    Heartbeat(redis_client, KEYS, "hub", ttl_s=60, clock=lambda: NOW).beat("reconnecting", last_error="gateway EOF")
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    assert doc["errors"][0] == {"ts": "2026-01-06T15:30:20Z", "level": "error", "component": "hub",
+                                "message": "gateway EOF"}
+    assert doc["supervisor"]["present"] and doc["ok"] is False
+
+
+def test_live_mode_needs_mode_and_url(settings_for, redis_client) -> None:
+    s = settings_for(MULTIALPHA__ORDERS__MODE="live")
+    doc = collect(s, redis_client, clock=lambda: NOW, environ={"TRADERSPOST_WEBHOOK_URL": "https://x/webhook/abc"})
+    assert doc["order_mode"]["summary"] == "live"
+    assert "abc" not in json.dumps(doc)  # the webhook URL never shows
+    doc = collect(s, redis_client, clock=lambda: NOW, environ={})
+    assert doc["order_mode"]["summary"] == "paper"
+
+
+def test_empty_redis_is_all_down_not_a_crash(redis_client, settings_for) -> None:
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    assert not doc["supervisor"]["present"]
+    assert all(p["state"] == "down" for p in doc["processes"])
+    assert all(s["state"] == "DOWN" for s in doc["strategies"])
+
+
+def test_closed_market_lag_is_not_degraded(redis_client, settings_for) -> None:
+    populate(redis_client)
+    saturday = cme_time.parse_iso("2026-01-10T15:00:00Z")
+    doc = collect(settings_for(), redis_client, clock=lambda: saturday, environ={})
+    assert doc["market_open"] is False
+    assert not any(s["degraded"] for s in doc["symbols"])
+
+
+@pytest.mark.parametrize("bad", [{"schema": "x"}, {"ok": "yes"}])
+def test_schema_rejects_bad_documents(redis_client, settings_for, bad) -> None:
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**doc, **bad}, STATUS_SCHEMA)
+
+
+def test_sandbox_market_clock_from_its_state_file(redis_client, settings_for) -> None:
+    from multialpha import runtime
+    from multialpha.sandbox.state import SandboxState
+
+    s = settings_for()
+    populate(redis_client)
+    pinned = SandboxState("127.0.0.1", 1, 2, "k", "/ca", "GLBX.MDP3", 7, 0.0, cme_time.to_ns(NOW), 0)
+    runtime.write_json_atomic(runtime.sandbox_state_path(s), pinned.to_dict())
+    doc = collect(s, redis_client, environ={})  # wall clock now, market clock = the pinned sandbox
+    assert doc["clock"] == {"source": "sandbox", "market_now": "2026-01-06T15:30:20Z"}
+    syms = {x["symbol"]: x for x in doc["symbols"]}
+    assert syms["ES"]["lag_s"] == 20 and not syms["ES"]["degraded"]
+    jsonschema.validate(doc, STATUS_SCHEMA)
+
+
+def test_two_supervisors_split_with_only_are_merged(redis_client, settings_for) -> None:
+    Heartbeat(redis_client, KEYS, "supervisor.host-a", ttl_s=60).beat("running", children={
+        "hub": {"state": "running", "pid": 1, "restarts": 0}})
+    Heartbeat(redis_client, KEYS, "supervisor.host-b", ttl_s=60).beat("running", children={
+        "worker.ibs_a": {"state": "backoff", "pid": None, "restarts": 2, "reason": "exited with code 1",
+                         "retry_in_s": 4.0}})
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    procs = {p["name"]: p for p in doc["processes"]}
+    assert procs["hub"]["state"] == "running" and procs["hub"]["pid"] == 1
+    assert procs["worker.ibs_a"]["state"] == "backoff" and "retry in 4.0s" in procs["worker.ibs_a"]["detail"]
+    assert "supervisor.host-a" not in procs and doc["supervisor"]["present"]
+
+
+def test_portfolio_through_the_real_gate(redis_client, settings_for) -> None:
+    from multialpha.portfolio.gate import Gate
+
+    s = settings_for()
+    gate = Gate(s, redis_client)
+    r = gate.submit(now=NOW, order_id="o1", kind="entry", strategy="breakout", symbol="ES", direction=1, quantity=1,
+                    price=6000.0, contract="ESH6", entry_time=NOW - timedelta(minutes=1),
+                    journal={"strategy": "breakout", "symbol": "ES"})
+    assert r.status == "accepted"
+    gate.mark("breakout", "ES", 6010.0, NOW)
+    doc = collect(s, redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    p = doc["portfolio"]
+    assert p["available"] and p["open_positions"] == 1 and p["max_positions"] == 2
+    assert p["positions"][0]["open_pnl"] == 500.0 and not p["halted"]
+    assert p["day_pnl"] == 497.5  # the gate counts the entry commission
+    strat = {x["name"]: x for x in doc["strategies"]}
+    assert strat["breakout"]["positions"] == 1 and strat["breakout"]["open_pnl"] == 500.0
+    assert strat["ibs_a"]["positions"] == 0
+    assert strat["breakout"]["last_orders"][0]["symbol"] == "ES"

@@ -1,0 +1,79 @@
+"""Planning the children, and finding/refusing Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from multialpha.managed_redis import free_port
+from multialpha.supervisor import redis_setup
+from multialpha.supervisor.up import UpError, plan, select
+from tests.conftest import SHIPPED_CONFIG
+
+
+def test_select_order_and_only(settings_for) -> None:
+    s = settings_for()
+    assert select(s, None) == ["sandbox", "hub", "worker.ibs_a", "worker.ibs_b", "worker.breakout"]
+    assert select(s, "breakout,ibs_a") == ["worker.ibs_a", "worker.breakout"]  # start order kept
+    assert select(s, "hub, worker.ibs_b") == ["hub", "worker.ibs_b"]
+    with pytest.raises(UpError, match="unknown component 'nope'"):
+        select(s, "nope")
+    keyed = settings_for(DATABENTO_API_KEY="db-" + "k" * 29)
+    assert select(keyed, None)[0] == "hub"
+
+
+def test_plan_puts_secrets_in_env_not_argv(settings_for) -> None:
+    s = settings_for()
+    env = redis_setup.RedisAddress("127.0.0.1", 7000, "s3cret-pw", managed=True).child_env()
+    specs = plan(s, SHIPPED_CONFIG, select(s, None), env, python="/py")
+    by = {sp.name: sp for sp in specs}
+    assert by["hub"].argv == ("/py", "-m", "multialpha", "--config", str(SHIPPED_CONFIG), "hub")
+    assert by["worker.ibs_a"].argv[-3:] == ("worker", "--strategy", "ibs_a")
+    assert by["worker.ibs_a"].heartbeat == "worker.ibs_a" and by["hub"].heartbeat == "hub"
+    assert by["sandbox"].heartbeat is None and by["sandbox"].ready is not None
+    assert "--log-json" in plan(s, SHIPPED_CONFIG, ["hub"], {}, python="/py", log_json=True)[0].argv
+    for sp in specs:
+        assert "s3cret-pw" not in " ".join(sp.argv)
+        assert dict(sp.env)["MULTIALPHA__REDIS__PASSWORD"] == "s3cret-pw"
+        assert dict(sp.env)["MULTIALPHA__REDIS__PORT"] == "7000"
+
+
+def test_unmanaged_redis_adds_no_env() -> None:
+    assert redis_setup.RedisAddress("10.0.0.5", 6379, "pw", managed=False).child_env() == {}
+
+
+def test_existing_redis_is_used(settings_for, redis_server) -> None:
+    address, managed = redis_setup.ensure(settings_for())
+    assert managed is None and address.port == redis_server.port and not address.managed
+
+
+def test_managed_refused_on_non_loopback(settings_for) -> None:
+    s = settings_for(MULTIALPHA__REDIS__HOST="192.0.2.1", MULTIALPHA__REDIS__PORT=str(free_port()))
+    assert redis_setup.probe(s, timeout=0.3) == "refused"
+    with pytest.raises(redis_setup.RedisSetupError, match="only started on a loopback"):
+        redis_setup.start_managed(s)
+
+
+def test_wrong_password_is_reported_not_replaced(settings_for, tmp_path) -> None:
+    from multialpha.managed_redis import ManagedRedis
+
+    (tmp_path / "r").mkdir()
+    with ManagedRedis(password="right-password", workdir=tmp_path / "r") as srv:
+        s = settings_for(MULTIALPHA__REDIS__PORT=str(srv.port), MULTIALPHA__REDIS__PASSWORD="wrong")
+        assert redis_setup.probe(s) == "auth"
+        with pytest.raises(redis_setup.RedisSetupError, match="refused our credentials"):
+            redis_setup.ensure(s)
+
+
+def test_connect_falls_back_to_the_managed_state_file(settings_for, tmp_path) -> None:
+    s = settings_for(MULTIALPHA__REDIS__PORT=str(free_port()))
+    address, mr = redis_setup.start_managed(s)
+    try:
+        assert address.managed and address.password
+        c = redis_setup.connect(s)
+        assert c.ping() and c.connection_pool.connection_kwargs["port"] == address.port
+        # The password is set after start: it is not in redis-server's argv.
+        assert address.password not in Path(f"/proc/{mr.proc.pid}/cmdline").read_text()
+    finally:
+        mr.stop()

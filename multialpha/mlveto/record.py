@@ -4,32 +4,47 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any, Mapping
 
 import redis
 
 from multialpha import cme_time
 from multialpha.keys import Keys
-from multialpha.mlveto.gate import ModelVerdict
 
 MAXLEN = 50_000
 
 
-def record(client: "redis.Redis", keys: Keys, strategy: str, symbol: str, side: str,
-           bar_start: datetime, decision: ModelVerdict) -> None:
+def record(
+    client: "redis.Redis",
+    keys: Keys,
+    *,
+    strategy: str,
+    symbol: str,
+    side: str,
+    at: datetime,
+    allow: bool,          # the veto's answer
+    acted: bool,          # what the runtime did (differs from allow in shadow mode)
+    mode: str,
+    reason: str,
+    features: Mapping[str, Any],
+    probability: float | None = None,
+    model_sha256: str = "",
+) -> None:
     client.xadd(
         keys.veto_log(),
         {
             "strategy": strategy,
             "symbol": symbol,
             "side": side,
-            "bar": cme_time.iso_z(bar_start),
-            "decision": "allow" if not decision.vetoed else "veto",
-            "acted": "allow" if decision.allow else "block",
-            "mode": decision.mode,
-            "probability": "" if decision.probability is None else f"{decision.probability:.6f}",
-            "model_sha256": decision.model_sha256,
-            "reason": decision.reason,
-            "features": json.dumps(decision.features, sort_keys=True),
+            "at": cme_time.iso_z(at),
+            "decision": "allow" if allow else "veto",
+            "acted": "allow" if acted else "block",
+            "enforced": int(not allow and not acted),
+            "mode": mode,
+            "probability": "" if probability is None else f"{probability:.6f}",
+            "model_sha256": model_sha256,
+            "reason": reason,
+            "features": json.dumps(dict(features), sort_keys=True, default=str)[:4000],
         },
         maxlen=MAXLEN,
         approximate=True,

@@ -57,7 +57,10 @@ def test_decisions_are_recorded(tmp_path: Path, redis_client) -> None:
     gate = VetoGate(tmp_path, "ibs", {"6A": True}, features=FEATURES)
     keys = Keys("t")
     when = datetime(2025, 12, 1, 15, 0, tzinfo=UTC)
-    record(redis_client, keys, "ibs_a", "6A", "long", when, gate.decide("6A", "long", BAD))
+    v = gate.decide("6A", "long", BAD)
+    record(redis_client, keys, strategy="ibs_a", symbol="6A", side="long", at=when, allow=not v.vetoed,
+           acted=v.allow, mode=v.mode, reason=v.reason, features=v.features, probability=v.probability,
+           model_sha256=v.model_sha256)
     ((_, doc),) = redis_client.xrange(keys.veto_log())
-    assert doc["decision"] == "veto" and doc["acted"] == "block" and doc["bar"] == "2025-12-01T15:00:00Z"
+    assert doc["decision"] == "veto" and doc["acted"] == "block" and doc["at"] == "2025-12-01T15:00:00Z"
     assert float(doc["probability"]) < 0.5 and len(doc["model_sha256"]) == 64 and '"ibs": 2.0' in doc["features"]

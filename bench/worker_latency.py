@@ -1,0 +1,301 @@
+"""Worker benchmark: bar published -> Strategy.next latency, cold start -> LIVE, RSS.
+
+    .venv/bin/python bench/worker_latency.py [--rounds 300] [--interval-ms 20]
+
+Runs a private redis-server and the sandbox (historical gateway, clock pinned),
+then:
+
+1. cold start -> LIVE for one worker on 6 symbols with an empty warmup cache,
+   then again with the cache warm (wall time from spawn to the LIVE heartbeat,
+   and the worker's own post-import figure);
+2. three concurrent workers (2 symbols each) plus a bare pub/sub subscriber
+   process on the same channels; bars for all 6 symbols are published every
+   ``interval`` ms; latency = time.time_ns() in Strategy.next (or in the bare
+   subscriber) minus the publisher's time.time_ns() before PUBLISH;
+3. the workers' RSS from their heartbeats.
+
+Goals (issue 5): p99 <= 1.5 x the bare pub/sub p99 of the same run; warm-cache
+cold start -> LIVE <= 3.5 s for 6 symbols; RSS <= 200 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+UTC = timezone.utc
+NOW = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)
+SYMBOLS = ["ES", "NQ", "CL", "GC", "6E", "ZB"]
+
+
+# -- child roles ----------------------------------------------------------------------------
+
+
+def child_worker(config: str, strategy: str, record: str) -> int:
+    """A real worker process running the bench strategy (registered through the plugin hooks)."""
+    import types
+
+    from multialpha import config as cfg
+    from multialpha import logs, plugins
+    from multialpha.hookspecs import StrategyType, hookimpl
+
+    logs.setup(f"worker.{strategy}")
+    plugin = types.ModuleType("bench_plugin")
+
+    @hookimpl
+    def multialpha_strategy_types() -> list:
+        return [StrategyType("bench", make_bench_strategy_class())]
+
+    plugin.multialpha_strategy_types = multialpha_strategy_types  # type: ignore[attr-defined]
+    plugins.get_plugin_manager().register(plugin, name="bench")
+    os.environ["BENCH_RECORD"] = record
+    from multialpha.worker.runtime import run
+
+    return run(cfg.load(config, environ={}), strategy, router=NoOrders(), progress=False)
+
+
+class NoOrders:
+    """The bench strategy never signals; the router is never asked to send."""
+
+    def submit(self, intent):  # pragma: no cover - never called
+        raise AssertionError("bench strategy does not trade")
+
+    def open_positions(self) -> list:
+        return []
+
+    def mark(self, *a, **kw) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+_BENCH_CLASS = None
+
+
+def make_bench_strategy_class():
+    global _BENCH_CLASS
+    if _BENCH_CLASS is None:
+        import backtrader as bt
+
+        from multialpha.worker.strategy import MultiAlphaStrategy
+
+        class BenchStrategy(MultiAlphaStrategy):
+            def __init__(self) -> None:
+                self.sma = {s: bt.indicators.SMA(self.feed(s, "hour").close, period=20) for s in self.symbols}
+                self.seen: dict[str, int] = {}
+                self.rows: list[str] = []
+
+            def next(self) -> None:
+                now = time.time_ns()
+                for s in self.symbols:
+                    d = self.feed(s)
+                    if len(d) > self.seen.get(s, 0):
+                        self.seen[s] = len(d)
+                        if d.phase == "live":
+                            self.rows.append(f"{s} {d.datetime.datetime(0).isoformat()} {now}")
+
+            prenext = next
+
+            def stop(self) -> None:
+                Path(os.environ["BENCH_RECORD"]).write_text("\n".join(self.rows))
+
+        _BENCH_CLASS = BenchStrategy
+    return _BENCH_CLASS
+
+
+def child_bare(host: str, port: int, channels: list[str], record: str, ready: str) -> int:
+    import redis
+
+    from multialpha.bar import Bar
+
+    client = redis.Redis(host=host, port=port)
+    ps = client.pubsub(ignore_subscribe_messages=True)
+    ps.subscribe(*channels)
+    while ps.get_message(timeout=0.1) is not None or not ps.subscribed:
+        pass
+    Path(ready).write_text("ok")
+    rows = []
+    stop_at = None
+    while True:
+        msg = ps.get_message(timeout=1.0)
+        if msg is None:
+            if stop_at is not None or rows:
+                break
+            continue
+        now = time.time_ns()
+        bar = Bar.from_json(msg["data"])  # same decode + validation work as the worker
+        rows.append(f"{bar.symbol} {(bar.start + timedelta(minutes=1)).replace(tzinfo=None).isoformat()} {now}")
+    Path(record).write_text("\n".join(rows))
+    return 0
+
+
+# -- the parent ----------------------------------------------------------------------------
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--interval-ms", type=float, default=20.0)
+    ap.add_argument("--child", nargs=3)
+    ap.add_argument("--bare", nargs=5)
+    a = ap.parse_args()
+    if a.child:
+        if os.environ.get("BENCH_PROFILE"):  # cProfile a worker child: BENCH_PROFILE=/tmp/prefix
+            import cProfile
+
+            prof = cProfile.Profile()
+            rc = prof.runcall(child_worker, *a.child)
+            prof.dump_stats(f"{os.environ['BENCH_PROFILE']}.{a.child[1]}.{os.getpid()}.prof")
+            return rc
+        return child_worker(*a.child)
+    if a.bare:
+        host, port, chans, record, ready = a.bare
+        return child_bare(host, int(port), chans.split(","), record, ready)
+
+    import yaml
+
+    from multialpha import config as cfg
+    from multialpha import heartbeat
+    from multialpha.keys import Keys
+    from multialpha.managed_redis import ManagedRedis
+    from multialpha.sandbox.server import Sandbox
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-worker-"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    keys = Keys()
+
+    def write_config(port: int, strategies: dict) -> Path:
+        base = cfg.load(REPO / "config.multi_alpha.yml", environ={"MULTIALPHA__REDIS__PORT": str(port)})
+        raw = base.model_dump(by_alias=True, exclude={"source_path"})
+        raw.update(
+            strategies=strategies,
+            runtime_dir=str(tmp / "run"),
+            contract_map_path=str(base.path(base.contract_map_path)),
+            models_path=str(base.path(base.models_path)),
+        )
+        raw["worker"].update(cache_dir=str(tmp / "cache"), qcheck_s=0.5)
+        path = tmp / "config.multi_alpha.yml"
+        path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        return path
+
+    def spec(syms: list[str]) -> dict:
+        return {"strategy_type": "bench", "params": {}, "instruments": {s: {"size": 1} for s in syms}}
+
+    def spawn(config: Path, name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, __file__, "--child", str(config), name, str(tmp / f"{name}.rec")],
+            env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(tmp / f"{name}.log", "a"),
+        )
+
+    def wait_live(client, proc: subprocess.Popen, name: str, timeout: float = 120) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"worker {name} exited {proc.returncode}; see {tmp / (name + '.log')}")
+            hb = heartbeat.read(client, keys, f"worker.{name}")
+            if hb and hb.get("state") == "live" and hb.get("pid") == proc.pid:
+                return hb
+            time.sleep(0.005)
+        raise SystemExit(f"worker {name} not LIVE within {timeout}s")
+
+    def stop(procs: list[subprocess.Popen]) -> None:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+    with ManagedRedis() as rs:
+        client = rs.client(decode_responses=True)
+        strategies = {"cold6": spec(SYMBOLS)}
+        strategies.update({f"w{i}": spec(SYMBOLS[2 * i: 2 * i + 2]) for i in range(3)})
+        config = write_config(rs.port, strategies)
+        settings = cfg.load(config, environ={})
+        with Sandbox(settings, speed=0) as sb:
+            sb.set_clock(NOW)
+            print(f"# worker benchmark ({os.cpu_count()} cores), sandbox clock pinned at {NOW.isoformat()}")
+            # 1. cold start -> LIVE, cache cold then warm
+            for label in ("cold cache", "warm cache"):
+                t = time.monotonic()
+                p = spawn(config, "cold6")
+                hb = wait_live(client, p, "cold6")
+                wall = time.monotonic() - t
+                stop([p])
+                print(f"start -> LIVE, 6 symbols, {label}: {wall:.2f} s wall from spawn "
+                      f"({hb['live_after_s']:.2f} s inside run(); {hb['historical_requests']} Historical requests; "
+                      f"RSS {hb['rss_mb']:.0f} MB)")
+            warm_wall = wall
+
+            # 2. latency: 3 workers + bare subscriber, same channels
+            procs = [spawn(config, f"w{i}") for i in range(3)]
+            for i, p in enumerate(procs):
+                wait_live(client, p, f"w{i}")
+            ready = tmp / "bare.ready"
+            bare = subprocess.Popen(
+                [sys.executable, __file__, "--bare", rs.host, str(rs.port),
+                 ",".join(keys.bars(s) for s in SYMBOLS), str(tmp / "bare.rec"), str(ready)],
+                env=env, cwd=REPO,
+            )
+            while not ready.exists():
+                time.sleep(0.01)
+            from multialpha.bar import Bar
+            from multialpha.hub.publisher import log_fields
+
+            sent: dict[tuple[str, str], int] = {}
+            for r in range(a.rounds):
+                start = NOW + timedelta(minutes=r)
+                for s in SYMBOLS:
+                    bar = Bar(s, start, 100.0, 101.0, 99.0, 100.5, 10, f"{s}Z5", 3, "sandbox")
+                    payload = bar.to_json()
+                    f = log_fields(bar)
+                    client.xadd(keys.bar_log(s), dict(zip(f[::2], f[1::2])), id=f"{bar.start_ms}-0")
+                    sent[(s, (start + timedelta(minutes=1)).replace(tzinfo=None).isoformat())] = time.time_ns()
+                    client.publish(keys.bars(s), payload)
+                time.sleep(a.interval_ms / 1000)
+            time.sleep(1.5)
+            hbs = [heartbeat.read(client, keys, f"worker.w{i}") for i in range(3)]
+            stop(procs)
+            bare.wait(15)
+
+            def lat(path: Path) -> list[float]:
+                out = []
+                for line in path.read_text().splitlines():
+                    s, dt, ns = line.split()
+                    if (s, dt) in sent:
+                        out.append((int(ns) - sent[(s, dt)]) / 1e6)
+                return out
+
+            worker_lat = [x for i in range(3) for x in lat(tmp / f"w{i}.rec")]
+            bare_lat = lat(tmp / "bare.rec")
+            expected = a.rounds * len(SYMBOLS)
+            print(f"bars published: {expected} ({a.rounds} rounds x 6 symbols, every {a.interval_ms:.0f} ms)")
+            print(f"bare pub/sub (+decode) latency: p50 {pct(bare_lat, .5):.2f} ms  p99 {pct(bare_lat, .99):.2f} ms  "
+                  f"(n={len(bare_lat)})")
+            print(f"publish -> Strategy.next, 3 workers: p50 {pct(worker_lat, .5):.2f} ms  p99 {pct(worker_lat, .99):.2f} ms  "
+                  f"(n={len(worker_lat)})")
+            print(f"ratio p99 worker / bare: {pct(worker_lat, .99) / pct(bare_lat, .99):.2f}  (goal <= 1.5)")
+            inner = [hb["latency_ms"] for hb in hbs if hb and hb.get("latency_ms")]
+            print("inside the workers, receive -> after next (heartbeat): "
+                  + ", ".join(f"p50 {x['p50']:.2f} / p99 {x['p99']:.2f} ms" for x in inner))
+            rss = [hb["rss_mb"] for hb in hbs if hb]
+            print(f"worker RSS (2 symbols each, warm): {', '.join(f'{x:.0f}' for x in rss)} MB  (goal <= 200)")
+            print(f"warm-cache start -> LIVE: {warm_wall:.2f} s  (goal <= 3.5 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

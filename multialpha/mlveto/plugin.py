@@ -1,0 +1,52 @@
+"""The built-in ML veto: verified per-symbol joblib models, as a pluggy plugin.
+
+Registered by the worker (and the backtest) through the same
+``multialpha_ml_veto`` hook as any third-party veto, ``trylast`` so that a
+strategy plugin's own veto logic, when it has an opinion, speaks first; this
+one answers whenever nobody else did. It reports the model's opinion; the
+runtime applies ``ml_veto.mode`` (enforce/shadow) and records the decision.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from multialpha.hookspecs import VetoDecision, hookimpl
+from multialpha.mlveto.gate import VetoGate
+
+PLUGIN_NAME = "multialpha.mlveto"
+
+
+class ModelVeto:
+    def __init__(self, strategy: str, gate: VetoGate) -> None:
+        self.strategy = strategy
+        self.gate = gate
+
+    @hookimpl(trylast=True)
+    def multialpha_ml_veto(self, strategy: str, symbol: str, side: str, features: Mapping[str, Any]) -> VetoDecision | None:
+        if strategy != self.strategy:
+            return None
+        v = self.gate.decide(symbol, side, {k: float(x) for k, x in features.items() if _number(x)})
+        return VetoDecision(not v.vetoed, v.reason, v.probability, {"model_sha256": v.model_sha256})
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def register(pm: Any, settings: Any, strategy: str, strategy_type: str) -> ModelVeto:
+    """(Re)register the model veto for one strategy in this process."""
+    st = settings.strategies[strategy]
+    gate = VetoGate(
+        settings.path(settings.models_path),
+        strategy_type,
+        {sym: inst.ml_enabled for sym, inst in st.instruments.items()},
+        mode="enforce" if settings.ml_veto.mode != "off" else "off",
+        on_missing=settings.ml_veto.on_missing,
+    )
+    old = pm.get_plugin(PLUGIN_NAME)
+    if old is not None:
+        pm.unregister(old, name=PLUGIN_NAME)
+    plugin = ModelVeto(strategy, gate)
+    pm.register(plugin, name=PLUGIN_NAME)
+    return plugin

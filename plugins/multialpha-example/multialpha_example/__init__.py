@@ -1,0 +1,3 @@
+"""Example multialpha strategy plugin."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,32 @@
+"""SmaExample: long above the hourly SMA, flat below (short too if allowed)."""
+
+from __future__ import annotations
+
+import backtrader as bt
+
+from multialpha.worker.strategy import MultiAlphaStrategy
+
+
+class SmaExample(MultiAlphaStrategy):
+    params = (("period", 20), ("allow_short", False))
+
+    def __init__(self) -> None:
+        self.sma = {s: bt.indicators.SMA(self.feed(s, "hour").close, period=self.p.period) for s in self.symbols}
+
+    def next(self) -> None:
+        for sym in self.symbols:
+            minute, hour = self.feed(sym), self.feed(sym, "hour")
+            if not self.ready(minute) or len(hour) < self.p.period:
+                continue
+            above = minute.close[0] > self.sma[sym][0]
+            pos = self.position_of(sym)
+            if pos is None:
+                if above:
+                    self.enter(minute, "long", "close above hourly SMA")
+                elif self.p.allow_short:
+                    self.enter(minute, "short", "close below hourly SMA")
+            elif (pos.side == "long") != above:
+                self.exit(minute, "crossed hourly SMA")
+
+    def prenext(self) -> None:
+        self.next()  # feeds start at different times; next() checks what is ready

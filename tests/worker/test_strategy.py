@@ -1,0 +1,44 @@
+"""MultiAlphaStrategy without a runtime (the backtest shape): signals only move its own book."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import backtrader as bt
+
+from multialpha.worker.feeds import FeedBus, Item, RedisLiveData
+from multialpha.worker.resample import OHLCV
+from multialpha.worker.strategy import MultiAlphaStrategy
+
+UTC = timezone.utc
+
+
+class Flip(MultiAlphaStrategy):
+    params = (("log", None),)
+
+    def next(self) -> None:
+        d = self.feed("ES")
+        if self.position_of(d) is None:
+            ok = self.enter(d, "short", "test")
+        else:
+            ok = self.exit(d, "test")
+        pos = self.position_of("ES")
+        self.p.log.append((self.bar_time(d), ok, pos and (pos.side, pos.quantity, pos.entry_price, pos.real)))
+
+
+def test_book_moves_without_runtime_and_bars_are_stamped_at_close():
+    bus = FeedBus()
+    t0 = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)
+    bars = [OHLCV(t0 + timedelta(minutes=i), t0 + timedelta(minutes=i + 1), 10 + i, 11 + i, 9 + i, 10.5 + i, 5) for i in range(3)]
+    cerebro = bt.Cerebro(runonce=False, preload=False, stdstats=False)
+    cerebro.adddata(RedisLiveData(bus=bus, feed_name="ES", symbol="ES", span="minute", qcheck=0.0), name="ES")
+    bus.put_many([("ES", Item(b, "live")) for b in bars])
+    bus.stop()  # deliver what is queued, then end: a finite run
+    log: list = []
+    cerebro.addstrategy(Flip, log=log, symbols=("ES",), quantities={"ES": 2})
+    cerebro.run()
+    assert log == [
+        (t0 + timedelta(minutes=1), True, ("short", 2, 10.5, False)),
+        (t0 + timedelta(minutes=2), True, None),
+        (t0 + timedelta(minutes=3), True, ("short", 2, 12.5, False)),
+    ]

@@ -1,0 +1,87 @@
+"""Resolve Databento input symbols (parent, continuous, raw) to sandbox instruments.
+
+- parent ``ES.FUT``: every instrument of the root that day (outrights and spreads);
+- continuous ``ES.v.0`` / ``ES.n.0`` (volume / open interest: the busiest
+  outright, which is ``ContractMap.front``), ``ES.c.0`` (calendar: nearest
+  expiry still trading); ``.1``, ``.2`` the following ranks;
+- raw ``ESH6`` or ``ESZ5-ESH6``; ``ALL_SYMBOLS`` is every root's parent.
+
+The continuous mapping changes on trading-day boundaries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from multialpha.sandbox.market import Instrument, SyntheticMarket
+
+ALL_SYMBOLS = "ALL_SYMBOLS"
+STYPES = ("parent", "continuous", "raw_symbol")
+_CONT = re.compile(r"^(?P<root>[A-Z0-9]+)\.(?P<rule>[vcn])\.(?P<rank>\d+)$")
+
+
+class SymbolError(ValueError):
+    """A symbol that cannot be valid for the stype (422), as opposed to merely unknown."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    symbol: str  # as requested (stype_in symbol)
+    root: str
+
+
+def parse(market: SyntheticMarket, symbols: list[str], stype_in: str) -> tuple[list[Resolved], list[str]]:
+    """Requested symbols -> (resolvable, not_found). Raises SymbolError on malformed ones."""
+    if stype_in not in STYPES:
+        raise SymbolError(f"stype_in {stype_in!r} is not supported by the sandbox (use one of {', '.join(STYPES)})")
+    roots = set(market.roots)
+    ok: list[Resolved] = []
+    missing: list[str] = []
+    for sym in symbols:
+        if sym == ALL_SYMBOLS:
+            ok.extend(Resolved(f"{r}.FUT", r) for r in market.roots)
+            continue
+        if stype_in == "parent":
+            if not sym.endswith(".FUT"):
+                raise SymbolError(f"invalid parent symbol {sym!r}: expected ROOT.FUT (e.g. ES.FUT)")
+            root = sym[: -len(".FUT")]
+        elif stype_in == "continuous":
+            m = _CONT.match(sym)
+            if not m:
+                raise SymbolError(f"invalid continuous symbol {sym!r}: expected ROOT.v.N, ROOT.c.N or ROOT.n.N")
+            root = m.group("root")
+        else:
+            root = _raw_root(sym, roots)
+        if root in roots:
+            ok.append(Resolved(sym, root))
+        else:
+            missing.append(sym)
+    return ok, missing
+
+
+def _raw_root(sym: str, roots: set[str]) -> str:
+    leg = sym.split("-")[0]
+    for r in sorted(roots, key=len, reverse=True):
+        if leg.startswith(r) and len(leg) in (len(r) + 2, len(r) + 3):
+            return r
+    return ""
+
+
+def select(market: SyntheticMarket, res: Resolved, stype_in: str, day: date) -> list[Instrument]:
+    """Instruments that ``res`` names on trading day ``day``."""
+    insts = market.instruments(res.root, day)
+    if res.symbol.endswith(".FUT") or stype_in == "parent":
+        return insts
+    if stype_in == "continuous":
+        m = _CONT.match(res.symbol)
+        assert m
+        outrights = [i for i in insts if not i.is_spread]
+        if m.group("rule") == "c":
+            outrights.sort(key=lambda i: i.expiry)
+        else:
+            outrights.sort(key=lambda i: -i.share)
+        rank = int(m.group("rank"))
+        return [outrights[rank]] if rank < len(outrights) else []
+    return [i for i in insts if i.raw_symbol == res.symbol]

@@ -194,7 +194,7 @@ class AlertLoop(threading.Thread):
     """Every ``every_s``: build the status document and run the alert rules on it."""
 
     def __init__(self, settings: Settings, client: Any, alerter: Alerter, every_s: float = 5.0,
-                 thresholds: Any = None) -> None:
+                 thresholds: Any = None, paused: Callable[[], bool] = lambda: False) -> None:
         super().__init__(daemon=True, name="alerts")
         from multialpha.status.rules import AlertRules, Thresholds
 
@@ -203,12 +203,15 @@ class AlertLoop(threading.Thread):
         self.rules = AlertRules(alerter, time.monotonic, thresholds or Thresholds(
             hub_disconnect_s=a.hub_disconnect_s, bar_lag_s=a.bar_lag_s, pending_order_s=a.pending_order_s))
         self.halt = threading.Event()
+        self.paused = paused
 
     def run(self) -> None:
         from multialpha.status.collect import collect
 
         keys = Keys(self.settings.redis.namespace)
         while not self.halt.wait(self.every_s):
+            if self.paused():  # shutting down: children (and the sandbox clock) go away on purpose
+                continue
             try:
                 self.rules.check(collect(self.settings, self.client))
                 self.rules.check_orders(self.client, keys)
@@ -275,7 +278,7 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
 
     sup_ref: list[Supervisor] = []
     alert_loop = AlertLoop(settings, address.client(db=settings.redis.db, socket_timeout=2.0, decode_responses=True),
-                           alerter)
+                           alerter, paused=lambda: bool(sup_ref) and sup_ref[0].stopping)
     alert_loop.start()
     try:
         log.info("starting: %s", ", ".join(names))

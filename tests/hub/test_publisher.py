@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from multialpha import cme_time
+from multialpha.bar import Bar, BarError
+from multialpha.hub.publisher import Publisher, bar_from_log, log_fields
+from multialpha.keys import Keys
+from multialpha.managed_redis import ManagedRedis
+
+T0 = cme_time.parse_iso("2025-12-01T15:00:00Z")
+
+
+def bar(minute: int, symbol: str = "ES", close: float = 6000.0, source: str = "live") -> Bar:
+    from datetime import timedelta
+
+    return Bar(symbol, T0 + timedelta(minutes=minute), close, close * 1.01, close * 0.99, close, 10, "ESZ5", 3, source)
+
+
+def test_publish_and_log_are_idempotent(redis_client):
+    keys = Keys("multialpha")
+    ps = redis_client.pubsub()
+    ps.subscribe(keys.bars("ES"))
+    ps.get_message(timeout=1)
+    pub = Publisher(redis_client, keys, maxlen=100)
+    for b in (bar(0), bar(1), bar(0), bar(1, close=1.0), bar(2)):
+        pub.add(b)
+    assert pub.flush()
+    # Republish of minutes 0 and 1 (even with different content) is refused, log unchanged.
+    assert (pub.published, pub.duplicates) == (3, 2)
+    entries = redis_client.xrange(keys.bar_log("ES"))
+    assert [e[0] for e in entries] == [f"{bar(i).start_ms}-0" for i in range(3)]
+    assert bar_from_log(entries[1][1]) == bar(1)
+    got = []
+    while (m := ps.get_message(timeout=0.5)) is not None:
+        got.append(Bar.from_json(m["data"]))
+    assert got == [bar(0), bar(1), bar(2)]
+    # A second publisher (a restarted hub) cannot duplicate either.
+    again = Publisher(redis_client, keys, maxlen=100)
+    again.add(bar(2))
+    again.flush()
+    assert again.duplicates == 1 and redis_client.xlen(keys.bar_log("ES")) == 3
+    assert again.last_logged(["ES", "NQ"]) == {"ES": cme_time.to_ns(bar(2).start)}
+
+
+def test_log_capped_and_namespaced(redis_client):
+    keys = Keys("paper")
+    pub = Publisher(redis_client, keys, maxlen=10)
+    for i in range(500):
+        pub.add(bar(i))
+    pub.flush()
+    n = redis_client.xlen(keys.bar_log("ES"))
+    assert 10 <= n < 500  # MAXLEN ~ trims by whole nodes
+    assert keys.bar_log("ES").startswith("paper:") and redis_client.xlen(Keys().bar_log("ES")) == 0
+
+
+def test_log_fields_roundtrip_and_garbage():
+    b = bar(3, symbol="6J", close=0.0065005)
+    flat = log_fields(b)
+    fields = dict(zip(flat[::2], flat[1::2]))
+    assert fields["open"] == "0.0065005" and fields["timestamp"] == "2025-12-01T15:03:00Z"
+    assert bar_from_log(fields) == b
+    with pytest.raises(BarError):
+        bar_from_log({**fields, "open": "abc"})
+
+
+def test_redis_down_buffers_in_order_and_counts_drops(tmp_path):
+    server = ManagedRedis().start()
+    port = server.port
+    try:
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        client = redis.Redis(host=server.host, port=port, decode_responses=True,
+                             socket_timeout=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 1))
+        keys = Keys()
+        pub = Publisher(client, keys, maxlen=1000, buffer_bars=5, retry_s=0.0)
+        pub.add(bar(0))
+        assert pub.flush()
+        server.stop()
+        for i in range(1, 8):  # 7 bars while down, room for 5
+            pub.add(bar(i))
+            assert not pub.flush()
+        assert not pub.up and pub.dropped == 2 and len(pub.pending) == 5
+        server = ManagedRedis(port=port).start()  # a fresh, empty server on the same port
+        client.xadd(keys.bar_log("ES"), {"x": "1"}, id=f"{bar(0).start_ms}-0")  # stands for the old log
+        assert pub.flush()
+        ids = [e[0] for e in client.xrange(keys.bar_log("ES"))]
+        assert ids == [f"{bar(i).start_ms}-0" for i in (0, 3, 4, 5, 6, 7)]  # oldest two dropped, order kept
+        assert pub.up and pub.published == 6
+    finally:
+        server.stop()
+
+
+def test_a_bar_redis_refuses_is_dropped_and_counted_not_retried_forever(redis_client):
+    keys = Keys()
+    redis_client.set(keys.bar_log("NQ"), "not a stream")
+    pub = Publisher(redis_client, keys)
+    for b in (bar(0), bar(0, symbol="NQ"), bar(1)):
+        pub.add(b)
+    assert pub.flush() and not pub.pending
+    assert (pub.published, pub.dropped, pub.errors) == (2, 1, 1)
+    assert redis_client.xlen(keys.bar_log("ES")) == 2 and pub.up
+
+
+@pytest.mark.parametrize(
+    "b",
+    [
+        bar(0),
+        Bar("6J", T0, 0.0065005, 0.0065005, 1e-05, 0.0065, 0, "6JZ5", 1, "replay"),
+        Bar("ZB", T0, 115.0625, 115.09375, 114.96875, 115.0, 10**9, "", 0, "sandbox"),
+        Bar("ES", T0, 6000.25, 6000.25, 6000.25, 6000.25, 1, 'ES"Z5\\\n\u00e9', 1, "live"),
+    ],
+)
+def test_fast_encoding_is_exactly_bar_to_json(b):
+    from multialpha.hub.publisher import FIELDS, _Encoder
+
+    text, values = _Encoder()(b)
+    assert text == b.to_json()
+    doc = json.loads(text)
+    assert values == [v if isinstance(v, str) else json.dumps(v) for v in doc.values()]
+    assert tuple(doc) == FIELDS

@@ -82,8 +82,14 @@ def config_group() -> None:
 @click.pass_context
 def config_check(ctx: click.Context, path: str | None) -> None:
     """Validate PATH (or the configured file) and print a summary."""
+    from multialpha import plugins as plug
+
     obj = _ctx(ctx, path)
     settings = obj.settings()
+    try:  # a strategy_type no installed plugin provides is a config error too
+        plug.check_strategy_types(settings)
+    except cfg.ConfigError as e:
+        config_error(e)
     for line in cfg.summarize(settings).lines:
         click.echo(line)
     click.echo("config OK")
@@ -99,7 +105,10 @@ def config_check(ctx: click.Context, path: str | None) -> None:
 @click.pass_context
 def up(ctx: click.Context, config_path: str | None, only: str | None, detach: bool) -> None:
     """Start Redis (if needed), the sandbox (if no API key), the hub and the workers."""
-    not_landed("up", 8)
+    from multialpha.supervisor import commands
+
+    obj = _ctx(ctx, config_path)
+    commands.up(obj.settings(), obj.config_path, only, detach, obj.log_json)
 
 
 @main.command()
@@ -107,7 +116,9 @@ def up(ctx: click.Context, config_path: str | None, only: str | None, detach: bo
 @click.pass_context
 def down(ctx: click.Context, config_path: str | None) -> None:
     """Stop a detached `multialpha up`."""
-    not_landed("down", 8)
+    from multialpha.supervisor import commands
+
+    commands.down(_ctx(ctx, config_path).settings())
 
 
 @main.command()
@@ -117,7 +128,9 @@ def down(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, config_path: str | None, once: bool, as_json: bool) -> None:
     """Live view of processes, symbols, strategies, portfolio and orders."""
-    not_landed("status", 8)
+    from multialpha.status.app import run
+
+    sys.exit(run(_ctx(ctx, config_path).settings(), once=once, as_json=as_json))
 
 
 @main.command()
@@ -125,7 +138,14 @@ def status(ctx: click.Context, config_path: str | None, once: bool, as_json: boo
 @click.pass_context
 def hub(ctx: click.Context, config_path: str | None) -> None:
     """Run the data hub: Databento Live trades -> 1-minute bars -> Redis."""
-    not_landed("hub", 4)
+    obj = _ctx(ctx, config_path)
+    settings = obj.settings()
+    logs.setup("hub", obj.log_json)
+    logs.register_secret(settings.databento.api_key)
+    logs.register_secret(settings.redis.password)
+    from multialpha.hub.main import run
+
+    sys.exit(run(settings))
 
 
 @main.command()
@@ -134,7 +154,12 @@ def hub(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
     """Run one strategy worker."""
-    not_landed("worker", 5)
+    obj = _ctx(ctx, config_path)
+    settings = obj.settings()
+    logs.setup(f"worker.{strategy}", obj.log_json)
+    from multialpha.worker.runtime import run
+
+    sys.exit(run(settings, strategy))
 
 
 @main.command()
@@ -150,7 +175,9 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
 @click.pass_context
 def sandbox(ctx: click.Context, config_path: str | None, **opts: object) -> None:
     """Run the local Databento Live + Historical gateways (synthetic CME market)."""
-    not_landed("sandbox", 3)
+    from multialpha.sandbox.cli_run import run
+
+    sys.exit(run(_ctx(ctx, config_path).settings(), ctx.obj.log_json, opts))
 
 
 @main.command()
@@ -158,15 +185,35 @@ def sandbox(ctx: click.Context, config_path: str | None, **opts: object) -> None
 @click.pass_context
 def plugins(ctx: click.Context, config_path: str | None) -> None:
     """List installed strategy plugins, their versions, strategy types and hooks."""
-    not_landed("plugins", 5)
+    from rich.console import Console
+    from rich.table import Table
+
+    from multialpha import plugins as plug
+
+    table = Table(title="multialpha plugins")
+    for col in ("plugin", "version", "strategy types", "hooks"):
+        table.add_column(col)
+    rows = plug.plugin_infos()
+    for row in rows:
+        hooks = ", ".join(h.removeprefix("multialpha_") for h in row.hooks)
+        table.add_row(row.name, row.version, ", ".join(row.strategy_types) or "-", f"[red]failed: {row.error}[/]" if row.error else hooks)
+    Console(width=max(100, Console().width)).print(table)
+    if not rows:
+        click.echo("no plugins installed (entry-point group 'multialpha')")
 
 
 @main.command()
 @config_option
 @click.option("--strategy", default=None, help="Strategy to backtest.")
 @click.option("--all", "all_", is_flag=True, help="All enabled strategies under the shared portfolio.")
-@click.option("--from", "from_date", default=None)
-@click.option("--to", "to_date", default=None)
+@click.option("--from", "from_date", default=None, help="First CME trading day (YYYY-MM-DD).")
+@click.option("--to", "to_date", default=None, help="Last CME trading day (default: last complete one).")
+@click.option("--days", type=int, default=3, show_default=True, help="Trading days when --from is not given.")
+@click.option("--resolution", type=click.Choice(["minute", "hour"]), default="minute", show_default=True,
+              help="hour: hourly bars drive the minute slot (exact for hour/day strategies only).")
+@click.option("--ml-veto", type=click.Choice(["enforce", "shadow", "off"]), default=None, help="Override ml_veto.mode.")
+@click.option("--output", default=None, type=click.Path(file_okay=False), help="Output dir (default: runtime dir).")
+@click.option("--no-png", is_flag=True, help="Skip the equity-curve PNG.")
 @click.pass_context
 def backtest(ctx: click.Context, config_path: str | None, **opts: object) -> None:
     """Backtest strategies on historical bars with the live code paths."""
@@ -180,7 +227,9 @@ def backtest(ctx: click.Context, config_path: str | None, **opts: object) -> Non
 @click.pass_context
 def logs_cmd(ctx: click.Context, config_path: str | None, component: str | None, follow: bool) -> None:
     """Show (and follow) the per-process log files of `up`."""
-    not_landed("logs", 8)
+    from multialpha.supervisor import commands
+
+    commands.show_logs(_ctx(ctx, config_path).settings(), component, follow)
 
 
 @main.command()
@@ -189,7 +238,61 @@ def logs_cmd(ctx: click.Context, config_path: str | None, component: str | None,
 @click.pass_context
 def systemd(ctx: click.Context, config_path: str | None, output: str) -> None:
     """Write systemd unit files for the hub and each worker."""
-    not_landed("systemd", 8)
+    from multialpha.supervisor import commands
+
+    obj = _ctx(ctx, config_path)
+    commands.systemd(obj.settings(), obj.config_path, output)
+
+
+@main.command()
+@config_option
+@click.option("--reason", default="", help="Why (shown in status and the journal).")
+@click.pass_context
+def halt(ctx: click.Context, config_path: str | None, reason: str) -> None:
+    """Kill switch: block all new entries in every worker now (exits still go out)."""
+    import redis
+
+    from multialpha.portfolio import control
+    from multialpha.supervisor.redis_setup import connect
+
+    settings = _ctx(ctx, config_path).settings()
+    try:  # the configured Redis, else the one `up` manages (password from its 0600 state file)
+        text = control.halt(settings, connect(settings, timeout=5), reason)
+    except redis.RedisError as e:
+        click.echo(f"halt failed, Redis unreachable: {logs.redact(str(e))}", err=True)
+        sys.exit(1)
+    click.echo(f"HALTED: no new entries in namespace {settings.redis.namespace!r}: {text}")
+
+
+@main.command()
+@config_option
+@click.pass_context
+def resume(ctx: click.Context, config_path: str | None) -> None:
+    """Lift the kill switch: entries are allowed again (daily stop loss still applies)."""
+    import redis
+
+    from multialpha.portfolio import control
+    from multialpha.supervisor.redis_setup import connect
+
+    settings = _ctx(ctx, config_path).settings()
+    try:
+        was = control.resume(settings, connect(settings, timeout=5))
+    except redis.RedisError as e:
+        click.echo(f"resume failed, Redis unreachable: {logs.redact(str(e))}", err=True)
+        sys.exit(1)
+    click.echo(f"resumed: entries allowed in namespace {settings.redis.namespace!r}"
+               + ("" if was else " (was not halted)"))
+
+
+@main.command()
+@config_option
+@click.argument("component")
+@click.pass_context
+def restart(ctx: click.Context, config_path: str | None, component: str) -> None:
+    """Ask the running `multialpha up` to restart one component (e.g. hub, ibs_a)."""
+    from multialpha.supervisor import commands
+
+    commands.restart(_ctx(ctx, config_path).settings(), component)
 
 
 if __name__ == "__main__":  # pragma: no cover

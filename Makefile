@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 setup:
 	@bash scripts/bootstrap.sh
 
+# The whole system on the embedded sandbox: managed Redis, sandbox gateways,
+# hub, one worker per strategy. Ctrl-C stops everything. Watch it with
+# `.venv/bin/multialpha status` in a second terminal.
 demo: setup
 	$(BIN)/multialpha config check
+	$(BIN)/multialpha up
 
 test: setup
 	$(BIN)/python -m pytest

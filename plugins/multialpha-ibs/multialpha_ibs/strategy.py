@@ -17,7 +17,7 @@ class IbsStrategy(MultiAlphaStrategy):
     params = tuple((k, v.default) for k, v in Params.__dataclass_fields__.items())  # type: ignore[misc]
 
     def start(self) -> None:
-        p = Params(**{k: getattr(self.p, k) for k in Params.__dataclass_fields__})
+        p = Params.from_config({k: getattr(self.p, k) for k in Params.__dataclass_fields__})  # validates
         self.rules = {sym: IbsRules(p) for sym in self.symbols}
         self.seen = {sym: [0, 0] for sym in self.symbols}  # bars consumed: [day, hour]
 

@@ -45,19 +45,12 @@ class Roll:
 class Resolver:
     def __init__(self, contract_map: ContractMap, roots: Iterable[str], product_ids: dict[str, str] | None = None) -> None:
         self.cmap = contract_map
-        self.roots = sorted(set(roots))
-        # "ES.FUT" -> "ES": the parent symbol names the product even for spreads.
-        self.parents = {pid: root for root, pid in (product_ids or {}).items() if root in self.roots}
-        for root in self.roots:
-            if root not in self.cmap.rules:
-                raise ValueError(f"root {root!r} is not in the contract map")
-            self.parents.setdefault(self.cmap.rules[root].product_id, root)
+        self.front: dict[str, str] = {}
+        self.set_roots(roots, product_ids)
         self.symbols: dict[int, tuple[str | None, str]] = {}  # iid -> (root or None, raw symbol)
         self.routes: dict[int, Any] = {}
         self.targets: dict[str, Any] = {}  # root -> what routes hold (default: the root)
-        self.front: dict[str, str] = {}
-        self.lo = 0  # current trading-day window [lo, hi) in ns; empty until the first refresh
-        self.hi = 0
+        # set_roots opened the trading-day window [lo, hi) in ns empty: it fills on the first refresh
         self.day: str = ""
 
     # -- cold path: one call per SymbolMappingMsg ------------------------------------
@@ -110,6 +103,7 @@ class Resolver:
     def set_roots(self, roots: Iterable[str], product_ids: dict[str, str] | None = None) -> None:
         """Config reload: a new root set; routes are rebuilt on the next record."""
         self.roots = sorted(set(roots))
+        # "ES.FUT" -> "ES": the parent symbol names the product even for spreads.
         self.parents = {pid: root for root, pid in (product_ids or {}).items() if root in self.roots}
         for root in self.roots:
             if root not in self.cmap.rules:

@@ -96,6 +96,12 @@ class MlVetoSettings(_Model):
     mode: Literal["enforce", "shadow", "off"] = "enforce"
     on_missing: Literal["block", "allow"] = "block"
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _unquoted_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `mode: off` as False; that is what the user meant.
+        return "off" if v is False else v
+
 
 class HubSettings(_Model):
     grace_s: float = Field(1.0, ge=0)
@@ -366,14 +372,21 @@ def _expand(node: Any, environ: dict[str, str], path: Path, key: str) -> Any:
     return expanded
 
 
+_BOOLS = {"true": True, "false": False}
+
+
 def _scalar(text: str) -> Any:
-    if text == "":
-        return ""
+    """Type an environment string: numbers and true/false; everything else stays text.
+
+    Not plain YAML: YAML 1.1 would turn `off`, `no`, `on`, `yes` into booleans.
+    """
+    if text.lower() in _BOOLS:
+        return _BOOLS[text.lower()]
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         return text
-    return value if isinstance(value, (str, int, float, bool)) else text
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
 
 
 def _apply_overrides(raw: dict[str, Any], environ: dict[str, str], path: Path) -> None:

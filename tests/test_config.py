@@ -155,3 +155,12 @@ def test_live_needs_mode_and_url() -> None:
     assert live.order_destination("ibs_a", {"TRADERSPOST_WEBHOOK_URL": "https://x/y"}) == "live"
     paper = cfg.load(SHIPPED_CONFIG, environ={})
     assert paper.order_destination("ibs_a", {"TRADERSPOST_WEBHOOK_URL": "https://x/y"}) == "paper"
+
+
+def test_yaml_11_booleans_do_not_eat_words(tmp_path: Path) -> None:
+    # `off` is an ml_veto mode, not a boolean, whether from the environment or written bare in the file.
+    assert cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__ML_VETO__MODE": "off"}).ml_veto.mode == "off"
+    assert cfg.load(_variant(tmp_path, "mode: enforce", "mode: off"), environ={}).ml_veto.mode == "off"
+    s = cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__WORKER__TRADE_REPLAYED_BARS": "true",
+                                          "MULTIALPHA__SANDBOX__SPEED": "120", "MULTIALPHA__REDIS__HOST": "no"})
+    assert s.worker.trade_replayed_bars is True and s.sandbox.speed == 120 and s.redis.host == "no"

@@ -119,7 +119,11 @@ class Worker:
             return prepared
         try:
             return self._run_live()
-        except Exception:
+        except Exception as e:
+            if self.stop_event.is_set():
+                # Told to stop mid-warmup: the sandbox or Redis may be going down with us.
+                log.info("stopped while %s (%s: %s)", self.state, type(e).__name__, e)
+                return 0
             self.counters["errors"] += 1
             self.state = "error"
             log.exception("worker %s failed", self.name)

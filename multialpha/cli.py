@@ -217,7 +217,14 @@ def plugins(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 def backtest(ctx: click.Context, config_path: str | None, **opts: object) -> None:
     """Backtest strategies on historical bars with the live code paths."""
-    not_landed("backtest", 9)
+    from multialpha.backtest import command
+
+    settings = _ctx(ctx, config_path).settings()
+    sys.exit(command.main(
+        settings, strategy=opts["strategy"], all_=bool(opts["all_"]), from_date=opts["from_date"],  # type: ignore[arg-type]
+        to_date=opts["to_date"], days=int(opts["days"]), resolution=str(opts["resolution"]),  # type: ignore[arg-type]
+        output=opts["output"], ml_veto=opts["ml_veto"], png=not opts["no_png"],  # type: ignore[arg-type]
+    ))
 
 
 @main.command("logs")
@@ -293,6 +300,29 @@ def restart(ctx: click.Context, config_path: str | None, component: str) -> None
     from multialpha.supervisor import commands
 
     commands.restart(_ctx(ctx, config_path).settings(), component)
+
+
+@main.group("models")
+def models_group() -> None:
+    """ML veto models."""
+
+
+@models_group.command("train")
+@config_option
+@click.option("--strategy", default=None, help="Strategy (default: every enabled one).")
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: all of each strategy).")
+@click.option("--from", "from_date", default=None, help="First CME trading day (YYYY-MM-DD).")
+@click.option("--to", "to_date", default=None, help="Last CME trading day (default: last complete one).")
+@click.option("--days", type=int, default=120, show_default=True, help="Trading days when --from is not given.")
+@click.option("--min-trades", type=int, default=20, show_default=True, help="Fewer labelled entries: no model.")
+@click.option("--models-dir", default=None, type=click.Path(file_okay=False), help="Default: models_path from config.")
+@click.pass_context
+def models_train(ctx: click.Context, config_path: str | None, **opts: object) -> None:
+    """Train the per-symbol veto models on the strategies' own backtested trades."""
+    from multialpha.mlveto import train
+
+    settings = _ctx(ctx, config_path).settings()
+    sys.exit(train.main(settings, **opts))  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,9 +44,20 @@ def register(pm: Any, settings: Any, strategy: str, strategy_type: str) -> Model
         mode="enforce" if settings.ml_veto.mode != "off" else "off",
         on_missing=settings.ml_veto.on_missing,
     )
-    old = pm.get_plugin(PLUGIN_NAME)
-    if old is not None:
-        pm.unregister(old, name=PLUGIN_NAME)
+    name = plugin_name(strategy)
+    if pm.get_plugin(name) is not None:
+        pm.unregister(name=name)
     plugin = ModelVeto(strategy, gate)
-    pm.register(plugin, name=PLUGIN_NAME)
+    pm.register(plugin, name=name)
     return plugin
+
+
+def plugin_name(strategy: str) -> str:
+    """One registration per strategy: a backtest runs several in one process."""
+    return f"{PLUGIN_NAME}.{strategy}"
+
+
+def unregister_all(pm: Any) -> None:
+    for name, plugin in list(pm.list_name_plugin()):
+        if name and name.startswith(PLUGIN_NAME + ".") and isinstance(plugin, ModelVeto):
+            pm.unregister(plugin, name=name)

@@ -27,7 +27,7 @@ def test_model_veto_answers_for_its_strategy_only(settings_for, tmp_path: Path) 
         # another strategy's question is not this plugin's to answer
         assert hook(strategy="ibs_b", symbol="6A", side="long", features={"ibs": 2.0}) is None
     finally:
-        pm.unregister(name=model_veto.PLUGIN_NAME)
+        model_veto.unregister_all(pm)
 
 
 def test_scoped_hooks_skip_other_strategy_types() -> None:

@@ -1,0 +1,92 @@
+"""Historical bars for a backtest range: Databento Historical (or the sandbox) through the warmup cache.
+
+Minute bars (``ohlcv-1m``) or, with ``resolution="hour"``, hourly bars
+(``ohlcv-1h``) of the continuous front month, read through the same
+:class:`~multialpha.worker.warmup.Historian` / Parquet cache the worker's
+warmup uses. The range is clipped at the data's "now" (the sandbox clock)
+*before* asking, so a clipped answer is never cached as a complete range.
+
+Each bar carries the calendar front contract of its trading day
+(``ContractMap.front``, the hub's rule), so marks and orders name a contract
+the way live bars do.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Iterator
+
+from multialpha import cme_time
+from multialpha.contracts import ContractMap
+from multialpha.worker import warmup
+from multialpha.worker.resample import OHLCV
+
+SPAN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
+SCHEMA = {"minute": warmup.SCHEMA_1M, "hour": warmup.SCHEMA}
+
+
+class DataUnavailable(RuntimeError):
+    """No historical data for the requested range (a clear message for the CLI)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolBar:
+    symbol: str
+    bar: OHLCV
+    contract: str
+
+
+def session_range(first: date, last: date) -> tuple[datetime, datetime]:
+    """UTC [open of ``first``, close of ``last``) in CME trading days."""
+    if last < first:
+        raise ValueError(f"--to {last} is before --from {first}")
+    return cme_time.session_bounds(first)[0], cme_time.session_bounds(last)[1]
+
+
+def default_days(now: datetime, n: int) -> tuple[date, date]:
+    """The last ``n`` *complete* trading days before ``now`` (the sandbox clock or wall clock)."""
+    last = cme_time.trading_day(now)
+    if now < cme_time.session_bounds(last)[1]:
+        last = cme_time.previous_trading_day(last)
+    first = cme_time.add_business_days(last, -(n - 1)) if n > 1 else last
+    return first, last
+
+
+def load_bars(
+    historian: warmup.Historian,
+    symbols: list[str],
+    start: datetime,
+    end: datetime,
+    resolution: str,
+    cmap: ContractMap,
+) -> dict[str, list[SymbolBar]]:
+    """Bars per symbol with start in [start, end), sorted; raises DataUnavailable if all are empty."""
+    span = SPAN[resolution]
+    out: dict[str, list[SymbolBar]] = {}
+    fronts: dict[tuple[str, date], str] = {}
+    for sym in symbols:
+        cols = historian.bars(SCHEMA[resolution], sym, start, end)
+        bars = []
+        for b in warmup.to_bars(cols, span):
+            day = cme_time.trading_day(b.start)
+            key = (sym, day)
+            if key not in fronts:
+                try:
+                    fronts[key] = cmap.front(sym, day).raw_symbol
+                except (KeyError, ValueError):
+                    fronts[key] = ""
+            bars.append(SymbolBar(sym, b, fronts[key]))
+        out[sym] = bars
+    if not any(out.values()):
+        raise DataUnavailable(
+            f"no {SCHEMA[resolution]} bars for {', '.join(symbols)} in "
+            f"{cme_time.iso_z(start)} .. {cme_time.iso_z(end)}"
+        )
+    return out
+
+
+def merged(bars: dict[str, list[SymbolBar]]) -> Iterator[SymbolBar]:
+    """All symbols' bars in (start, symbol) order: the deterministic tie-break."""
+    return heapq.merge(*bars.values(), key=lambda sb: (sb.bar.start, sb.symbol))

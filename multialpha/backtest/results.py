@@ -1,0 +1,277 @@
+"""From a finished run to what a trader reads: orders, trades, equity, summary, files.
+
+Orders come from the portfolio gate's own journal (the same stream the paper
+journal writes live), so the order list is what the live pipeline would have
+journaled. Trades pair each accepted entry with the next accepted exit of the
+same (strategy, symbol); P&L = direction x quantity x multiplier x (exit -
+entry) - commission per side x 2, the gate's formula. (The gate's per-day
+realised totals, ``run.day_realized``, measure a carried position from its
+day reference, so they sum to the trade list only when no trade spans a
+trading day.) A position still open at the end is marked at the last close
+of its contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from multialpha import cme_time
+from multialpha.backtest.runner import BacktestRun
+
+ORDER_FIELDS = ("strategy", "symbol", "side", "kind", "bar_start", "quantity")  # the parity key
+
+
+@dataclass(frozen=True)
+class Order:
+    strategy: str
+    symbol: str
+    side: str
+    kind: str
+    bar_start: str
+    quantity: int
+    price: float
+    contract: str
+    decision: str  # accepted | denied
+    reason: str
+    order_id: str
+
+    def key(self) -> tuple[str, str, str, str, str, int]:
+        return (self.strategy, self.symbol, self.side, self.kind, self.bar_start, self.quantity)
+
+
+@dataclass
+class Trade:
+    strategy: str
+    symbol: str
+    side: str
+    quantity: int
+    contract: str
+    entry_time: str
+    entry_price: float
+    exit_time: str  # "" while open at the end
+    exit_price: float
+    pnl: float  # net of commissions; marked at the last close when open
+    open: bool
+
+
+def orders(run: BacktestRun) -> list[Order]:
+    """Every entry/exit decision in journal order (accepted intents and denials)."""
+    out = []
+    for j in run.journal:
+        ev = j.get("event")
+        if ev not in ("intent", "denied") or "kind" not in j:
+            continue
+        out.append(Order(
+            strategy=j["strategy"], symbol=j["symbol"], side=j.get("side", ""), kind=j["kind"],
+            bar_start=j.get("bar_start", ""), quantity=int(j.get("quantity") or 0),
+            price=float(j.get("price") or "nan"), contract=j.get("contract", ""),
+            decision="accepted" if ev == "intent" else "denied", reason=j.get("reason", ""),
+            order_id=j.get("order_id", ""),
+        ))
+    return out
+
+
+def accepted_keys(run: BacktestRun) -> list[tuple[str, str, str, str, str, int]]:
+    """(strategy, symbol, side, kind, bar_start, quantity) of every accepted order: the parity list."""
+    return [o.key() for o in orders(run) if o.decision == "accepted"]
+
+
+def _last_close(run: BacktestRun, symbol: str, contract: str) -> float | None:
+    for sb in reversed(run.bars.get(symbol, [])):
+        if not contract or sb.contract == contract:
+            return sb.bar.close
+    return None
+
+
+def trades(run: BacktestRun) -> list[Trade]:
+    s = run.settings
+    open_: dict[tuple[str, str], Order] = {}
+    out: list[Trade] = []
+    for o in orders(run):
+        if o.decision != "accepted":
+            continue
+        key = (o.strategy, o.symbol)
+        mult = s.instruments[o.symbol].multiplier
+        comm = s.commission(o.strategy, o.symbol)
+        if o.kind == "entry":
+            open_[key] = o
+        elif key in open_:
+            e = open_.pop(key)
+            d = 1 if e.side == "long" else -1
+            pnl = d * e.quantity * mult * (o.price - e.price) - 2 * e.quantity * comm
+            out.append(Trade(e.strategy, e.symbol, e.side, e.quantity, e.contract, e.bar_start, e.price,
+                             o.bar_start, o.price, pnl, False))
+    for (strat, sym), e in open_.items():
+        d = 1 if e.side == "long" else -1
+        last = _last_close(run, sym, e.contract)
+        mult, comm = s.instruments[sym].multiplier, s.commission(strat, sym)
+        pnl = (d * e.quantity * mult * (last - e.price) if last is not None else 0.0) - e.quantity * comm
+        out.append(Trade(strat, sym, e.side, e.quantity, e.contract, e.bar_start, e.price, "",
+                         last if last is not None else float("nan"), pnl, True))
+    out.sort(key=lambda t: (t.entry_time, t.strategy, t.symbol))
+    return out
+
+
+def equity_curve(run: BacktestRun, trade_list: list[Trade]) -> list[tuple[datetime, float]]:
+    """Starting cash + realised + open P&L, at the end of every bar timestamp of the run.
+
+    A fill happens at its signal bar's end (``bar_start`` + 1 min: the hour's end
+    with hourly bars); it is applied at the first timestamp ending at or after it.
+    """
+    s = run.settings
+    cash0 = float(s.portfolio.starting_cash)
+    minute = timedelta(minutes=1)
+    fills: list[tuple[datetime, int, Trade]] = []  # (when, 0 open | 1 close, trade)
+    for t in trade_list:
+        fills.append((cme_time.parse_iso(t.entry_time) + minute, 0, t))
+        if t.exit_time:
+            fills.append((cme_time.parse_iso(t.exit_time) + minute, 1, t))
+    fills.sort(key=lambda f: (f[0], f[1]))
+    stamps: dict[datetime, list[Any]] = defaultdict(list)
+    for bars in run.bars.values():
+        for sb in bars:
+            stamps[sb.bar.end].append(sb)
+    realized, holding, last = 0.0, {}, {}
+    out, i = [], 0
+    for end in sorted(stamps):
+        for sb in stamps[end]:
+            last[(sb.symbol, sb.contract)] = sb.bar.close
+        while i < len(fills) and fills[i][0] <= end:
+            _, kind, t = fills[i]
+            i += 1
+            realized -= t.quantity * s.commission(t.strategy, t.symbol)
+            if kind == 0:
+                holding[id(t)] = t
+            else:
+                holding.pop(id(t), None)
+                d = 1 if t.side == "long" else -1
+                realized += d * t.quantity * s.instruments[t.symbol].multiplier * (t.exit_price - t.entry_price)
+        unreal = 0.0
+        for t in holding.values():
+            px = last.get((t.symbol, t.contract), t.entry_price)
+            d = 1 if t.side == "long" else -1
+            unreal += d * t.quantity * s.instruments[t.symbol].multiplier * (px - t.entry_price)
+        out.append((end, cash0 + realized + unreal))
+    return out
+
+
+def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> dict[str, Any]:
+    cash0 = float(run.settings.portfolio.starting_cash)
+    closed = [t for t in trade_list if not t.open]
+    wins = [t for t in closed if t.pnl > 0]
+    peak, mdd, mdd_pct = cash0, 0.0, 0.0
+    for _, eq in curve:
+        peak = max(peak, eq)
+        if peak - eq > mdd:
+            mdd, mdd_pct = peak - eq, (peak - eq) / peak
+    daily: dict[date, float] = {}
+    for when, eq in curve:
+        daily[cme_time.trading_day(when)] = eq  # equity at each trading day's last bar
+    eqs = [cash0, *daily.values()]
+    rets = [b / a - 1.0 for a, b in zip(eqs, eqs[1:]) if a > 0]
+    sharpe = 0.0
+    if len(rets) > 1:
+        mean = sum(rets) / len(rets)
+        sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / (len(rets) - 1))
+        sharpe = mean / sd * math.sqrt(252) if sd > 0 else 0.0
+    exposure = _exposure(run, trade_list, curve)
+    entries = [d for d in run.decisions]
+    vetoed = sum(1 for d in entries if not d["allow"] and not d["acted"])
+    shadow = sum(1 for d in entries if not d["allow"] and d["acted"])
+    denied = [o for o in orders(run) if o.decision == "denied"]
+    final = curve[-1][1] if curve else cash0
+    return {
+        "strategies": ", ".join(run.strategies),
+        "range": f"{cme_time.iso_z(run.start)} .. {cme_time.iso_z(run.end)}",
+        "resolution": run.resolution,
+        "trades": len(closed),
+        "open_at_end": len(trade_list) - len(closed),
+        "win_rate": len(wins) / len(closed) if closed else 0.0,
+        "net_pnl": final - cash0,
+        "realized_pnl": sum(t.pnl for t in closed),
+        "max_drawdown": mdd,
+        "max_drawdown_pct": mdd_pct,
+        "sharpe": sharpe,
+        "exposure": exposure,
+        "vetoed_entries": vetoed,
+        "shadow_vetoes": shadow,
+        "denied_entries": len(denied),
+        "final_equity": final,
+    }
+
+
+def _exposure(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> float:
+    """Share of bar timestamps with at least one open position (after that timestamp's fills)."""
+    if not curve:
+        return 0.0
+    minute = timedelta(minutes=1)
+    spans = [(cme_time.parse_iso(t.entry_time) + minute,
+              cme_time.parse_iso(t.exit_time) + minute if t.exit_time else datetime.max.replace(tzinfo=run.start.tzinfo))
+             for t in trade_list]
+    held = sum(1 for when, _ in curve if any(a <= when < b for a, b in spans))
+    return held / len(curve)
+
+
+def write(run: BacktestRun, out_dir: Path, *, png: bool = True) -> dict[str, Path]:
+    """orders/trades/equity as .csv and .parquet, vetoes.csv, summary.csv (+ equity.png)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tl = trades(run)
+    curve = equity_curve(run, tl)
+    summ = summary(run, tl, curve)
+    paths = {}
+    paths["orders"] = _csv(out_dir / "orders.csv", [asdict(o) for o in orders(run)], list(Order.__dataclass_fields__))
+    paths["trades"] = _csv(out_dir / "trades.csv", [asdict(t) for t in tl], list(Trade.__dataclass_fields__))
+    paths["equity"] = _csv(out_dir / "equity.csv", [{"time": cme_time.iso_z(w), "equity": round(e, 2)} for w, e in curve],
+                           ["time", "equity"])
+    vrows = [{**{k: v for k, v in d.items() if k != "features"},
+              "at": cme_time.iso_z(d["at"]), "bar_start": cme_time.iso_z(d["bar_start"]) if d["bar_start"] else "",
+              **{f"f_{k}": v for k, v in d["features"].items()}} for d in run.decisions]
+    vfields = list(dict.fromkeys(k for r in vrows for k in r)) or ["strategy"]
+    paths["vetoes"] = _csv(out_dir / "vetoes.csv", vrows, vfields)
+    paths["summary"] = _csv(out_dir / "summary.csv", [summ], list(summ))
+    if png:
+        paths["png"] = plot(curve, out_dir / "equity.png", title=f"{summ['strategies']} ({summ['range']})")
+    return paths
+
+
+def _csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> Path:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    if path.stem in ("orders", "trades", "equity"):
+        _parquet(path.with_suffix(".parquet"), rows, fields)
+    return path
+
+
+def _parquet(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
+    """The same table as Parquet (pyarrow is already a dependency of the bar cache)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({f: [r.get(f) for r in rows] for f in fields}), path)
+
+
+def plot(curve: list[tuple[datetime, float]], path: Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4), dpi=100)
+    if curve:
+        ax.plot([w for w, _ in curve], [e for _, e in curve], lw=1.0)
+    ax.set_title(title, fontsize=9)
+    ax.set_ylabel("equity ($)")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,81 @@
+"""`multialpha backtest` end to end on the sandbox: files, summary, exit codes."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from multialpha.cli import main
+from tests.backtest.conftest import write_config
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_backtest_minute_bars_writes_outputs(make_settings, tmp_path: Path) -> None:
+    settings = make_settings(portfolio={"max_positions": 4})
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
+                                    "--days", "1", "--ml-veto", "off", "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "trading days 2025-12-04 .. 2025-12-04 (minute bars" in res.output  # default: last complete day
+    for name in ("orders.csv", "trades.csv", "equity.csv", "vetoes.csv", "summary.csv"):
+        assert (out / name).is_file(), name
+    assert (out / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out / "orders.parquet").num_rows == len(_rows(out / "orders.csv"))
+    orders, trades, equity = _rows(out / "orders.csv"), _rows(out / "trades.csv"), _rows(out / "equity.csv")
+    summ = _rows(out / "summary.csv")[0]
+    assert orders and all(o["strategy"] == "breakout" for o in orders)
+    assert int(summ["trades"]) == sum(1 for t in trades if t["open"] == "False")
+    # minute resolution: orders name minute bars inside the day, not only hour closes
+    assert all(o["bar_start"].startswith("2025-12-0") for o in orders)
+    assert len(equity) > 24 * 10 and float(equity[0]["equity"]) > 0
+    final = float(equity[-1]["equity"]) - settings.portfolio.starting_cash
+    assert abs(final - float(summ["net_pnl"])) < 0.01
+    assert "win rate" in res.output and "max drawdown" in res.output
+
+
+def test_backtest_config_errors_exit_2(make_settings, tmp_path: Path) -> None:
+    settings = make_settings()
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "nope"])
+    assert r.exit_code == 2 and "unknown strategy 'nope'" in r.output
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--all", "--from", "2025-12-06"])
+    assert r.exit_code == 2 and "weekend" in r.output
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest"])
+    assert r.exit_code == 2 and "--strategy NAME or --all" in r.output
+
+
+def test_backtest_without_data_fails_clearly(bt_dirs, tmp_path: Path, sandbox) -> None:
+    # A runtime dir with no sandbox state file and no API key: nothing to read bars from.
+    dirs = {**bt_dirs, "run": tmp_path / "elsewhere"}
+    cfg_path = write_config(tmp_path / "c.yml", dirs)
+    r = CliRunner().invoke(main, ["--config", str(cfg_path), "backtest", "--strategy", "breakout"])
+    assert r.exit_code == 1 and "historical data unavailable" in r.output
+    # A range after the data's end (the sandbox clock): clear message, non-zero.
+    cfg_path = write_config(tmp_path / "d.yml", bt_dirs)
+    r = CliRunner().invoke(main, ["--config", str(cfg_path), "backtest", "--strategy", "breakout",
+                                  "--from", "2025-12-08", "--to", "2025-12-09"])
+    assert r.exit_code == 1 and "historical data unavailable" in r.output
+
+
+def test_equity_curve_books_every_trade_at_hour_resolution(make_settings, source) -> None:
+    from multialpha.backtest import results
+    from tests.backtest.helpers import run, veto
+
+    settings = veto(make_settings(portfolio={"max_positions": 50}), "off")
+    r = run(settings, ["breakout"], source, resolution="hour")
+    tl = results.trades(r)
+    curve = results.equity_curve(r, tl)
+    closed = [t for t in tl if not t.open]
+    assert closed
+    # With nothing open at the end, the curve ends at cash + the closed trades' P&L; else + open P&L.
+    expected = settings.portfolio.starting_cash + sum(t.pnl for t in tl)
+    assert abs(curve[-1][1] - expected) < 1e-6
+    summ = results.summary(r, tl, curve)
+    assert 0.0 < summ["exposure"] <= 1.0 and summ["trades"] == len(closed)

@@ -1,0 +1,89 @@
+"""`multialpha models train` on the sandbox: joblib + manifest the worker's loader accepts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from multialpha.cli import main
+from multialpha.mlveto import manifest
+from multialpha.mlveto.features import feature_names
+from multialpha.mlveto.gate import VetoGate
+from multialpha.mlveto.loader import LoadedModel, load_model
+from multialpha.mlveto.train import choose_threshold
+# The backtest fixtures (a real sandbox with its clock pinned, small-warmup config), imported as fixtures.
+from tests.backtest.conftest import bt_dirs, make_settings, sandbox, source  # noqa: F401
+
+
+def test_train_writes_models_the_loader_accepts(make_settings, tmp_path: Path) -> None:  # noqa: F811
+    settings = make_settings()
+    models = tmp_path / "models"
+    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, "--strategy", "breakout",
+                                  "--from", "2025-11-24", "--to", "2025-12-04", "--min-trades", "4",
+                                  "--models-dir", str(models)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    entries = manifest.load(models)
+    assert entries, r.output
+    trained = {e.symbol for e in entries.values()}
+    skipped = [ln for ln in r.output.splitlines() if "skipped" in ln]
+    assert len(trained) + len(skipped) == 4  # every breakout symbol: a model or a reason
+    for e in entries.values():
+        assert e.strategy_type == "breakout" and e.file == f"breakout/{e.symbol}.joblib"
+        assert (e.trained_from, e.trained_to) == ("2025-11-24", "2025-12-04")
+        assert e.n_samples >= 4 and 0.0 <= e.threshold <= 1.0
+        assert e.features == feature_names(["VIX", "TLT_day"])  # the plugin's features, in its order
+        assert {"scikit-learn", "joblib", "numpy", "python"} <= set(e.libraries)
+        got = load_model(models, "breakout", e.symbol, e.features)
+        assert isinstance(got, LoadedModel), got
+        assert manifest.sha256_of(models / e.file) == e.sha256
+    # the runtime's gate scores with it
+    sym = sorted(trained)[0]
+    gate = VetoGate(models, "breakout", {sym: True})
+    v = gate.decide(sym, "long", {n: 0.0 for n in entries[f"breakout/{sym}"].features})
+    assert v.probability is not None and v.model_sha256 == entries[f"breakout/{sym}"].sha256
+    doc = json.loads((models / "manifest.json").read_text())
+    assert doc["version"] == 1
+
+
+def test_too_few_trades_writes_no_model(make_settings, tmp_path: Path) -> None:  # noqa: F811
+    settings = make_settings()
+    models = tmp_path / "models"
+    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, "--strategy", "breakout",
+                                  "--symbols", "ES", "--from", "2025-12-02", "--to", "2025-12-02",
+                                  "--min-trades", "1000", "--models-dir", str(models)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "skipped" in r.output and "< 1000" in r.output
+    assert manifest.load(models) == {} and not (models / "breakout").exists()
+
+
+def test_threshold_maximises_allowed_pnl_keeping_half() -> None:
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    pnl = np.array([-50.0, -40.0, 10.0, 20.0, -5.0, 30.0])
+    assert choose_threshold(p, pnl) == 0.3  # allows 4 of 6: 55; 0.4 would allow only 3 (< half)
+    assert choose_threshold(p, np.ones(6)) == 0.1  # nothing to gain by vetoing: allow all
+    q = np.array([0.1234567891, 0.5, 0.6])
+    assert (q >= choose_threshold(q, np.array([5.0, 1.0, 1.0]))).all()  # the cut keeps its own sample
+
+
+def test_shipped_models_verify_and_cover_the_config() -> None:
+    """models/ as shipped: every entry loads through the worker's loader with the plugin's feature order."""
+    from multialpha import config as cfg
+    from multialpha import plugins
+    from tests.conftest import REPO, SHIPPED_CONFIG
+
+    settings = cfg.load(SHIPPED_CONFIG, environ={})
+    models = settings.path(settings.models_path)
+    entries = manifest.load(models)
+    readme = (REPO / "models" / "README.md").read_text()
+    for name, st in settings.enabled_strategies.items():
+        refs = plugins.get_strategy_type(st.strategy_type).reference_feeds
+        for sym, inst in st.instruments.items():
+            key = manifest.entry_key(st.strategy_type, sym)
+            if key not in entries:
+                assert f"`{key}`" in readme, f"{key} has no model and is not explained in models/README.md"
+                continue
+            got = load_model(models, st.strategy_type, sym, feature_names(list(refs)))
+            assert isinstance(got, LoadedModel), got

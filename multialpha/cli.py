@@ -33,11 +33,6 @@ def config_error(e: cfg.ConfigError) -> NoReturn:
     sys.exit(EXIT_CONFIG)
 
 
-def not_landed(what: str, issue: int) -> NoReturn:
-    click.echo(f"multialpha {what}: not implemented yet (tracked in issue #{issue})", err=True)
-    sys.exit(1)
-
-
 config_option = click.option(
     "--config",
     "config_path",

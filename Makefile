@@ -18,8 +18,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# One table: every figure beside its floor measured in the same run (bench/RESULTS.md).
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .multialpha .pytest_cache

@@ -73,7 +73,7 @@ class Bar:
             raise BarError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
         try:
             doc = json.loads(payload)
-        except (ValueError, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:  # deep nesting fits in 4 KB
             raise BarError(f"invalid JSON: {e}") from None
         if not isinstance(doc, dict):
             raise BarError("bar is not a JSON object")
@@ -94,7 +94,7 @@ class Bar:
             raise BarError("timestamp must be a string")
         try:
             start = cme_time.parse_iso(ts)
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:  # e.g. year 1 with a +01:00 offset
             raise BarError(f"bad timestamp {ts!r}: {e}") from None
         if start.second or start.microsecond:
             raise BarError(f"timestamp {ts!r} is not a minute start")
@@ -102,7 +102,7 @@ class Bar:
         for name, v in (("open", o), ("high", h), ("low", l), ("close", c)):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise BarError(f"{name} is not a number")
-            fv = float(v)
+            fv = float(v) if not isinstance(v, int) or abs(v) <= MAX_PRICE else math.inf  # huge ints overflow float()
             if not math.isfinite(fv) or fv <= 0 or fv > MAX_PRICE:
                 raise BarError(f"{name}={v!r} out of range")
             prices.append(fv)
@@ -115,7 +115,7 @@ class Bar:
         if isinstance(trades, bool) or not isinstance(trades, int) or trades < 0:
             raise BarError(f"bad trades {trades!r}")
         source = doc.get("source", "live")
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:  # a list is unhashable
             raise BarError(f"bad source {source!r}")
         contract = doc.get("contract", "")
         if not isinstance(contract, str):

@@ -51,9 +51,10 @@ def from_ns(ns: int) -> datetime:
 def iso_z(dt_or_ns: datetime | int) -> str:
     """The bar timestamp format of the data contracts: 2025-11-09T20:00:00Z."""
     dt = from_ns(dt_or_ns) if isinstance(dt_or_ns, int) else dt_or_ns.astimezone(UTC)
+    year = f"{dt.year:04d}"  # glibc's %Y does not pad years < 1000, and parse_iso needs 4 digits
     if dt.microsecond:
-        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return year + dt.strftime("-%m-%dT%H:%M:%S.%fZ")
+    return year + dt.strftime("-%m-%dT%H:%M:%SZ")
 
 
 def parse_iso(text: str) -> datetime:

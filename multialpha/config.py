@@ -318,6 +318,8 @@ def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | N
         text = p.read_text()
     except OSError as e:
         raise ConfigError(p, "", f"cannot read config file: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(p, "", f"config file is not UTF-8 text: byte {e.start}") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -325,6 +327,8 @@ def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | N
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(p, "", f"malformed YAML: {where}{problem}") from None
+    except Exception as e:  # noqa: BLE001 - yaml's tag constructors raise anything (`!!int x`, `!!int ""`)
+        raise ConfigError(p, "", f"malformed YAML: {type(e).__name__}: {e}"[:300]) from None
     if not isinstance(raw, dict):
         raise ConfigError(p, "", "top level must be a mapping")
     raw = _expand(raw, environ, p, "")

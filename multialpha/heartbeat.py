@@ -63,11 +63,11 @@ class Heartbeat:
 def decode(raw: dict[Any, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in raw.items():
-        k = k.decode() if isinstance(k, bytes) else k
-        v = v.decode() if isinstance(v, bytes) else v
+        k = k.decode(errors="replace") if isinstance(k, bytes) else k
+        v = v.decode(errors="replace") if isinstance(v, bytes) else v  # garbage must not kill the reader
         try:
             out[k] = json.loads(v)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):
             out[k] = v
     return out
 

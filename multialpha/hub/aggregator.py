@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 from databento_dbn import TradeMsg
 
 from multialpha import cme_time
-from multialpha.bar import MAX_PRICE, Bar
+from multialpha.bar import MAX_PRICE, MAX_VOLUME, Bar
 from multialpha.hub.resolver import Resolver, Roll
 
 log = logging.getLogger(__name__)
@@ -46,13 +46,14 @@ _LOG_EVERY = 1000
 class Series:
     """One root's open bar (prices still in fixed point) and its history mark."""
 
-    __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub")
+    __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub", "pmin")
 
     def __init__(self, root: str, tick_size: float) -> None:
         self.root = root
         self.tick = int(round(Decimal(repr(tick_size)) * PX))
         if self.tick <= 0:
             raise ValueError(f"{root}: tick {tick_size} below 1e-9")
+        self.pmin = self.tick - self.tick // 2  # lowest fixed price that does not round to 0 at the tick
         self.digits = max(0, -Decimal(repr(tick_size)).normalize().as_tuple().exponent)  # type: ignore[operator]
         self.minute = -1  # start ns of the open bar, -1 = none
         self.end = -1  # its end (minute + 60 s), -1 = none
@@ -125,7 +126,7 @@ class Aggregator:
                 self._unrouted(r)
                 continue
             p = r.price
-            if not 0 < p < PMX:
+            if not s.pmin <= p < PMX:
                 self._reject(r, s.root)
                 continue
             if ts < s.end:  # the open minute (end = -1 when none is open)
@@ -155,7 +156,7 @@ class Aggregator:
             self._unrouted(r)
             return
         p = r.price
-        if not 0 < p < PMAX:
+        if not s.pmin <= p < PMAX:
             self._reject(r, s.root)
             return
         self._add(s, r, ts, p)
@@ -241,9 +242,13 @@ class Aggregator:
     def _close(self, s: Series) -> None:
         m = s.minute
         source = "replay" if m + MINUTE <= self.replay_until else "live"
+        volume = s.v
+        if volume > MAX_VOLUME:  # only absurd sizes get here; an over-range bar would be dropped by every worker
+            log.warning("%s bar %s: volume %d capped at %d", s.root, cme_time.iso_z(m), volume, MAX_VOLUME)
+            volume = MAX_VOLUME
         bar = Bar(
             s.root, cme_time.from_ns(m), s.price(s.o), s.price(s.h), s.price(s.l), s.price(s.c),
-            s.v, s.contract, s.n, source,
+            volume, s.contract, s.n, source,
         )
         s.minute = s.end = -1
         s.last_pub = m

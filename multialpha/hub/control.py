@@ -48,7 +48,7 @@ def parse(payload: str | bytes) -> Command | None:
         raise ControlError(f"control message of {len(payload)} bytes")
     try:
         doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting fits in 4 KB
         raise ControlError("not JSON") from None
     if not isinstance(doc, dict):
         raise ControlError("not a JSON object")
@@ -57,7 +57,7 @@ def parse(payload: str | bytes) -> Command | None:
             return None
         raise ControlError("no 'command'")
     name = doc["command"]
-    if name not in COMMANDS:
+    if not isinstance(name, str) or name not in COMMANDS:  # a list is unhashable
         raise ControlError(f"unknown command {name!r}"[:120])
     rid = doc.get("id")
     if rid is not None and (not isinstance(rid, str) or not _ID.match(rid)):

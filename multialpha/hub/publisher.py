@@ -107,12 +107,15 @@ def bar_from_log(fields: dict[Any, Any]) -> Bar:
     """A bar log entry's fields -> Bar (raises BarError on garbage)."""
     doc: dict[str, object] = {}
     for k, v in fields.items():
-        k = k.decode() if isinstance(k, bytes) else str(k)
-        v = v.decode() if isinstance(v, bytes) else str(v)
+        try:
+            k = k.decode() if isinstance(k, bytes) else str(k)
+            v = v.decode() if isinstance(v, bytes) else str(v)
+        except UnicodeDecodeError:
+            raise BarError("bar log entry is not UTF-8") from None
         if k in ("open", "high", "low", "close", "volume", "trades"):
             try:
                 doc[k] = json.loads(v)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise BarError(f"{k}={v!r} is not a number") from None
         else:
             doc[k] = v

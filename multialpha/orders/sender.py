@@ -82,6 +82,8 @@ def retry_after(value: str | None, now: datetime) -> float | None:
         if when.tzinfo is None:
             when = when.replace(tzinfo=timezone.utc)
         secs = (when - now).total_seconds()
+    if secs != secs:  # "nan" parses as a float; sleep(nan) raises
+        return None
     return min(max(secs, 0.0), MAX_RETRY_AFTER_S)
 
 

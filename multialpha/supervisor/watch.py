@@ -152,7 +152,7 @@ class ControlListener(threading.Thread):
     def _handle(self, data: Any) -> None:
         try:
             doc = json.loads(data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, RecursionError):  # RecursionError: deeply nested JSON
             log.warning("malformed control message dropped")
             return
         if isinstance(doc, dict) and doc.get("command") == "restart" and isinstance(doc.get("component"), str):

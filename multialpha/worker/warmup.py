@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 SCHEMA = "ohlcv-1h"
 SCHEMA_1M = "ohlcv-1m"
 STYPE = "continuous"
-PRICE_SCALE = 1e-9
+# Fixed-point 1e-9 prices -> float by *division*: the correctly rounded nearest double, the value
+# the hub publishes (`round(fixed / PX, digits)` for on-tick prices). Multiplying by 1e-9 adds
+# ulp noise, so warmed-up and backtest bars differed from live bars in the last bit (parity).
+PRICE_SCALE = 1e9
 
 
 def continuous_symbol(root: str) -> str:
@@ -64,10 +67,10 @@ def databento_fetch(client_factory: Callable[[], Any], dataset: str) -> Fetch:
             return empty()
         return {
             "ts": arr["ts_event"].astype(np.int64),
-            "open": arr["open"].astype(np.float64) * PRICE_SCALE,
-            "high": arr["high"].astype(np.float64) * PRICE_SCALE,
-            "low": arr["low"].astype(np.float64) * PRICE_SCALE,
-            "close": arr["close"].astype(np.float64) * PRICE_SCALE,
+            "open": arr["open"].astype(np.float64) / PRICE_SCALE,
+            "high": arr["high"].astype(np.float64) / PRICE_SCALE,
+            "low": arr["low"].astype(np.float64) / PRICE_SCALE,
+            "close": arr["close"].astype(np.float64) / PRICE_SCALE,
             "volume": arr["volume"].astype(np.int64),
         }
 

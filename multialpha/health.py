@@ -145,3 +145,36 @@ def heartbeat_fresh(client: Any, keys: Any, component: str, max_age_s: float,
     ok = age is not None and age <= max_age_s
     return ok, {"component": component, "heartbeat_age_s": None if age is None else round(age, 3),
                 "state": (doc or {}).get("state")}
+
+
+class CountersCollector:
+    """Expose a process's own counters dict at scrape time (``multialpha_<name>_total``).
+
+    Nothing is added to the hub's or worker's hot path: the counters they
+    already keep for the heartbeat are read when Prometheus scrapes.
+    """
+
+    def __init__(self, component: str, read: Callable[[], dict[str, Any]]) -> None:
+        self.component = component
+        self.read = read
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        for name, value in sorted(self.read().items()):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not name.isidentifier():
+                continue
+            fam = CounterMetricFamily(f"multialpha_{name}", f"{name} counted by this process", labels=["component"])
+            fam.add_metric([self.component], float(value))
+            yield fam
+
+
+def serve_component(port: int | None, component: str, read: Callable[[], dict[str, Any]], check: Check) -> "HealthServer | None":
+    """/healthz + /metrics for a hub or worker when its port is configured (None: off)."""
+    if port is None:
+        return None
+    registry = CollectorRegistry()
+    registry.register(CountersCollector(component, read))
+    server = serve_health(port, check, registry)
+    log.info("%s: /healthz and /metrics on %s", component, server.url)
+    return server

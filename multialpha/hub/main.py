@@ -229,6 +229,10 @@ class Hub:
         )
         self.session.start()
         self.state = "connecting"
+        from multialpha.health import serve_component
+
+        health = serve_component(hub.health_port, "hub", lambda: self.status()["counters"],
+                                 lambda: (self.state == "connected" and self.publisher.up, {"state": self.state}))
         drain = self.queue.drain
         next_beat = 0.0
         next_poll = 0.0
@@ -246,6 +250,8 @@ class Hub:
                     next_beat = now + 1.0
                     self._beat()
         finally:
+            if health:
+                health.close()
             self._shutdown()
         return 0
 

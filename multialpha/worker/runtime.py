@@ -97,6 +97,7 @@ class Worker:
         self._hb_stop = threading.Event()
         self._hb_wake = threading.Event()
         self._hb_thread: threading.Thread | None = None
+        self._health: Any = None  # /healthz + /metrics server when worker.health_port_base is set
         self._cursor_cond = threading.Condition()
         self._cursor_dirty: dict[str, str] = {}
         self._cursor_stop = False
@@ -429,6 +430,8 @@ class Worker:
             self.bus.stop(drop_backlog=True)  # finish the bar in hand only: exit within 5 s
 
     def _shutdown(self) -> None:
+        if self._health is not None:
+            self._health.close()
         self._stop_cursor()
         self._hb_stop.set()
         self._hb_wake.set()
@@ -657,6 +660,13 @@ class Worker:
         )
         self._hb_thread = threading.Thread(target=self._hb_loop, name="heartbeat", daemon=True)
         self._hb_thread.start()
+        base = self.settings.worker.health_port_base
+        if base is not None:  # worker i (config order) serves on base + i
+            from multialpha.health import serve_component
+
+            port = base + list(self.settings.strategies).index(self.name)
+            self._health = serve_component(port, f"worker.{self.name}", lambda: dict(self.counters),
+                                           lambda: (self.health() == "live", {"state": self.health()}))
 
     def _hb_loop(self) -> None:
         while not self._hb_stop.is_set():

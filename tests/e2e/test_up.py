@@ -53,6 +53,8 @@ def _env(tmp: Path) -> dict[str, str]:
         "MULTIALPHA__SUPERVISOR__BACKOFF_MAX_S": "0.5",
         "MULTIALPHA__SUPERVISOR__FLAP_RESTARTS": "3",
         "MULTIALPHA__SUPERVISOR__FLAP_WINDOW_S": "120",
+        "MULTIALPHA__HUB__HEALTH_PORT": str(free_port()),
+        "MULTIALPHA__WORKER__HEALTH_PORT_BASE": str(free_port()),
     })
     env.pop("DATABENTO_API_KEY", None)
     return env
@@ -82,6 +84,17 @@ def _procs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["name"]: p for p in doc["processes"]}
 
 
+def _get(port: int, path: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -108,6 +121,16 @@ def test_up_end_to_end(tmp_path: Path) -> None:
         procs = _procs(doc)
         assert procs["hub"]["state"] == "running" and procs["sandbox"]["state"] == "running"
         assert doc["order_mode"]["summary"] == "paper"
+
+        # Each process serves /healthz and Prometheus /metrics on its configured loopback port.
+        hub_port = int(env["MULTIALPHA__HUB__HEALTH_PORT"])
+        ibs_a_port = int(env["MULTIALPHA__WORKER__HEALTH_PORT_BASE"])  # ibs_a is the first strategy
+        for port, component, counter in ((hub_port, "hub", "multialpha_bars_total"),
+                                         (ibs_a_port, "worker.ibs_a", "multialpha_bars_total")):
+            assert _get(port, "/healthz")[0] == 200, component
+            status, body = _get(port, "/metrics")
+            line = next(x for x in body.splitlines() if x.startswith(f'{counter}{{component="{component}"}}'))
+            assert status == 200 and float(line.split()[-1]) > 0, line
 
         # The crashing worker: restarted with backoff, then failed; nobody else was touched.
         doc = _wait("ibs_bad marked failed", lambda d: _procs(d)["worker.ibs_bad"]["state"] == "failed", cfg, env)

@@ -17,12 +17,10 @@ The raw output of every benchmark is kept in .multialpha/bench_last_run.log; the
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -263,47 +261,11 @@ def burst_rows(rate: int = 50_000, seconds: int = 60, batch_ms: int = 50) -> lis
 
 
 def up_rows(timeout: float = 90.0) -> list[Row]:
-    import redis
+    import up_to_live  # bench/ is on sys.path when this script runs
 
-    from multialpha import heartbeat as hb
-    from multialpha.keys import Keys
-    from multialpha.managed_redis import free_port
-
-    keys = Keys("multialpha")
-    t = time.monotonic()
-    subprocess.run([PY, "-m", "multialpha", "--version"], check=True, capture_output=True, cwd=REPO)
-    floor = time.monotonic() - t
-    tmp = Path(tempfile.mkdtemp(prefix="ma-bench-up-"))
-    env = {**os.environ, "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"), "MULTIALPHA_CACHE_DIR": str(tmp / "cache"),
-           "MULTIALPHA__REDIS__PORT": str(free_port()), "DATABENTO_API_KEY": ""}
-    t0 = time.monotonic()
-    proc = subprocess.Popen([PY, "-m", "multialpha", "--config", str(REPO / "config.multi_alpha.yml"), "up"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
-    live_s, rss = None, {}
-    client = None
-    try:
-        while time.monotonic() - t0 < timeout and proc.poll() is None:
-            state = tmp / "run" / "managed_redis.json"
-            if client is None and state.exists():
-                st = json.loads(state.read_text())
-                client = redis.Redis(host=st["host"], port=st["port"], password=st["password"], decode_responses=True)
-            if client is not None:
-                beats = hb.read_all(client, keys)
-                children = (beats.get("supervisor") or {}).get("children") or {}
-                workers = [n for n in children if n.startswith("worker.")]
-                if workers and all(str((beats.get(w) or {}).get("state", "")).lower() == "live" for w in workers):
-                    live_s = time.monotonic() - t0
-                    for name, ch in children.items():
-                        rss[name] = _rss_mb(int(ch.get("pid") or 0))
-                    break
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(tmp, ignore_errors=True)
+    floor = up_to_live.baseline()
+    rss: dict[str, float | None] = {}
+    live_s = up_to_live.one_run(timeout, rss=rss)  # cold cache
     with LOG.open("a") as f:
         f.write(f"\n===== up (in run_all.py)\nfloor {floor:.2f} s, all LIVE {live_s}, RSS {rss}\n")
     rows: list[Row] = [("`up` -> all workers LIVE (cold cache)", fmt(live_s, "s"),
@@ -314,14 +276,6 @@ def up_rows(timeout: float = 90.0) -> list[Row]:
     rows.append((f"RSS workers ({len(w)})", ", ".join(f"{v:.0f}" for v in w) + " MB" if w else "n/a", "-",
                  "goal <= 200 MB each"))
     return rows
-
-
-def _rss_mb(pid: int) -> float | None:
-    try:
-        m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-        return int(m.group(1)) / 1024 if m else None
-    except OSError:
-        return None
 
 
 STEPS = {"hub": hub_rows, "worker": worker_rows, "orders": order_rows, "sandbox": sandbox_rows,

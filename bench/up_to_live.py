@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -43,10 +44,20 @@ def baseline() -> float:
     return time.monotonic() - t
 
 
-def one_run(timeout: float, config: Path = CONFIG, cache: Path | None = None) -> float | None:
+def rss_mb(pid: int) -> float | None:
+    try:
+        m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+        return int(m.group(1)) / 1024 if m else None
+    except OSError:
+        return None
+
+
+def one_run(timeout: float, config: Path = CONFIG, cache: Path | None = None,
+            rss: dict[str, float | None] | None = None) -> float | None:
     """Seconds from `up` to every worker LIVE, or None (with the reason printed).
 
-    ``cache``: a warmup cache dir kept across runs (a restart's case); None = cold."""
+    ``cache``: a warmup cache dir kept across runs (a restart's case); None = cold.
+    ``rss``: filled with each child's RSS (MB) at the moment all workers are LIVE."""
     tmp = Path(tempfile.mkdtemp(prefix="ma-bench-"))
     env = {**os.environ, "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"), "MULTIALPHA_CACHE_DIR": str(cache or tmp / "cache"),
            "MULTIALPHA__REDIS__PORT": str(free_port()), "DATABENTO_API_KEY": ""}
@@ -83,6 +94,8 @@ def one_run(timeout: float, config: Path = CONFIG, cache: Path | None = None) ->
                 if workers and all(f"{w} LIVE" in marks for w in workers):
                     marks["ALL LIVE"] = time.monotonic() - t0
                     verdict = "ok"
+                    if rss is not None:
+                        rss.update({n: rss_mb(int(c.get("pid") or 0)) for n, c in children.items()})
                     break
             time.sleep(0.05)
     finally:

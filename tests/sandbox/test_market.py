@@ -6,7 +6,6 @@ from collections import Counter
 from datetime import date, timedelta
 
 import numpy as np
-import pytest
 
 from multialpha import cme_time
 from multialpha.config import Settings

@@ -12,7 +12,15 @@ then:
    process on the same channels; bars for all 6 symbols are published every
    ``interval`` ms; latency = time.time_ns() in Strategy.next (or in the bare
    subscriber) minus the publisher's time.time_ns() before PUBLISH;
-3. the workers' RSS from their heartbeats.
+3. the workers' RSS from their heartbeats;
+4. RSS with the ML veto models loaded: the shipped strategies ``breakout``
+   (4 symbols, 4 models) and ``ibs_b`` (5 symbols, 5 models) as real workers,
+   LIVE with ``ml_veto.mode: off`` (no model loaded: the baseline) and
+   ``enforce`` (every model loaded), warm cache, from the heartbeat; plus the
+   cost of loading every manifest model in a fresh interpreter (time, RSS,
+   whether scikit-learn/scipy got imported). ``--models DIR`` measures another
+   models folder (e.g. the scikit-learn pipelines shipped before
+   ``linear-logistic/1``).
 
 Goals (issue 5): p99 <= 1.5 x the bare pub/sub p99 of the same run; warm-cache
 cold start -> LIVE <= 3.5 s for 6 symbols; RSS <= 200 MB.
@@ -142,6 +150,38 @@ def child_bare(host: str, port: int, channels: list[str], record: str, ready: st
 # -- the parent ----------------------------------------------------------------------------
 
 
+LOAD_COST = """
+import re, sys, time
+from pathlib import Path
+
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1)) / 1024
+
+import numpy  # noqa: F401 - every worker has it already (the veto features use it): not a model cost
+from multialpha.mlveto import manifest
+from multialpha.mlveto.gate import VetoGate
+
+models = Path(sys.argv[1])
+entries = manifest.load(models)
+r0, t0 = rss(), time.perf_counter()
+for e in entries.values():
+    VetoGate(models, e.strategy_type, {e.symbol: True})
+dt, r1 = time.perf_counter() - t0, rss()
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"sklearn", "scipy", "threadpoolctl"})
+formats = sorted({e.format for e in entries.values()})
+print(f"{len(entries)} {dt:.3f} {r1 - r0:.1f} {','.join(formats)} {','.join(heavy) or '-'}")
+"""
+
+
+def load_cost(models: Path) -> str:
+    """Loading every model of a manifest in a fresh interpreter: what one worker pays (import + unpickle)."""
+    out = subprocess.run([sys.executable, "-c", LOAD_COST, str(models)], capture_output=True, text=True, check=True,
+                         cwd=REPO).stdout.split()
+    n, dt, mb, formats, heavy = out
+    return (f"loading all {n} manifest models in a fresh interpreter ({formats}): {float(dt):.2f} s, "
+            f"+{float(mb):.0f} MB RSS; heavy libraries imported: {heavy}")
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -153,6 +193,7 @@ def main() -> int:
     ap.add_argument("--interval-ms", type=float, default=20.0)
     ap.add_argument("--child", nargs=3)
     ap.add_argument("--bare", nargs=5)
+    ap.add_argument("--models", type=Path, default=None, help="models folder for part 4 (default: the shipped one)")
     a = ap.parse_args()
     if a.child:
         if os.environ.get("BENCH_PROFILE"):  # cProfile a worker child: BENCH_PROFILE=/tmp/prefix
@@ -179,17 +220,23 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     keys = Keys()
 
-    def write_config(port: int, strategies: dict) -> Path:
+    base = cfg.load(REPO / "config.multi_alpha.yml", environ={})
+    models_dir = (a.models or base.path(base.models_path)).resolve()
+
+    def write_config(port: int, strategies: dict, file: str = "config.multi_alpha.yml",
+                     ml_mode: str | None = None) -> Path:
         base = cfg.load(REPO / "config.multi_alpha.yml", environ={"MULTIALPHA__REDIS__PORT": str(port)})
         raw = base.model_dump(by_alias=True, exclude={"source_path"})
         raw.update(
             strategies=strategies,
             runtime_dir=str(tmp / "run"),
             contract_map_path=str(base.path(base.contract_map_path)),
-            models_path=str(base.path(base.models_path)),
+            models_path=str(models_dir),
         )
         raw["worker"].update(cache_dir=str(tmp / "cache"), qcheck_s=0.5)
-        path = tmp / "config.multi_alpha.yml"
+        if ml_mode:
+            raw["ml_veto"]["mode"] = ml_mode
+        path = tmp / file
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         return path
 
@@ -218,6 +265,13 @@ def main() -> int:
             p.terminate()
         for p in procs:
             p.wait(10)
+
+    def spawn_live(config: Path, name: str) -> dict:
+        p = spawn(config, name)
+        try:
+            return wait_live(client, p, name)
+        finally:
+            stop([p])
 
     with ManagedRedis() as rs:
         client = rs.client(decode_responses=True)
@@ -294,6 +348,22 @@ def main() -> int:
             rss = [hb["rss_mb"] for hb in hbs if hb]
             print(f"worker RSS (2 symbols each, warm): {', '.join(f'{x:.0f}' for x in rss)} MB  (goal <= 200)")
             print(f"warm-cache start -> LIVE: {warm_wall:.2f} s  (goal <= 3.5 s)")
+
+            # 4. RSS with the veto models loaded vs the same worker without them
+            print(f"# ML veto models: {models_dir}")
+            shipped = base.model_dump(by_alias=True)["strategies"]
+            real = {n: shipped[n] for n in ("breakout", "ibs_b")}
+            configs = {m: write_config(rs.port, real, f"config.{m}.yml", m) for m in ("off", "enforce")}
+            for name in real:
+                spawn_live(configs["off"], name)  # fills the warmup cache: both measured runs start warm
+                got = {m: spawn_live(configs[m], name) for m in ("off", "enforce")}
+                off, on = got["off"], got["enforce"]
+                print(f"worker {name} ({len(real[name]['instruments'])} symbols) RSS at LIVE: "
+                      f"{off['rss_mb']:.0f} MB without models (ml_veto off), {on['rss_mb']:.0f} MB with models loaded "
+                      f"(+{on['rss_mb'] - off['rss_mb']:.0f} MB; ratio {on['rss_mb'] / off['rss_mb']:.2f}; "
+                      f"goal <= 200); "
+                      f"inside run() to LIVE {off['live_after_s']:.2f} s -> {on['live_after_s']:.2f} s")
+            print(load_cost(models_dir))
     return 0
 
 

@@ -1,4 +1,10 @@
-"""Load a model only after its bytes match the manifest."""
+"""Load a model only after its bytes match the manifest.
+
+The shipped models are ``linear-logistic/1`` files (numpy only, see
+:mod:`multialpha.mlveto.linear`); an ``estimator`` entry may hold any object
+with ``predict_proba`` (a user's scikit-learn pipeline loads too, at the cost
+of importing scikit-learn and scipy in the worker).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LoadedModel:
     entry: manifest.ModelEntry
-    estimator: Any  # fitted scikit-learn estimator with predict_proba
+    estimator: Any  # LinearVetoModel, or (format "estimator") any fitted object with predict_proba
 
 
 @dataclass(frozen=True)
@@ -45,6 +51,9 @@ def load_model(models_dir: Path, strategy_type: str, symbol: str, features: list
         return Refusal(f"sha256 of {path} is {digest[:12]}…, manifest says {entry.sha256[:12]}…: refused, not loaded")
     if features is not None and list(features) != list(entry.features):
         return Refusal(f"feature list mismatch for {key}: plugin {features} vs model {entry.features}")
+    if entry.format not in manifest.FORMATS:
+        known = ", ".join(manifest.FORMATS)
+        return Refusal(f"{key}: unknown model format {entry.format!r} (this version reads {known})")
     import joblib
 
     try:
@@ -53,4 +62,11 @@ def load_model(models_dir: Path, strategy_type: str, symbol: str, features: list
         return Refusal(f"cannot load {path}: {type(e).__name__}: {e}")
     if not hasattr(estimator, "predict_proba"):
         return Refusal(f"{path} holds {type(estimator).__name__}, which has no predict_proba")
+    if entry.format == manifest.FORMAT_LINEAR:
+        from multialpha.mlveto.linear import LinearVetoModel  # already imported by unpickling a lean file
+
+        if not isinstance(estimator, LinearVetoModel):
+            return Refusal(f"{path} holds {type(estimator).__name__}, manifest says {entry.format}")
+        if estimator.features != list(entry.features):
+            return Refusal(f"{path} was fitted on {estimator.features}, manifest says {entry.features}")
     return LoadedModel(entry, estimator)

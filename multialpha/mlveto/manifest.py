@@ -5,6 +5,13 @@ loaded unless its SHA-256 is listed here. Entries are keyed
 ``"{strategy_type}/{SYMBOL}"`` and files live at
 ``models/{strategy_type}/{SYMBOL}.joblib`` (a symbol such as YM can be traded
 by two strategy types with different models).
+
+``format`` says what the file holds: ``linear-logistic/1`` — a
+:class:`multialpha.mlveto.linear.LinearVetoModel` (numpy only; what
+``models train`` writes); ``estimator`` — any pickled object with
+``predict_proba``, e.g. a user's own scikit-learn pipeline (works, but
+unpickling it imports scikit-learn and scipy in every worker: ~150 MB RSS).
+An entry without the field (older manifests) is ``estimator``.
 """
 
 from __future__ import annotations
@@ -16,6 +23,9 @@ from pathlib import Path
 
 MANIFEST = "manifest.json"
 VERSION = 1
+FORMAT_ESTIMATOR = "estimator"
+FORMAT_LINEAR = "linear-logistic/1"  # == multialpha.mlveto.linear.FORMAT (not imported: keeps this numpy-free)
+FORMATS = (FORMAT_LINEAR, FORMAT_ESTIMATOR)
 
 
 @dataclass(frozen=True)
@@ -31,6 +41,7 @@ class ModelEntry:
     n_samples: int = 0
     libraries: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    format: str = FORMAT_ESTIMATOR  # what the file holds: one of FORMATS
 
     @property
     def key(self) -> str:

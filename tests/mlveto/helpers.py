@@ -27,3 +27,17 @@ def write_model(models_dir: Path, strategy_type: str = "ibs", symbol: str = "6A"
     entries[entry.key] = entry
     manifest.save(models_dir, entries)
     return path
+
+
+def write_lean_model(models_dir: Path, strategy_type: str = "ibs", symbol: str = "6A", threshold: float = 0.5) -> Path:
+    """The format `models train` ships: a fitted scaler + logistic pipeline, exported by train.save_model."""
+    from datetime import date
+
+    from multialpha.mlveto import train
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 2))
+    y = (x[:, 0] < 0).astype(int)
+    train.save_model(models_dir, strategy_type, symbol, train._model().fit(x, y), FEATURES, threshold,
+                     date(2025, 1, 2), date(2025, 6, 30), len(y), {})
+    return models_dir / manifest.model_file(strategy_type, symbol)

@@ -1,7 +1,15 @@
+import dataclasses
+import json
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
+from multialpha.mlveto import manifest
+from multialpha.mlveto.linear import LinearVetoModel
 from multialpha.mlveto.loader import LoadedModel, Refusal, load_model
-from tests.mlveto.helpers import FEATURES, write_model
+from tests.conftest import REPO
+from tests.mlveto.helpers import FEATURES, write_lean_model, write_model
 
 
 def test_verified_model_loads(tmp_path: Path) -> None:
@@ -44,3 +52,68 @@ def test_feature_mismatch_and_missing_are_refused(tmp_path: Path) -> None:
     got = load_model(tmp_path, "ibs", "6A", FEATURES)
     assert isinstance(got, Refusal) and "missing" in got.reason
     assert isinstance(load_model(tmp_path / "nowhere", "ibs", "6A", FEATURES), Refusal)
+
+
+def test_a_users_own_sklearn_estimator_still_loads(tmp_path: Path) -> None:
+    write_model(tmp_path)  # a bare LogisticRegression, manifest entry without a format field
+    doc = json.loads((tmp_path / "manifest.json").read_text())
+    doc["models"]["ibs/6A"].pop("format")  # as an older manifest has it
+    (tmp_path / "manifest.json").write_text(json.dumps(doc))
+    got = load_model(tmp_path, "ibs", "6A", FEATURES)
+    assert isinstance(got, LoadedModel) and got.entry.format == manifest.FORMAT_ESTIMATOR
+    assert got.estimator.predict_proba([[-1.0, 0.0]])[0][1] > 0.5
+
+
+def test_lean_model_loads_and_its_format_is_enforced(tmp_path: Path) -> None:
+    write_lean_model(tmp_path)
+    got = load_model(tmp_path, "ibs", "6A", FEATURES)
+    assert isinstance(got, LoadedModel) and isinstance(got.estimator, LinearVetoModel)
+    assert got.entry.format == manifest.FORMAT_LINEAR
+    assert got.estimator.predict_proba([[-1.0, 0.0]])[0][1] > 0.5  # low ibs -> profitable, as fitted
+    entries = manifest.load(tmp_path)
+    # a sklearn pickle listed (hash and all) as linear-logistic/1: loaded bytes, wrong kind -> refused
+    write_model(tmp_path, symbol="6B")
+    e = manifest.load(tmp_path)["ibs/6B"]
+    entries["ibs/6B"] = dataclasses.replace(e, format=manifest.FORMAT_LINEAR)
+    manifest.save(tmp_path, entries)
+    got = load_model(tmp_path, "ibs", "6B", FEATURES)
+    assert isinstance(got, Refusal) and "manifest says linear-logistic/1" in got.reason
+    # a format this version does not know is refused before unpickling
+    entries["ibs/6A"] = dataclasses.replace(entries["ibs/6A"], format="onnx/1")
+    manifest.save(tmp_path, entries)
+    got = load_model(tmp_path, "ibs", "6A", FEATURES)
+    assert isinstance(got, Refusal) and "unknown model format 'onnx/1'" in got.reason
+
+
+def test_lean_model_fitted_on_other_features_is_refused(tmp_path: Path) -> None:
+    write_lean_model(tmp_path)
+    entries = manifest.load(tmp_path)
+    entries["ibs/6A"] = dataclasses.replace(entries["ibs/6A"], features=["ret_5d", "ibs"])
+    manifest.save(tmp_path, entries)
+    got = load_model(tmp_path, "ibs", "6A", None)
+    assert isinstance(got, Refusal) and "was fitted on ['ibs', 'ret_5d']" in got.reason
+
+
+def test_loading_the_shipped_models_imports_neither_sklearn_nor_scipy() -> None:
+    """In a fresh interpreter (this one has sklearn loaded): what a worker pays for its models."""
+    code = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from multialpha.mlveto import manifest
+        from multialpha.mlveto.gate import VetoGate
+        from multialpha.mlveto.linear import LinearVetoModel
+        models = Path(sys.argv[1])
+        entries = manifest.load(models)
+        assert len(entries) >= 10, entries
+        for e in entries.values():
+            gate = VetoGate(models, e.strategy_type, {e.symbol: True})
+            assert isinstance(gate.models[e.symbol].estimator, LinearVetoModel), gate.models[e.symbol]
+            v = gate.decide(e.symbol, "long", {n: 0.0 for n in e.features})
+            assert v.probability is not None, v
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "scipy", "threadpoolctl"))
+        print(len(entries), heavy)
+    """)
+    r = subprocess.run([sys.executable, "-c", code, str(REPO / "models")], capture_output=True, text=True, cwd=REPO)
+    assert r.returncode == 0, r.stderr
+    n, heavy = r.stdout.split(" ", 1)
+    assert heavy.strip() == "[]" and int(n) >= 10

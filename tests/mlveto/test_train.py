@@ -12,6 +12,7 @@ from multialpha.cli import main
 from multialpha.mlveto import manifest
 from multialpha.mlveto.features import feature_names
 from multialpha.mlveto.gate import VetoGate
+from multialpha.mlveto.linear import LinearVetoModel
 from multialpha.mlveto.loader import LoadedModel, load_model
 from multialpha.mlveto.train import choose_threshold
 # The backtest fixtures (a real sandbox with its clock pinned, small-warmup config), imported as fixtures.
@@ -36,8 +37,10 @@ def test_train_writes_models_the_loader_accepts(make_settings, tmp_path: Path) -
         assert e.n_samples >= 4 and 0.0 <= e.threshold <= 1.0
         assert e.features == feature_names(["VIX", "TLT_day"])  # the plugin's features, in its order
         assert {"scikit-learn", "joblib", "numpy", "python"} <= set(e.libraries)
+        assert e.format == manifest.FORMAT_LINEAR
         got = load_model(models, "breakout", e.symbol, e.features)
         assert isinstance(got, LoadedModel), got
+        assert isinstance(got.estimator, LinearVetoModel) and got.estimator.features == e.features
         assert manifest.sha256_of(models / e.file) == e.sha256
     # the runtime's gate scores with it
     sym = sorted(trained)[0]
@@ -46,6 +49,26 @@ def test_train_writes_models_the_loader_accepts(make_settings, tmp_path: Path) -
     assert v.probability is not None and v.model_sha256 == entries[f"breakout/{sym}"].sha256
     doc = json.loads((models / "manifest.json").read_text())
     assert doc["version"] == 1
+
+
+def test_save_model_ships_the_export_with_the_pipelines_probabilities(tmp_path: Path) -> None:
+    from datetime import date
+
+    from multialpha.mlveto import train
+
+    rng = np.random.default_rng(4)
+    names = feature_names(["VIX"])
+    X = rng.normal(size=(120, len(names)))
+    y = (X[:, 1] + rng.normal(size=120) > 0).astype(int)
+    pipe = train._model().fit(X, y)
+    e = train.save_model(tmp_path, "breakout", "ES", pipe, names, 0.4, date(2025, 1, 2), date(2025, 3, 1), 120, {})
+    got = load_model(tmp_path, "breakout", "ES", names)
+    assert isinstance(got, LoadedModel) and isinstance(got.estimator, LinearVetoModel)
+    assert np.array_equal(got.estimator.predict_proba(X), pipe.predict_proba(X))
+    # same fitted numbers -> the same bytes (the manifest hash is reproducible)
+    again = train.save_model(tmp_path / "b", "breakout", "ES", pipe, names, 0.4, date(2025, 1, 2), date(2025, 3, 1),
+                             120, {})
+    assert again.sha256 == e.sha256
 
 
 def test_too_few_trades_writes_no_model(make_settings, tmp_path: Path) -> None:  # noqa: F811
@@ -87,3 +110,4 @@ def test_shipped_models_verify_and_cover_the_config() -> None:
                 continue
             got = load_model(models, st.strategy_type, sym, feature_names(list(refs)))
             assert isinstance(got, LoadedModel), got
+            assert got.entry.format == manifest.FORMAT_LINEAR and isinstance(got.estimator, LinearVetoModel)

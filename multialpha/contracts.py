@@ -128,6 +128,18 @@ class ContractMap:
                 return c
         raise ValueError(f"no listed {root} contract after {day}")  # pragma: no cover
 
+    def fronts(self, root: str, first: date, last: date) -> list[tuple[Contract, date, date]]:
+        """``(contract, d0, d1)``: runs of trading days ``d0..d1`` (inclusive) in ``[first, last]``
+        whose ``front`` is ``contract``, in time order — one ``front`` call per roll, not per day."""
+        out: list[tuple[Contract, date, date]] = []
+        day = first if first.weekday() < 5 else cme_time.next_trading_day(first)
+        while day <= last:
+            c = self.front(root, day)
+            roll = self.roll_date(c)  # first trading day on which c is no longer the front
+            out.append((c, day, min(last, cme_time.previous_trading_day(roll))))
+            day = roll
+        return out
+
     def next_after(self, c: Contract) -> Contract:
         later = [x for x in self.listed(c.root, date(c.year, c.month, 1)) if x > c]
         return later[0]

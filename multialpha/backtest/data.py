@@ -1,14 +1,15 @@
 """Historical bars for a backtest range: Databento Historical (or the sandbox) through the warmup cache.
 
 Minute bars (``ohlcv-1m``) or, with ``resolution="hour"``, hourly bars
-(``ohlcv-1h``) of the continuous front month, read through the same
-:class:`~multialpha.worker.warmup.Historian` / Parquet cache the worker's
-warmup uses. The range is clipped at the data's "now" (the sandbox clock)
-*before* asking, so a clipped answer is never cached as a complete range.
+(``ohlcv-1h``) of the contract the hub publishes — ``ContractMap.front(root,
+trading day)``, fetched by raw symbol per roll-free piece of the range — read
+through the same :class:`~multialpha.worker.warmup.Historian` / Parquet cache
+the worker's warmup uses (one request for every symbol's missing bars). The
+range is clipped at the data's "now" (the sandbox clock) *before* asking, so a
+clipped answer is never cached as a complete range.
 
-Each bar carries the calendar front contract of its trading day
-(``ContractMap.front``, the hub's rule), so marks and orders name a contract
-the way live bars do.
+Each bar carries the contract it was fetched from, so marks and orders name
+the contract the way live bars do.
 """
 
 from __future__ import annotations
@@ -64,21 +65,14 @@ def load_bars(
 ) -> dict[str, list[SymbolBar]]:
     """Bars per symbol with start in [start, end), sorted; raises DataUnavailable if all are empty."""
     span = SPAN[resolution]
+    if historian.contracts is None:
+        historian.contracts = cmap  # warmup on the same historian then follows the same rule
+    historian.prefetch(SCHEMA[resolution], symbols, start, end)  # one request for every symbol's gaps
     out: dict[str, list[SymbolBar]] = {}
-    fronts: dict[tuple[str, date], str] = {}
     for sym in symbols:
-        cols = historian.bars(SCHEMA[resolution], sym, start, end)
-        bars = []
-        for b in warmup.to_bars(cols, span):
-            day = cme_time.trading_day(b.start)
-            key = (sym, day)
-            if key not in fronts:
-                try:
-                    fronts[key] = cmap.front(sym, day).raw_symbol
-                except (KeyError, ValueError):
-                    fronts[key] = ""
-            bars.append(SymbolBar(sym, b, fronts[key]))
-        out[sym] = bars
+        out[sym] = [SymbolBar(sym, b, contract)
+                    for contract, cols in historian.segments(SCHEMA[resolution], sym, start, end)
+                    for b in warmup.to_bars(cols, span)]
     if not any(out.values()):
         raise DataUnavailable(
             f"no {SCHEMA[resolution]} bars for {', '.join(symbols)} in "

@@ -1,6 +1,10 @@
 """Local Parquet cache of historical bars, keyed by dataset/schema/symbol/range.
 
 Layout: ``{cache_dir}/{dataset}/{schema}/{stype}/{symbol}/{start_ns}_{end_ns}.parquet``.
+The key is what was requested: warmup and backtest ask for raw contracts
+(``raw_symbol/ESH6``), so chunks written by older versions for the calendar
+continuous symbol (``continuous/ES.c.0``, another contract between roll date
+and expiry) are never read.
 Each file holds every bar of its half-open range (possibly none: a weekend
 is a valid, cached answer). Coverage is read from the file names alone, so a
 restart computes what is missing without opening a file, fetches only that,

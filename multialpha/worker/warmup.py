@@ -8,10 +8,17 @@ earlier). Daily bars are CME trading days built by the same
 Databento's UTC-date ``ohlcv-1d``. The day that contains ``T`` is left open
 in the returned resampler so live minute bars complete it.
 
-Hourly history comes from ``databento.Historical`` (``ohlcv-1h``,
-continuous ``ROOT.c.0``) through :class:`~multialpha.worker.cache.BarCache`;
-only the missing ranges are requested. ``databento`` is imported only when
-something is missing (it costs ~1.2 s of start-up).
+**Which contract.** The hub publishes, per root, ``ContractMap.front(root,
+trading day)`` (roll date = expiry minus ``roll_days_before``). Databento's
+continuous ``ROOT.c.0`` is the *calendar* rule (nearest expiry) and stays on
+the old contract from the roll date until it expires, so history is asked
+for by **raw symbol**: for every run of trading days with the same front
+(``ContractMap.fronts``), that contract over those days. One request carries
+every contract (and root) that is missing, records are split by instrument
+id through the response's symbology mappings, and each contract's own days
+are cached under its raw symbol (:class:`~multialpha.worker.cache.BarCache`,
+``stype`` ``raw_symbol``) — old ``continuous/ROOT.c.0`` caches are never read.
+``databento`` is imported only when something is missing (~1.2 s of start-up).
 """
 
 from __future__ import annotations
@@ -20,61 +27,142 @@ import logging
 import math
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 
 from multialpha import cme_time
-from multialpha.worker.cache import BarCache, CacheKey, Columns
+from multialpha.contracts import ContractMap
+from multialpha.worker.cache import BarCache, CacheKey, Columns, empty
 from multialpha.worker.resample import OHLCV, Resampler
 
 log = logging.getLogger(__name__)
 
 SCHEMA = "ohlcv-1h"
 SCHEMA_1M = "ohlcv-1m"
-STYPE = "continuous"
+STYPE = "raw_symbol"  # the hub's contract per trading day (see the module doc)
+STYPE_CONTINUOUS = "continuous"  # only for a root the contract map does not know
 # Fixed-point 1e-9 prices -> float by *division*: the correctly rounded nearest double, the value
 # the hub publishes (`round(fixed / PX, digits)` for on-tick prices). Multiplying by 1e-9 adds
 # ulp noise, so warmed-up and backtest bars differed from live bars in the last bit (parity).
 PRICE_SCALE = 1e9
+# One request may ask for several contracts over the union of their missing ranges, so it also
+# returns each contract's bars outside its own front days (dropped). For hourly bars that is a
+# few MB at most: always one request. For minute bars, a batch is closed when
+# (symbols x request span) would exceed this multiple of the span actually needed.
+MAX_OVERFETCH = {SCHEMA: math.inf, SCHEMA_1M: 2.0}
+_DEFAULT_CONTRACT_MAP = Path(__file__).resolve().parents[2] / "Data" / "Databento_contract_map.yml"
 
 
 def continuous_symbol(root: str) -> str:
-    """Calendar-rolled front month, matching the hub's calendar front-month rule."""
+    """Databento's calendar-rolled continuous symbol (used only for roots without a contract rule)."""
     return f"{root}.c.0"
 
 
 class Fetch(Protocol):
-    def __call__(self, schema: str, symbol: str, stype_in: str, start_ns: int, end_ns: int) -> Columns: ...
+    """Bars of ``symbols`` (``stype_in``) with ts in [start_ns, end_ns): one Historical request."""
+
+    def __call__(self, schema: str, symbols: list[str], stype_in: str, start_ns: int, end_ns: int) -> dict[str, Columns]: ...
 
 
 def databento_fetch(client_factory: Callable[[], Any], dataset: str) -> Fetch:
-    """A Fetch backed by the real ``databento.Historical`` client (created on first use)."""
+    """A Fetch backed by the real ``databento.Historical`` client (created on first use).
+
+    Several symbols go in one ``timeseries.get_range``; records are split per
+    requested symbol by instrument id, from the response's symbology mappings.
+    """
     holder: dict[str, Any] = {}
 
-    def fetch(schema: str, symbol: str, stype_in: str, start_ns: int, end_ns: int) -> Columns:
+    def fetch(schema: str, symbols: list[str], stype_in: str, start_ns: int, end_ns: int) -> dict[str, Columns]:
         if "client" not in holder:
             holder["client"] = client_factory()
         store = holder["client"].timeseries.get_range(
-            dataset=dataset, start=start_ns, end=end_ns, symbols=[symbol], schema=schema, stype_in=stype_in
+            dataset=dataset, start=start_ns, end=end_ns, symbols=list(symbols), schema=schema, stype_in=stype_in
         )
         arr = store.to_ndarray(schema=schema)
         if len(arr) == 0:
-            from multialpha.worker.cache import empty
-
-            return empty()
-        return {
-            "ts": arr["ts_event"].astype(np.int64),
-            "open": arr["open"].astype(np.float64) / PRICE_SCALE,
-            "high": arr["high"].astype(np.float64) / PRICE_SCALE,
-            "low": arr["low"].astype(np.float64) / PRICE_SCALE,
-            "close": arr["close"].astype(np.float64) / PRICE_SCALE,
-            "volume": arr["volume"].astype(np.int64),
-        }
+            return {s: empty() for s in symbols}
+        if len(symbols) == 1:
+            return {symbols[0]: _columns(arr)}
+        owner = _owners(store, arr, symbols)
+        return {s: _columns(arr[owner == i]) for i, s in enumerate(symbols)}
 
     return fetch
+
+
+def _columns(arr: np.ndarray) -> Columns:
+    return {
+        "ts": arr["ts_event"].astype(np.int64),
+        "open": arr["open"].astype(np.float64) / PRICE_SCALE,
+        "high": arr["high"].astype(np.float64) / PRICE_SCALE,
+        "low": arr["low"].astype(np.float64) / PRICE_SCALE,
+        "close": arr["close"].astype(np.float64) / PRICE_SCALE,
+        "volume": arr["volume"].astype(np.int64),
+    }
+
+
+def _owners(store: Any, arr: np.ndarray, symbols: list[str]) -> np.ndarray:
+    """Index into ``symbols`` of every record's requested symbol (-1: none), from the metadata's mappings.
+
+    A raw symbol names one instrument for the life of a contract, so instrument id ->
+    symbol is usually unambiguous whatever the date; if an id maps to two requested
+    symbols (an id reused years apart), the record's date decides through databento's
+    own ``InstrumentMap``.
+    """
+    index = {s: i for i, s in enumerate(symbols)}
+    by_id: dict[int, set[str]] = {}
+    for sym, intervals in store.mappings.items():
+        for iv in intervals:
+            if iv.get("symbol") and sym in index:
+                by_id.setdefault(int(iv["symbol"]), set()).add(sym)
+    ids = arr["instrument_id"].astype(np.int64)
+    owner = np.full(len(arr), -1, dtype=np.int64)
+    ambiguous = []
+    for iid, syms in by_id.items():
+        if len(syms) == 1:
+            owner[ids == iid] = index[next(iter(syms))]
+        else:
+            ambiguous.append(iid)
+    if ambiguous:
+        from databento.common.symbology import InstrumentMap
+
+        imap = InstrumentMap()
+        imap.insert_metadata(store.metadata)
+        mask = np.isin(ids, ambiguous)
+        dates = arr["ts_event"][mask].astype("datetime64[ns]").astype("datetime64[D]")
+        names = imap.resolve_many(arr["instrument_id"][mask].astype(np.uint64), dates)
+        owner[mask] = [index.get(n, -1) if n is not None else -1 for n in names]
+    return owner
+
+
+def day_start_ns(day: date) -> int:
+    """First instant of CME trading day ``day``: the previous day's 16:00 CT close (``cme_time.trading_day``)."""
+    return cme_time.to_ns(cme_time.session_bounds(cme_time.previous_trading_day(day))[1])
+
+
+@dataclass(frozen=True)
+class Piece:
+    """``contract`` is the hub's contract for every instant of [start_ns, end_ns)."""
+
+    contract: str
+    start_ns: int
+    end_ns: int
+
+
+def front_pieces(cmap: ContractMap, root: str, start_ns: int, end_ns: int) -> list[Piece]:
+    """[start_ns, end_ns) cut at roll boundaries, each piece with its front contract's raw symbol."""
+    if end_ns <= start_ns:
+        return []
+    first, last = cme_time.trading_day(start_ns), cme_time.trading_day(end_ns - 1)
+    out = []
+    for c, d0, d1 in cmap.fronts(root, first, last):
+        s = max(start_ns, day_start_ns(d0))
+        e = min(end_ns, day_start_ns(cme_time.next_trading_day(d1)))
+        if s < e:
+            out.append(Piece(c.raw_symbol, s, e))
+    return out
 
 
 def history_start(boundary: datetime, daily_bars: int, hourly_bars: int) -> datetime:
@@ -97,7 +185,12 @@ class SymbolWarmup:
 
 @dataclass
 class Historian:
-    """Cached hourly history: ``requests`` counts calls that reached the Historical API."""
+    """Cached history of the hub's contract per trading day.
+
+    ``requests`` counts calls that reached the Historical API. ``contracts`` is the
+    contract map the hub uses (``settings.contract_map_path``); None -> the shipped
+    ``Data/Databento_contract_map.yml``.
+    """
 
     cache: BarCache
     fetch: Fetch
@@ -106,6 +199,13 @@ class Historian:
     cached_ranges: int = 0
     fetched_bars: int = 0
     log_lines: list[str] = field(default_factory=list)
+    contracts: ContractMap | None = None
+
+    @property
+    def cmap(self) -> ContractMap:
+        if self.contracts is None:
+            self.contracts = ContractMap.load(_DEFAULT_CONTRACT_MAP)
+        return self.contracts
 
     def hourly(self, root: str, start: datetime, end: datetime) -> Columns:
         return self.bars(SCHEMA, root, start, end)
@@ -115,17 +215,67 @@ class Historian:
         return self.bars(SCHEMA_1M, root, start, end)
 
     def bars(self, schema: str, root: str, start: datetime, end: datetime) -> Columns:
-        key = CacheKey(self.dataset, schema, STYPE, continuous_symbol(root))
+        """Every bar of ``root`` starting in [start, end), each from the hub's contract of its trading day."""
+        parts = [cols for _, cols in self.segments(schema, root, start, end)]
+        if not parts:
+            return empty()
+        return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
+
+    def segments(self, schema: str, root: str, start: datetime, end: datetime) -> list[tuple[str, Columns]]:
+        """``(contract, bars)`` per roll-free piece of [start, end), in time order (contract "" = unknown root)."""
+        before = self.requests
+        self.prefetch(schema, [root], start, end)
+        if self.requests == before:
+            self.cached_ranges += 1  # served from the cache (possibly filled by an earlier batch prefetch)
+        return [(p.contract if stype == STYPE else "", self.cache.read(key, p.start_ns, p.end_ns))
+                for key, stype, p in self._pieces(schema, root, cme_time.to_ns(start), cme_time.to_ns(end))]
+
+    def prefetch(self, schema: str, roots: Iterable[str], start: datetime, end: datetime) -> None:
+        """Fetch whatever the cache lacks for ``roots`` over [start, end): one request per batch
+        (hourly: one in all; see ``MAX_OVERFETCH``), each contract's own days cached under its raw symbol."""
         s, e = cme_time.to_ns(start), cme_time.to_ns(end)
-        gaps = self.cache.missing(key, s, e)
-        if not gaps:
-            self.cached_ranges += 1
-        for gs, ge in gaps:
-            self.requests += 1
-            cols = self.fetch(schema, key.symbol, STYPE, gs, ge)
-            self.fetched_bars += len(cols["ts"])
-            self.cache.write(key, gs, ge, cols)
-        return self.cache.read(key, s, e)
+        gaps: dict[str, list[tuple[CacheKey, int, int]]] = {}  # stype -> missing (key, start, end)
+        for root in roots:
+            missing = [(key, stype, gs, ge) for key, stype, p in self._pieces(schema, root, s, e)
+                       for gs, ge in self.cache.missing(key, p.start_ns, p.end_ns)]
+            for key, stype, gs, ge in missing:
+                gaps.setdefault(stype, []).append((key, gs, ge))
+        for stype, todo in gaps.items():
+            for batch in _batches(todo, MAX_OVERFETCH.get(schema, 1.0)):
+                symbols = sorted({k.symbol for k, _, _ in batch})
+                bs, be = min(g[1] for g in batch), max(g[2] for g in batch)
+                self.requests += 1
+                got = self.fetch(schema, symbols, stype, bs, be)
+                for key, gs, ge in batch:
+                    cols = got.get(key.symbol, empty())
+                    keep = (cols["ts"] >= gs) & (cols["ts"] < ge)
+                    cols = {c: v[keep] for c, v in cols.items()}
+                    self.fetched_bars += len(cols["ts"])
+                    self.cache.write(key, gs, ge, cols)
+
+    def _pieces(self, schema: str, root: str, s: int, e: int) -> list[tuple[CacheKey, str, Piece]]:
+        if root in self.cmap.rules:
+            return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p) for p in front_pieces(self.cmap, root, s, e)]
+        key = CacheKey(self.dataset, schema, STYPE_CONTINUOUS, continuous_symbol(root))
+        return [(key, STYPE_CONTINUOUS, Piece("", s, e))] if s < e else []
+
+
+def _batches(gaps: list[tuple[CacheKey, int, int]], max_overfetch: float) -> list[list[tuple[CacheKey, int, int]]]:
+    """Group missing ranges into requests: greedily in time order while
+    (distinct symbols x request span) <= ``max_overfetch`` x (sum of the ranges' spans)."""
+    out: list[list[tuple[CacheKey, int, int]]] = []
+    cur: list[tuple[CacheKey, int, int]] = []
+    for g in sorted(gaps, key=lambda g: (g[1], g[0].symbol)):
+        trial = cur + [g]
+        span = max(x[2] for x in trial) - min(x[1] for x in trial)
+        need = sum(x[2] - x[1] for x in trial)
+        if cur and len({x[0].symbol for x in trial}) * span > max_overfetch * need:
+            out.append(cur)
+            trial = [g]
+        cur = trial
+    if cur:
+        out.append(cur)
+    return out
 
 
 def to_bars(cols: Columns, span: timedelta = timedelta(hours=1)) -> list[OHLCV]:
@@ -169,14 +319,21 @@ def warm_all(
     if progress is None:
         progress = sys.stderr.isatty()
     out: dict[str, SymbolWarmup] = {}
+
+    def download() -> None:  # one request for every root's missing hours (cold start), not one per root
+        if daily_bars > 0 or hourly_bars > 0:
+            historian.prefetch(SCHEMA, roots, history_start(boundary, daily_bars, hourly_bars), boundary)
+
     if not progress:
+        download()
         for root in roots:
             out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars)
         return out
     from rich.progress import Progress
 
     with Progress(transient=True) as bar:
-        task = bar.add_task("warmup", total=len(roots))
+        task = bar.add_task(f"warmup: history of {len(roots)} symbols", total=len(roots))
+        download()
         for root in roots:
             bar.update(task, description=f"warmup {root}")
             out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars)

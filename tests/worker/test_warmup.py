@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from multialpha import cme_time, endpoints
+from multialpha.contracts import ContractMap
 from multialpha.sandbox.server import Sandbox
 from multialpha.worker import warmup
-from multialpha.worker.cache import BarCache
+from multialpha.worker.cache import BarCache, CacheKey
 from multialpha.worker.resample import OHLCV, resample
 from multialpha.worker.runtime import run
+from tests.conftest import REPO
 from tests.worker import recorder_plugin
-from tests.worker.conftest import WorkerThread, make_bar, publish, recorder, wait_for
+from tests.worker.conftest import WorkerThread, make_bar, no_history, publish, recorder, wait_for
 from tests.worker.doubles import RecordingRouter
 
 UTC = timezone.utc
@@ -63,7 +67,7 @@ def test_six_symbols_warm_up_then_second_start_hits_the_cache(build_settings, sa
         w = SandboxWorker(settings, "rec", RecordingRouter(), None).start()
         workers.append(w)
         hb = w.wait_live(redis_client, 60)
-        expected_requests = len(SIX) if attempt == "cold" else 0
+        expected_requests = 1 if attempt == "cold" else 0  # every symbol's history in one request
         assert hb["historical_requests"] == expected_requests, attempt
         for sym in SIX:
             days, hours = events("six", f"{sym}_day"), events("six", f"{sym}_hour")
@@ -77,7 +81,13 @@ def test_six_symbols_warm_up_then_second_start_hits_the_cache(build_settings, sa
                 assert (close.hour, close.minute) == (16, 0), d
         assert w.shutdown() == 0
     cache = Path(settings.path(settings.worker.cache_dir))
-    assert len(list(cache.rglob("*.parquet"))) == len(SIX)
+    # One chunk per (root, front contract) piece of the year, each under its raw symbol; no continuous key.
+    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    start = warmup.history_start(NOW, 250, 338)
+    pieces = {(sym, p.contract) for sym in SIX for p in warmup.front_pieces(cmap, sym, cme_time.to_ns(start), cme_time.to_ns(NOW))}
+    files = list(cache.rglob("*.parquet"))
+    assert {f.parent.name for f in files} == {c for _, c in pieces} and len(files) == len(pieces)
+    assert all(f.parent.parent.name == "raw_symbol" for f in files)
 
 
 def test_warmup_days_match_minute_resampling_and_live_completes_the_day(build_settings, sandbox_for, redis_client, workers):
@@ -132,30 +142,62 @@ def test_warmup_days_match_minute_resampling_and_live_completes_the_day(build_se
     assert router.intents == []  # warmup-phase signals never reach the router
 
 
-def test_cache_fetches_only_missing_ranges(tmp_path):
-    calls: list[tuple[int, int]] = []
+def hourly_source(calls: list[tuple[list[str], int, int]]):
+    """A deterministic data source (not databento): one bar per hour per requested symbol."""
 
-    def source(schema, symbol, stype_in, start_ns, end_ns):  # a deterministic data source, not databento
-        calls.append((start_ns, end_ns))
-        ts = list(range(start_ns - start_ns % cme_time.HOUR_NS, end_ns, cme_time.HOUR_NS))
-        ts = [t for t in ts if t >= start_ns]
-        import numpy as np
-
+    def source(schema, symbols, stype_in, start_ns, end_ns):
+        calls.append((list(symbols), start_ns, end_ns))
+        ts = [t for t in range(start_ns - start_ns % cme_time.HOUR_NS, end_ns, cme_time.HOUR_NS) if t >= start_ns]
         n = len(ts)
-        return {"ts": np.array(ts, dtype=np.int64), "open": np.full(n, 1.0), "high": np.full(n, 2.0),
-                "low": np.full(n, 0.5), "close": np.full(n, 1.5), "volume": np.full(n, 3, dtype=np.int64)}
+        return {s: {"ts": np.array(ts, dtype=np.int64), "open": np.full(n, 1.0), "high": np.full(n, 2.0),
+                    "low": np.full(n, 0.5), "close": np.full(n, 1.5), "volume": np.full(n, 3, dtype=np.int64)}
+                for s in symbols}
 
-    h = warmup.Historian(BarCache(tmp_path), source, "GLBX.MDP3")
-    t0 = datetime(2025, 12, 1, 0, tzinfo=UTC)
+    return source
+
+
+def test_cache_fetches_only_missing_ranges(tmp_path):
+    calls: list[tuple[list[str], int, int]] = []
+    h = warmup.Historian(BarCache(tmp_path), hourly_source(calls), "GLBX.MDP3")
+    t0 = datetime(2025, 12, 1, 0, tzinfo=UTC)  # ESZ5 is the front all along
     a = h.hourly("ES", t0, t0 + timedelta(hours=10))
     b = h.hourly("ES", t0 + timedelta(hours=5), t0 + timedelta(hours=15))
     c = h.hourly("ES", t0, t0 + timedelta(hours=15))
     assert len(a["ts"]) == 10 and len(b["ts"]) == 10 and len(c["ts"]) == 15
     assert calls == [
-        (cme_time.to_ns(t0), cme_time.to_ns(t0 + timedelta(hours=10))),
-        (cme_time.to_ns(t0 + timedelta(hours=10)), cme_time.to_ns(t0 + timedelta(hours=15))),
+        (["ESZ5"], cme_time.to_ns(t0), cme_time.to_ns(t0 + timedelta(hours=10))),
+        (["ESZ5"], cme_time.to_ns(t0 + timedelta(hours=10)), cme_time.to_ns(t0 + timedelta(hours=15))),
     ]
     assert h.requests == 2 and list(c["ts"]) == sorted(set(c["ts"]))
+
+
+def test_front_pieces_follow_the_hubs_rule_for_every_trading_day():
+    cmap = ContractMap.load(REPO / "Data" / "Databento_contract_map.yml")
+    start, end = datetime(2024, 11, 20, 15, tzinfo=UTC), datetime(2025, 12, 12, 15, tzinfo=UTC)
+    for root in ("ES", "6S", "CL", "NG", "GC", "ZB"):
+        pieces = warmup.front_pieces(cmap, root, cme_time.to_ns(start), cme_time.to_ns(end))
+        assert pieces[0].start_ns == cme_time.to_ns(start) and pieces[-1].end_ns == cme_time.to_ns(end)
+        assert all(a.end_ns == b.start_ns and a.contract != b.contract for a, b in zip(pieces, pieces[1:]))
+        for p in pieces:  # every hour of a piece is in a trading day whose front is the piece's contract
+            for t in range(p.start_ns, p.end_ns, cme_time.HOUR_NS):
+                assert cmap.front(root, cme_time.from_ns(t)).raw_symbol == p.contract, (root, cme_time.iso_z(t))
+    assert len(warmup.front_pieces(cmap, "CL", cme_time.to_ns(start), cme_time.to_ns(end))) == 13  # monthly rolls
+
+
+def test_one_request_for_several_roots_and_rolls_then_none(tmp_path):
+    calls: list[tuple[list[str], int, int]] = []
+    h = warmup.Historian(BarCache(tmp_path), hourly_source(calls), "GLBX.MDP3")
+    boundary = datetime(2025, 12, 12, 15, tzinfo=UTC)
+    out = warmup.warm_all(h, ["ES", "CL", "6S"], boundary, 250, 338, progress=False)
+    assert h.requests == 1 and len(calls) == 1
+    (symbols, _, _), = calls
+    span = (cme_time.to_ns(warmup.history_start(boundary, 250, 338)), cme_time.to_ns(boundary))
+    expected = {p.contract for r in ("ES", "CL", "6S") for p in warmup.front_pieces(h.cmap, r, *span)}
+    assert {"ESZ5", "ESH6", "6SZ5", "6SH6", "CLZ5", "CLF6"} <= expected and sorted(symbols) == sorted(expected)
+    assert all(len(w.days) == 250 and len(w.hours) == 338 for w in out.values())
+    again = warmup.Historian(BarCache(tmp_path), no_history, "GLBX.MDP3")
+    assert warmup.warm_all(again, ["ES", "CL", "6S"], boundary, 250, 338, progress=False)["ES"].days == out["ES"].days
+    assert again.requests == 0
 
 
 def test_first_start_mid_hour_fills_the_hour_from_historical_minutes(build_settings, sandbox_for, redis_client, workers):
@@ -210,3 +252,136 @@ def test_example_plugin_strategy_trades_live_after_sandbox_warmup(build_settings
     wait_for(lambda: len(router.intents) == 2, what="the exit")
     assert router.intents[1].kind == "exit"
     assert w.shutdown() == 0
+
+
+# -- the roll: warmup reads the contract the hub publishes -----------------------------------
+
+ROLL_NOW = datetime(2025, 12, 12, 15, 0, tzinfo=UTC)  # Fri 09:00 CT: 6S rolled on 12-08, ES on 12-11
+
+
+def front_trade_bars(market, cmap: ContractMap, root: str, start_ns: int, end_ns: int, span_ns: int) -> dict[int, tuple]:
+    """Independent aggregation: bucket start -> (o, h, l, c, volume, contract) of the trades of
+    ``ContractMap.front(root, trading day)`` only (the hub's choice), straight from the sandbox market."""
+    trades = market.trades(root, start_ns, end_ns)
+    names: dict = {}
+    acc: dict[int, list] = {}
+    for ts, iid, px, size in zip(trades["ts_recv"].tolist(), trades["instrument_id"].tolist(),
+                                 trades["price"].tolist(), trades["size"].tolist()):
+        bucket = ts - ts % span_ns
+        day = cme_time.trading_day(bucket)
+        if day not in names:
+            names[day] = (market.raw_symbols(root, day), cmap.front(root, day).raw_symbol)
+        raw, front = names[day]
+        if raw[iid] == front:
+            acc.setdefault(bucket, []).append((px / 1e9, size, front))
+    return {b: (r[0][0], max(p for p, _, _ in r), min(p for p, _, _ in r), r[-1][0], sum(s for _, s, _ in r), r[0][2])
+            for b, r in acc.items()}
+
+
+def front_trade_days(market, cmap: ContractMap, root: str, days: list) -> dict:
+    """Trading day -> (o, h, l, c, volume) of the front contract's trades of that day."""
+    out = {}
+    for d in days:
+        op, cl = cme_time.session_bounds(d)
+        hours = front_trade_bars(market, cmap, root, cme_time.to_ns(op), cme_time.to_ns(cl), cme_time.HOUR_NS)
+        rows = [hours[k] for k in sorted(hours)]
+        out[d] = (rows[0][0], max(r[1] for r in rows), min(r[2] for r in rows), rows[-1][3], sum(r[4] for r in rows))
+    return out
+
+
+def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, sandbox_for, tmp_path):
+    settings = build_settings({"rec": recorder(["ES"], tag="roll")})
+    sb = sandbox_for(settings)
+    sb.set_clock(ROLL_NOW)
+    ep = endpoints.from_state(sb.state)
+    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    cache = BarCache(tmp_path / "cache")
+    start = warmup.history_start(ROLL_NOW, 8, 120)
+    # A cache written by the old code (continuous ES.c.0) with impossible prices: must never be read.
+    bogus = {"ts": np.arange(cme_time.to_ns(start), cme_time.to_ns(ROLL_NOW), cme_time.HOUR_NS, dtype=np.int64)}
+    bogus.update({c: np.full(len(bogus["ts"]), 1.0) for c in ("open", "high", "low", "close")})
+    bogus["volume"] = np.full(len(bogus["ts"]), 1, dtype=np.int64)
+    cache.write(CacheKey(ep.dataset, "ohlcv-1h", "continuous", "ES.c.0"), cme_time.to_ns(start), cme_time.to_ns(ROLL_NOW), bogus)
+
+    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    h = warmup.Historian(cache, fetch, ep.dataset, contracts=cmap)
+    warm = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 120, progress=False)
+    assert h.requests == 1  # both roots, all their contracts, one request
+
+    for root, roll in (("ES", date(2025, 12, 11)), ("6S", date(2025, 12, 8))):
+        w = warm[root]
+        assert all(b.close != 1.0 for b in w.hours)
+        expected = front_trade_bars(sb.market, cmap, root, cme_time.to_ns(w.hours[0].start), cme_time.to_ns(ROLL_NOW),
+                                    cme_time.HOUR_NS)
+        got = {cme_time.to_ns(b.start): (b.open, b.high, b.low, b.close, b.volume) for b in w.hours}
+        assert got == {k: v[:5] for k, v in expected.items()}, root
+        contracts = {v[5] for k, v in expected.items()}
+        assert cmap.front(root, roll).raw_symbol in contracts and len(contracts) == 2  # the window spans the roll
+        days = {cme_time.trading_day(d.start): (d.open, d.high, d.low, d.close, d.volume) for d in w.days}
+        assert len(days) == 8 and max(days) == date(2025, 12, 11)
+        assert days == front_trade_days(sb.market, cmap, root, sorted(days)), root
+
+        # The check can fail: between roll and expiry, Databento's calendar c.0 is the old contract.
+        store = endpoints.historical_client(ep).timeseries.get_range(
+            dataset=ep.dataset, start=warmup.day_start_ns(roll), end=cme_time.to_ns(ROLL_NOW),
+            symbols=[f"{root}.c.0"], schema="ohlcv-1h", stype_in="continuous")
+        c0 = {int(r["ts_event"]): r["close"] / 1e9 for r in store.to_ndarray()}
+        after_roll = {k: v[3] for k, v in got.items() if k >= warmup.day_start_ns(roll)}
+        assert after_roll and sum(c0.get(k) != v for k, v in after_roll.items()) > len(after_roll) // 2, root
+
+    again = warmup.Historian(cache, no_history, ep.dataset, contracts=cmap)
+    warm2 = warmup.warm_all(again, ["ES", "6S"], ROLL_NOW, 8, 120, progress=False)
+    assert again.requests == 0 and warm2["ES"].days == warm["ES"].days and warm2["6S"].hours == warm["6S"].hours
+
+
+def test_databento_fetch_splits_one_request_by_contract(build_settings, sandbox_for):
+    settings = build_settings({"rec": recorder(["ES"], tag="split")})
+    sb = sandbox_for(settings)
+    sb.set_clock(ROLL_NOW)
+    ep = endpoints.from_state(sb.state)
+    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    s, e = warmup.day_start_ns(date(2025, 12, 8)), cme_time.to_ns(ROLL_NOW)
+    both = fetch("ohlcv-1h", ["6SZ5", "6SH6", "ESH6"], "raw_symbol", s, e)
+    for sym in ("6SZ5", "6SH6", "ESH6"):
+        alone = fetch("ohlcv-1h", [sym], "raw_symbol", s, e)[sym]
+        assert len(alone["ts"]) > 20
+        assert all(np.array_equal(both[sym][c], alone[c]) for c in alone), sym
+    assert not np.array_equal(both["6SZ5"]["close"][:20], both["6SH6"]["close"][:20])
+
+
+def test_an_instrument_id_shared_by_two_requested_symbols_is_split_by_date():
+    """Ids are reused years apart: the record's date picks the symbol (databento's own InstrumentMap)."""
+    from databento import DBNStore
+    from databento_dbn import Metadata, Schema, SType
+
+    from multialpha.sandbox.historical import _Interval, _Mapping
+    from multialpha.sandbox.market import OHLCV_DTYPE
+
+    d = lambda s: date.fromisoformat(s)  # noqa: E731
+    mappings = [_Mapping("ESZ5", [_Interval(d("2025-12-01"), d("2025-12-03"), "7")]),
+                _Mapping("ESH6", [_Interval(d("2025-12-03"), d("2025-12-05"), "7"),
+                                  _Interval(d("2025-12-01"), d("2025-12-05"), "8")])]
+    ts = [datetime(2025, 12, 1, 15, tzinfo=UTC), datetime(2025, 12, 2, 15, tzinfo=UTC), datetime(2025, 12, 3, 15, tzinfo=UTC),
+          datetime(2025, 12, 3, 16, tzinfo=UTC), datetime(2025, 12, 9, 15, tzinfo=UTC)]
+    ids = [7, 8, 7, 9, 7]
+    recs = np.zeros(len(ts), OHLCV_DTYPE)
+    recs["length"], recs["rtype"], recs["publisher_id"] = OHLCV_DTYPE.itemsize // 4, 0x22, 1
+    recs["instrument_id"] = ids
+    recs["ts_event"] = [cme_time.to_ns(t) for t in ts]
+    recs["close"] = [1_000_000_000 * (i + 1) for i in range(len(ts))]
+    meta = Metadata(dataset="GLBX.MDP3", start=recs["ts_event"][0], stype_in=SType.RAW_SYMBOL, stype_out=SType.INSTRUMENT_ID,
+                    schema=Schema.OHLCV_1H, symbols=["ESZ5", "ESH6"], partial=[], not_found=[], mappings=mappings,
+                    end=cme_time.to_ns(datetime(2025, 12, 10, tzinfo=UTC)), limit=0, version=3)
+    store = DBNStore.from_bytes(bytes(meta) + recs.tobytes())
+    arr = store.to_ndarray(schema="ohlcv-1h")
+    # id 7: ESZ5 until 12-03, then ESH6; id 8: ESH6; id 9 unknown; 12-09 is outside every interval.
+    assert warmup._owners(store, arr, ["ESZ5", "ESH6"]).tolist() == [0, 1, 1, -1, -1]
+
+
+def test_a_root_without_a_contract_rule_falls_back_to_c0(tmp_path):
+    calls: list[tuple[list[str], int, int]] = []
+    h = warmup.Historian(BarCache(tmp_path), hourly_source(calls), "GLBX.MDP3")
+    t0 = datetime(2025, 12, 8, 0, tzinfo=UTC)
+    (contract, cols), = h.segments("ohlcv-1h", "XX", t0, t0 + timedelta(hours=3))
+    assert contract == "" and len(cols["ts"]) == 3 and [c[0] for c in calls] == [["XX.c.0"]]
+    assert (tmp_path / "GLBX.MDP3" / "ohlcv-1h" / "continuous" / "XX.c.0").is_dir()

@@ -1,0 +1,61 @@
+"""Backtest bars follow the hub's contract across a roll (real sandbox gateway, unmodified databento client)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+
+from multialpha import cme_time
+from multialpha.backtest import data as bt_data
+from multialpha.contracts import ContractMap
+from multialpha.worker import warmup
+from multialpha.worker.cache import BarCache, CacheKey
+from tests.worker.conftest import no_history
+from tests.worker.test_warmup import front_trade_bars
+
+# GC rolls to GCG6 on trading day 2025-11-25 (first notice rule); GCZ5 trades until 11-28, and
+# Databento's calendar GC.c.0 stays on it until then. ES is on ESZ5 throughout.
+FIRST, LAST, ROLL = date(2025, 11, 24), date(2025, 11, 26), date(2025, 11, 25)
+
+
+def _by_start(bars: list[bt_data.SymbolBar]) -> dict[int, tuple]:
+    return {cme_time.to_ns(sb.bar.start): (sb.bar.open, sb.bar.high, sb.bar.low, sb.bar.close, sb.bar.volume, sb.contract)
+            for sb in bars}
+
+
+def test_bars_across_a_roll_are_the_hubs_contract_and_cached(make_settings, source, sandbox, tmp_path):
+    settings = make_settings()
+    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    assert cmap.front("GC", FIRST).raw_symbol == "GCZ5" and cmap.front("GC", ROLL).raw_symbol == "GCG6"
+    start, end = bt_data.session_range(FIRST, LAST)
+    s, e = cme_time.to_ns(start), cme_time.to_ns(end)
+    cache = BarCache(tmp_path)
+    # An old-format (continuous GC.c.0) cache entry with impossible prices: never read.
+    n = 10
+    cache.write(CacheKey(source.dataset, "ohlcv-1m", "continuous", "GC.c.0"), s, e,
+                {"ts": s + np.arange(n, dtype=np.int64) * cme_time.MINUTE_NS, "open": np.ones(n), "high": np.ones(n),
+                 "low": np.ones(n), "close": np.ones(n), "volume": np.ones(n, dtype=np.int64)})
+
+    for resolution, span in (("minute", cme_time.MINUTE_NS), ("hour", cme_time.HOUR_NS)):
+        h = warmup.Historian(cache, source.fetch, source.dataset)
+        bars = bt_data.load_bars(h, ["ES", "GC"], start, end, resolution, cmap)
+        assert h.requests == 1, resolution  # both roots, both GC contracts: one request
+        assert h.contracts is cmap  # warmup on this historian follows the same map
+        for root in ("ES", "GC"):
+            got = _by_start(bars[root])
+            assert got == front_trade_bars(sandbox.market, cmap, root, s, e, span), (root, resolution)
+        gc = bars["GC"]
+        assert {sb.contract for sb in gc if cme_time.trading_day(sb.bar.start) < ROLL} == {"GCZ5"}
+        assert {sb.contract for sb in gc if cme_time.trading_day(sb.bar.start) >= ROLL} == {"GCG6"}
+        assert {sb.contract for sb in bars["ES"]} == {"ESZ5"}
+
+        # The check can fail: GC.c.0 after the roll is GCZ5, another price.
+        cont = source.fetch(bt_data.SCHEMA[resolution], ["GC.c.0"], "continuous", warmup.day_start_ns(ROLL), e)["GC.c.0"]
+        closes = dict(zip(cont["ts"].tolist(), cont["close"].tolist()))
+        after = [(t, v[3]) for t, v in _by_start(gc).items() if t >= warmup.day_start_ns(ROLL)]
+        assert after and sum(closes.get(t) != c for t, c in after) > len(after) // 2
+
+        warm = warmup.Historian(cache, no_history, source.dataset)
+        assert bt_data.load_bars(warm, ["ES", "GC"], start, end, resolution, cmap) == bars
+        assert warm.requests == 0

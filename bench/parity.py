@@ -38,6 +38,7 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=1500.0)
     ap.add_argument("--max-positions", type=int, default=None, help="override portfolio.max_positions")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, cache)")
+    ap.add_argument("--dump", action="store_true", help="write both journals and veto logs to the temp dir (JSON)")
     a = ap.parse_args()
     first, last = date.fromisoformat(a.first), date.fromisoformat(a.last)
     tmp = Path(tempfile.mkdtemp(prefix="parity_bench_"))
@@ -69,7 +70,8 @@ def main() -> int:
           f"reconnects {hub.get('reconnects')}")
     for n, w in live.workers.items():
         print(f"worker {n}: bars {w.get('bars')} replayed {w.get('replayed')} overlap {w.get('overlap')} "
-              f"dropped {w.get('dropped')} errors {w.get('errors')} latency_ms {w.get('latency_ms')}")
+              f"dropped {w.get('dropped')} errors {w.get('errors')} latency_ms {w.get('latency_ms')} "
+              f"turns {w.get('turns')}")
     same = live.orders == bt
     print(f"\naccepted orders: live {len(live.orders)}, backtest {len(bt)} -> {'IDENTICAL' if same else 'DIFFERENT'}")
     for i, (x, y) in enumerate(itertools.zip_longest(live.orders, bt)):
@@ -87,7 +89,17 @@ def main() -> int:
         for i, (x, y) in enumerate(itertools.zip_longest(vl.get(k, []), vb.get(k, []))):
             if x != y:
                 print(f"!! {k} {i} {x and x[:5]} | {y and y[:5]}")
-    if a.keep:
+    if a.dump:
+        import json
+
+        def plain(x):  # type: ignore[no-untyped-def]
+            return str(x)
+
+        (tmp / "live.json").write_text(json.dumps({"journal": live.journal, "vetoes": live.vetoes}, default=plain, indent=1))
+        (tmp / "backtest.json").write_text(json.dumps({"journal": run.journal, "decisions": run.decisions},
+                                                      default=plain, indent=1))
+        print(f"journals written to {tmp}/live.json and {tmp}/backtest.json")
+    if a.keep or a.dump:
         print(f"temp dir kept: {tmp}")
     else:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -121,3 +121,32 @@ class Bar:
         if not isinstance(contract, str):
             raise BarError("contract must be a string")
         return cls(symbol, start, fo, fh, fl, fc, volume, contract, trades, str(source))
+
+
+# -- the minute-close notice ------------------------------------------------------
+# Published by the hub after every bar of the minutes up to ``minute`` (a
+# minute start, UTC): "those minutes are over". Workers use it as the market's
+# clock: quiet-market closes and cross-strategy turns follow it, not the wall.
+
+def minute_closed_json(start: datetime) -> str:
+    return json.dumps({"minute": cme_time.iso_z(start)}, separators=(",", ":"))
+
+
+def parse_minute_closed(payload: str | bytes) -> datetime:
+    """The minute a notice announces closed; BarError for anything else."""
+    if len(payload) > 256:
+        raise BarError("minute-close notice too large")
+    try:
+        doc = json.loads(payload)
+    except (ValueError, RecursionError, UnicodeDecodeError) as e:
+        raise BarError(f"minute-close notice is not JSON: {e}") from None
+    ts = doc.get("minute") if isinstance(doc, dict) else None
+    if not isinstance(ts, str):
+        raise BarError("minute-close notice without a 'minute' string")
+    try:
+        start = cme_time.parse_iso(ts)
+    except (ValueError, OverflowError) as e:
+        raise BarError(f"bad minute {ts!r}: {e}") from None
+    if start.second or start.microsecond:
+        raise BarError(f"minute {ts!r} is not a minute start")
+    return start

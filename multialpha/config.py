@@ -122,6 +122,12 @@ class WorkerSettings(_Model):
     trade_replayed_bars: bool = False
     heartbeat_ttl_s: int = Field(10, ge=1)
     health_port_base: int | None = Field(None, ge=1, le=65535)  # worker i serves on base + i
+    # Cross-strategy turn order at the portfolio gate (worker/turns.py): how long a
+    # strategy waits for the strategies before it to finish a minute; 0 = no turns.
+    turn_timeout_s: float = Field(2.0, ge=0)
+    # Without a minute-close notice from the hub for this long (wall seconds), quiet-market
+    # closes fall back to the clock (an old hub, or a hub that is down).
+    notice_stale_s: float = Field(180.0, gt=0)
 
 
 class SupervisorSettings(_Model):

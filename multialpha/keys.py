@@ -32,6 +32,10 @@ class Keys:
         """Stream of the same bars, id = bar start in ms, for catch-up."""
         return f"{self.bars(symbol)}:log"
 
+    def minute_closed(self) -> str:
+        """Pub/sub channel of the hub's minute-close notices (see bar.minute_closed_json)."""
+        return f"{self._market_prefix()}market:1min:closed"
+
     def bars_pattern(self) -> str:
         return f"{self._market_prefix()}market:*:1min"
 
@@ -61,6 +65,10 @@ class Keys:
     def worker_cursor(self, strategy: str) -> str:
         """Hash symbol -> last bar-log id the strategy processed."""
         return self._own("worker", strategy, "cursor")
+
+    def worker_turns(self) -> str:
+        """Hash strategy -> last minute start (ms) it finished: the gate's turn order."""
+        return self._own("worker", "turns")
 
     def veto_log(self) -> str:
         return self._own("veto")

@@ -17,7 +17,10 @@ its own process live). A conductor walks the merged bar stream in (bar
 start, symbol) order and, for every timestamp, sets the clock to the bar's
 end (when a live worker would see it), then hands each strategy its bars in
 config order and waits until that strategy's ``next()`` has finished before
-the next strategy goes. Same input, same order -> same orders, every run.
+the next strategy goes — the order live workers meet the gate in
+(worker/turns.py). Quiet-market closes run at every minute boundary, before
+that minute's bars, as live workers run them on the hub's minute-close
+notices. Same input, same order -> same orders, every run.
 """
 
 from __future__ import annotations
@@ -198,9 +201,9 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
         w.router = OrderRouter(settings, client, name, clock=clock)
         workers.append(w)
 
-    historian = warmup.Historian(BarCache(warmup.cache_root(settings)), fetch, dataset)
-    sources = sorted({s for w in workers for s in w.plan.sources})
     cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    historian = warmup.Historian(BarCache(warmup.cache_root(settings)), fetch, dataset, contracts=cmap)
+    sources = sorted({s for w in workers for s in w.plan.sources})
     bars = bt_data.load_bars(historian, sources, start, end, resolution, cmap)
 
     for w in workers:
@@ -223,12 +226,25 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
     total = sum(len(v) for v in bars.values())
     done = steps = 0
     span = bt_data.SPAN[resolution]
+    minute = timedelta(minutes=1)
+    boundary = start  # next minute boundary to run quiet-market closes at
     try:
         for t, group_iter in itertools.groupby(bt_data.merged(bars), key=lambda sb: sb.bar.start):
             group = list(group_iter)
-            clock.now = t + span
+            # Live, the hub's notice "minute b-1 is over" makes every worker close what is
+            # due at b (FeedRouter.minute_closed), in turn order, before minute b's bars.
+            while boundary < t:
+                clock.now = boundary
+                for w in workers:
+                    if w.feed_router.flush(boundary, "live", boundary):
+                        w.bus.wait_idle(w.thread)
+                boundary += minute
+            boundary = max(boundary, t) + minute
             for w in workers:
-                w.feed_router.flush(clock.now)  # quiet-market closes, as the live idle flush does
+                clock.now = t
+                if w.feed_router.flush(t, "live", t):
+                    w.bus.wait_idle(w.thread)
+                clock.now = t + span
                 for sb in group:
                     if sb.symbol in w.sources:
                         w.feed_router.minute(sb.symbol, sb.bar, "live", sb.contract)

@@ -4,13 +4,21 @@ A bar of root R stamped ``t`` holds every front-contract trade of R whose
 ``ts_recv`` lies in ``[t, t + 60 s)``: OHLC of the trade prices (rounded to
 R's tick), volume = sum of sizes, ``trades`` = count, no bar without a trade.
 
-A bar is closed (emitted) as soon as it is known complete:
+A root's bar is complete when a trade of a later minute arrives for it, or
+when the *feed clock* passes the minute's end plus ``grace``. The feed clock
+is the largest record time seen (trade ``ts_recv``, heartbeat ``ts_event``),
+never the wall clock, so an N-times-speed replay closes bars correctly and
+tests need no sleeping.
 
-- a trade of a later minute arrives for the same root, or
-- the *feed clock* passes the minute's end plus ``grace``. The feed clock is
-  the largest record time seen (trade ``ts_recv``, heartbeat ``ts_event``),
-  never the wall clock, so an N-times-speed replay closes bars correctly and
-  tests need no sleeping.
+Bars are emitted **by minute**: when the feed clock passes a minute's end +
+``grace``, every root's bar of that minute goes out together, sorted by
+symbol, followed by one *minute-close* notice ("every bar starting at or
+before ``W`` is out"). That order is a contract: workers (and the backtest)
+take one step per (minute, symbol) in exactly this order, and the notice lets
+every worker agree on when a minute is over — the basis of deterministic
+quiet-market closes and of cross-strategy turn order at the portfolio gate.
+The price is latency: a busy root's bar waits for its minute's deadline
+(at most ``grace``) instead of leaving on the next minute's first trade.
 
 A trade whose minute is already closed (published, or passed by the clock) is
 *late*: counted and logged, never merged into a published bar. During a gap
@@ -76,6 +84,7 @@ class Aggregator:
         grace_s: float = 1.0,
         on_roll: Callable[[Roll], None] | None = None,
         on_other: Callable[[object], None] | None = None,
+        on_minute_closed: Callable[[int], None] | None = None,
     ) -> None:
         self.resolver = resolver
         self.series = {root: Series(root, ticks[root]) for root in resolver.roots}
@@ -84,8 +93,11 @@ class Aggregator:
         self.grace = int(grace_s * cme_time.NS)
         self.on_roll = on_roll or (lambda roll: None)
         self.on_other = on_other or (lambda rec: None)
+        self.on_minute_closed = on_minute_closed or (lambda start_ns: None)
+        self.ready: list[tuple[int, str, Bar]] = []  # (start ns, symbol, bar) complete, waiting for the minute
+        self.closed_through = -1  # start of the last minute announced closed
         self.clock = 0  # feed clock, ns
-        self.deadline = 1 << 62  # earliest (open minute end + grace); nothing open = never
+        self.deadline = 1 << 62  # earliest (open or ready minute's end + grace, next minute-close notice)
         self.floor = 0  # minutes before this are already covered (resume point)
         self.replay_until = 0  # bars ending at or before this are "replay"
         self.trades = self.bars = self.late = self.rejected = self.ignored = self.unmapped = self.replay_dups = 0
@@ -237,7 +249,25 @@ class Aggregator:
                 self._close(s)
             else:
                 nxt = min(nxt, s.minute + MINUTE + self.grace)
-        self.deadline = nxt
+        if self.ready:
+            self.ready.sort(key=lambda r: (r[0], r[1]))
+            n = 0
+            for start, _, bar in self.ready:
+                if start > limit:
+                    nxt = min(nxt, start + MINUTE + self.grace)
+                    break
+                self.emit(bar)
+                n += 1
+            del self.ready[:n]
+        closed = limit - limit % MINUTE
+        if closed > self.closed_through:
+            self.closed_through = closed
+            self.on_minute_closed(closed)
+        self.deadline = min(nxt, self._next_notice())
+
+    def _next_notice(self) -> int:
+        """When the next minute is over, bars or not: the minute-close notice is a clock."""
+        return self.closed_through + 2 * MINUTE + self.grace
 
     def _close(self, s: Series) -> None:
         m = s.minute
@@ -254,7 +284,7 @@ class Aggregator:
         s.last_pub = m
         self.trades += s.n
         self.bars += 1
-        self.emit(bar)
+        self.ready.append((m, s.root, bar))  # out with its minute's other bars (see the module doc)
 
     # -- session boundaries --------------------------------------------------------------
     def resume_point(self) -> int | None:
@@ -270,7 +300,9 @@ class Aggregator:
             if s.minute >= 0:
                 self.trades += s.n  # accepted, then dropped with the partial minute (replayed later)
             s.minute = s.end = -1
-        self.deadline = 1 << 62
+        self.deadline = self._next_notice()
+        for start, _, _ in self.ready:
+            self.deadline = min(self.deadline, start + MINUTE + self.grace)
         if resume is not None:
             self.floor = resume
         self.replay_until = max(self.replay_until, replay_until_ns)
@@ -295,6 +327,12 @@ class Aggregator:
         """Config reload: keep existing series (and their marks), add new, drop removed."""
         self.series = {root: self.series.get(root) or Series(root, ticks[root]) for root in self.resolver.roots}
         self.resolver.bind(self.series)
+
+    def release_ready(self) -> None:
+        """Shutdown: emit the complete bars still waiting for their minute (no notice)."""
+        for _, _, bar in sorted(self.ready, key=lambda r: (r[0], r[1])):
+            self.emit(bar)
+        self.ready = []
 
     def open_bars(self) -> int:
         return sum(1 for s in self.series.values() if s.minute >= 0)

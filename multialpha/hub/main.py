@@ -95,7 +95,8 @@ class Hub:
         self.resolver = Resolver(self.cmap, self.roots, {r: settings.instruments[r].product_id for r in self.roots})
         self.publisher = Publisher(self.redis, self.keys, hub.bar_log_maxlen, hub.redis_buffer_bars)
         self.aggregator = Aggregator(
-            self.resolver, self._ticks(settings), self.publisher.add, hub.grace_s, self._on_roll, self._on_other
+            self.resolver, self._ticks(settings), self.publisher.add, hub.grace_s, self._on_roll, self._on_other,
+            self.publisher.add_minute_closed,
         )
         self.control = ControlChannel(self.redis, self.keys)
         self.heartbeat = Heartbeat(self.redis, self.keys, "hub", hub.heartbeat_ttl_s)
@@ -160,6 +161,7 @@ class Hub:
             "symbols": self.roots,
             "last_bar": dict(self.publisher.last_bar),
             "feed_clock": cme_time.iso_z(self.aggregator.clock) if self.aggregator.clock else "",
+            "closed_through": self.publisher.closed_through,
             "counters": counters,
             "last_error": s.last_error if s else "",
         }
@@ -260,6 +262,7 @@ class Hub:
         self.state = "stopping"
         if self.session:
             self.session.stop(timeout=2.0)
+        self.aggregator.release_ready()  # complete bars; their minute's notice is not sent
         self.publisher.flush(force=True)
         if self.publisher.pending:
             log.error("exiting with %d finished bars unpublished (redis down)", len(self.publisher.pending))

@@ -6,9 +6,11 @@ a later one) XADD fails inside the script and the bar is neither logged nor
 published again. A restarted or reconnected hub, or two hubs by mistake, can
 therefore never duplicate a bar.
 
-Bars are sent in closing order, once per hub loop iteration, up to
-``SCRIPT_BARS`` bars per script call (one round trip, one atomic step; per-bar
-client overhead is what limits throughput on thin markets).
+Bars are sent in closing order (by minute, then symbol), once per hub loop
+iteration, up to ``SCRIPT_BARS`` bars per script call (one round trip, one
+atomic step; per-bar client overhead is what limits throughput on thin
+markets). Minute-close notices travel in the same pipeline, after their
+minute's bars: a subscriber always sees a minute's bars before its notice.
 When Redis is unreachable the Databento session keeps running; finished bars
 wait in a bounded deque (``hub.redis_buffer_bars``) and are flushed in order
 when Redis answers again. Beyond the bound the *oldest* bars are dropped
@@ -25,12 +27,13 @@ import logging
 import re
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import redis
 
 from multialpha import cme_time
-from multialpha.bar import Bar, BarError
+from multialpha.bar import Bar, BarError, minute_closed_json
 from multialpha.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,13 @@ def stream_id_ns(entry_id: str | bytes) -> int:
 assert tuple(Bar("X", cme_time.from_ns(0), 1, 1, 1, 1, 0).to_dict()) == FIELDS, "Bar fields changed: update FIELDS"
 
 
+@dataclass(frozen=True, slots=True)
+class MinuteClosed:
+    """Every bar starting at or before ``start_ns`` has been queued before this."""
+
+    start_ns: int
+
+
 class Publisher:
     def __init__(
         self,
@@ -145,7 +155,7 @@ class Publisher:
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
-        self.pending: deque[Bar] = deque()
+        self.pending: deque[Bar | MinuteClosed] = deque()
         self.bound = buffer_bars
         self.retry_s = retry_s
         self.monotonic = monotonic
@@ -153,40 +163,56 @@ class Publisher:
         self._encode = _Encoder()
         self._next_try = 0.0
         self.up = True
-        self.published = self.duplicates = self.dropped = self.errors = 0
+        self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
         self.last_bar: dict[str, str] = {}  # symbol -> ISO start of the last published bar
+        self.closed_through = ""  # ISO start of the last minute announced closed
+
+    def add_minute_closed(self, start_ns: int) -> None:
+        self.add(MinuteClosed(start_ns))  # type: ignore[arg-type]
 
     def add(self, bar: Bar) -> None:
         if len(self.pending) >= self.bound:
             old = self.pending.popleft()
-            self.dropped += 1
-            if self.dropped <= 20 or self.dropped % 1000 == 0:
-                log.error(
-                    "redis buffer full (%d bars): dropped %s %s (%d dropped so far)",
-                    self.bound, old.symbol, cme_time.iso_z(old.start), self.dropped,
-                )
+            if isinstance(old, Bar):
+                self.dropped += 1
+                if self.dropped <= 20 or self.dropped % 1000 == 0:
+                    log.error(
+                        "redis buffer full (%d bars): dropped %s %s (%d dropped so far)",
+                        self.bound, old.symbol, cme_time.iso_z(old.start), self.dropped,
+                    )
         self.pending.append(bar)
 
     def flush(self, force: bool = False) -> bool:
-        """Send every pending bar in order; True when nothing is left pending."""
+        """Send every pending bar and notice in order; True when nothing is left pending."""
         if not self.pending:
             return True
         if not self.up and not force and self.monotonic() < self._next_try:
             return False
         batch = list(self.pending)
-        stamps: list[str] = []
+        bars: list[tuple[Bar, str]] = []  # (bar, ISO start) in reply order
+        plan: list[int] = []  # per pipeline command: bars in the script call, 0 = a notice
         try:
             pipe = self.client.pipeline(transaction=False)
-            for i in range(0, len(batch), SCRIPT_BARS):
+            i = 0
+            while i < len(batch):
+                item = batch[i]
+                if isinstance(item, MinuteClosed):
+                    pipe.publish(self.keys.minute_closed(), minute_closed_json(cme_time.from_ns(item.start_ns)))
+                    plan.append(0)
+                    i += 1
+                    continue
                 keys: list[str] = []
                 args: list[object] = [self.maxlen, len(FIELDS), *FIELDS]
-                for bar in batch[i : i + SCRIPT_BARS]:
-                    text, values = self._encode(bar)
-                    keys.append(self.keys.bar_log(bar.symbol))
-                    args += (f"{bar.start_ms}-0", self.keys.bars(bar.symbol), text)
+                while i < len(batch) and isinstance(batch[i], Bar) and len(keys) < SCRIPT_BARS:
+                    bar = batch[i]
+                    text, values = self._encode(bar)  # type: ignore[arg-type]
+                    keys.append(self.keys.bar_log(bar.symbol))  # type: ignore[union-attr]
+                    args += (f"{bar.start_ms}-0", self.keys.bars(bar.symbol), text)  # type: ignore[union-attr]
                     args += values
-                    stamps.append(values[1])
+                    bars.append((bar, values[1]))  # type: ignore[arg-type]
+                    i += 1
                 self._script(keys=keys, args=args, client=pipe)
+                plan.append(len(keys))
             replies = pipe.execute(raise_on_error=False)
         except redis.RedisError as e:
             self.errors += 1
@@ -199,9 +225,12 @@ class Publisher:
             log.info("redis back: flushed %d buffered bars", len(batch))
         self.up = True
         results: list[object] = []
-        for reply in replies:
-            results += reply if isinstance(reply, list) else [reply] * SCRIPT_BARS
-        for bar, stamp, res in zip(batch, stamps, results):
+        for n, reply in zip(plan, replies):
+            if n == 0:
+                self.notices += 1
+            else:
+                results += reply if isinstance(reply, list) else [reply] * n
+        for (bar, stamp), res in zip(bars, results):
             if res == 1:
                 self.published += 1
                 self.last_bar[bar.symbol] = stamp
@@ -213,6 +242,9 @@ class Publisher:
             else:
                 self.duplicates += 1
                 log.debug("bar %s %s already in the log; not republished", bar.symbol, bar.start_ms)
+        for item in batch:
+            if isinstance(item, MinuteClosed):
+                self.closed_through = cme_time.iso_z(item.start_ns)
         for _ in batch:
             self.pending.popleft()
         return True
@@ -236,5 +268,6 @@ class Publisher:
             "duplicates": self.duplicates,
             "dropped": self.dropped,
             "pending": len(self.pending),
+            "minute_notices": self.notices,
             "redis_errors": self.errors,
         }

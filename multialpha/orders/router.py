@@ -176,6 +176,7 @@ class OrderRouter:
                 now=now, order_id=oid, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol,
                 direction=intent.direction, quantity=intent.quantity, price=intent.price, contract=contract,
                 entry_time=intent.bar_start, journal=self._journal_fields(intent, oid, ticker, body_json, now),
+                day_at=intent.bar_start,  # the signal bar's trading day (see portfolio/gate.py)
             )
         except redis.RedisError as e:
             return self._unavailable(oid, e)
@@ -237,13 +238,16 @@ class OrderRouter:
         return out
 
     def mark(self, symbol: str, price: float, when: datetime, contract: str | None = None) -> None:
-        """Mark this strategy's position in ``symbol`` for the daily stop (trading day from the clock).
+        """Mark this strategy's position in ``symbol`` for the daily stop.
+
+        ``when`` is the marking bar's start: the mark belongs to that bar's CME
+        trading day, not to the (later) moment it is processed.
 
         Pass the bar's ``contract``: after a roll the feed prices the new front,
         and marking the old contract's position with it would book the calendar
         spread as P&L; such marks are ignored (the last good mark stays)."""
         try:
-            day = self.gate.mark(self.strategy, symbol, price, self.clock(), contract or "")
+            day = self.gate.mark(self.strategy, symbol, price, self.clock(), contract or "", day_at=when)
         except redis.RedisError as e:
             log.error("mark %s %s failed: %s", self.strategy, symbol, logs.redact(str(e)))
             return

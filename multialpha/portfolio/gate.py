@@ -3,8 +3,12 @@
 Every entry from every worker goes through the same script, which claims the
 order id, checks kill switch / daily stop / max positions, reserves the
 position and journals the intent in ONE atomic step. Exits always pass.
-The caller supplies "now" and the CME trading day from its clock, so tests
-control time and every process agrees on the day boundary (17:00 CT).
+The caller supplies "now" (from its clock, for the journal) and the instant
+whose CME trading day the operation belongs to (``day_at``: the bar that
+triggered it; default now), so tests control time, every process agrees on
+the day boundary (17:00 CT), and a bar's mark or order lands in the bar's own
+trading day however late it is processed — the session's last minute is
+processed after 16:00 CT, which is already the next trading day.
 """
 
 from __future__ import annotations
@@ -76,11 +80,11 @@ class Gate:
             self.position_key(strategy, symbol),
         ]
 
-    def _args(self, op: str, now: datetime, **kw: Any) -> list[Any]:
+    def _args(self, op: str, now: datetime, day_at: datetime | None = None, **kw: Any) -> list[Any]:
         p = self.settings.portfolio
         return [
             op,
-            cme_time.trading_day(now).isoformat(),
+            cme_time.trading_day(day_at or now).isoformat(),
             cme_time.iso_z(now),
             p.max_positions,
             repr(float(p.daily_stop_loss)),
@@ -115,12 +119,14 @@ class Gate:
         contract: str,
         entry_time: datetime,
         journal: Mapping[str, str],
+        day_at: datetime | None = None,
     ) -> GateResult:
         """Claim + check + reserve (entries) / release (exits) + journal the intent, atomically."""
         spec = self.settings.instruments[symbol]
         args = self._args(
             "submit",
             now,
+            day_at,
             order_id=order_id,
             kind=kind,
             strategy=strategy,
@@ -135,16 +141,17 @@ class Gate:
         )
         for k, v in journal.items():
             args += [k, v]
-        day = cme_time.trading_day(now)
+        day = cme_time.trading_day(day_at or now)
         status, reason, realized, sid = (_s(x) for x in self._script(keys=self._keys(order_id, strategy, symbol, day), args=args))
         return GateResult(status, reason, float(realized) if realized else None, sid)
 
-    def mark(self, strategy: str, symbol: str, price: float, now: datetime, contract: str = "") -> DayPnl:
+    def mark(self, strategy: str, symbol: str, price: float, now: datetime, contract: str = "",
+             day_at: datetime | None = None) -> DayPnl:
         """Mark a position (ignored if ``contract`` is given and is not the one held)."""
-        day = cme_time.trading_day(now)
+        day = cme_time.trading_day(day_at or now)
         status, pnl = (_s(x) for x in self._script(
             keys=self._keys("", strategy, symbol, day),
-            args=self._args("mark", now, strategy=strategy, symbol=symbol, price=price, contract=contract),
+            args=self._args("mark", now, day_at, strategy=strategy, symbol=symbol, price=price, contract=contract),
         ))
         return DayPnl(day, float(pnl), status == "stopped", status == "wrong_contract")
 

@@ -18,6 +18,7 @@ import collections
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Callable
 
 import backtrader as bt
 
@@ -47,6 +48,13 @@ class Item:
     recv_ns: int = 0  # perf counter when the worker received it (latency stats)
 
 
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """Not a bar: reached once every batch staged before it was consumed (a minute's close)."""
+
+    minute: datetime
+
+
 class FeedBus:
     """Per-feed deques plus one shared wake-up; thread-safe producer side.
 
@@ -54,33 +62,51 @@ class FeedBus:
     hour/day bars it closed). A batch is released into the feed deques only
     at the start of a Cerebro step, so one step sees one batch and feeds are
     not loaded ahead and rewound (that made a 3,500-bar warmup twice as slow).
+    A batch may carry its *turn* (the minute it belongs to, see
+    worker/turns.py), readable as :attr:`turn` during its step. A
+    :class:`Marker` is staged like a batch; ``on_marker`` runs (in Cerebro's
+    thread) once everything before it has been consumed.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_marker: Callable[[datetime], None] | None = None) -> None:
         self.cond = threading.Condition()
         self.queues: dict[str, collections.deque[Item | Status]] = {}
-        self.staged: collections.deque[list[tuple[str, Item | Status]]] = collections.deque()
+        self.staged: collections.deque[tuple[datetime | None, list[tuple[str, Item | Status]] | Marker]] = \
+            collections.deque()
         self.pending = 0  # items released into the deques, not yet taken
         self.stopping = False
         self.hot = False  # a bar was handed to Cerebro in the current step
+        self.turn: datetime | None = None  # turn of the batch in the current step
+        self.on_marker = on_marker or (lambda minute: None)
+        self._reached: list[datetime] = []  # markers reached, callbacks not yet run
 
     def register(self, name: str) -> collections.deque[Item | Status]:
         return self.queues.setdefault(name, collections.deque())
 
-    def put_many(self, items: list[tuple[str, Item | Status]]) -> None:
+    def put_many(self, items: list[tuple[str, Item | Status]], turn: datetime | None = None) -> None:
         """Stage one batch (delivered together, in order after earlier batches)."""
         if not items:
             return
         with self.cond:
-            self.staged.append(items)
+            self.staged.append((turn, items))
+            self.cond.notify_all()
+
+    def put_marker(self, minute: datetime) -> None:
+        with self.cond:
+            self.staged.append((None, Marker(minute)))
             self.cond.notify_all()
 
     def _release(self) -> None:
-        if self.pending == 0 and not self.hot and self.staged:
-            batch = self.staged.popleft()
+        while self.pending == 0 and not self.hot and self.staged:
+            turn, batch = self.staged.popleft()
+            if isinstance(batch, Marker):
+                self._reached.append(batch.minute)
+                continue
             for name, item in batch:
                 self.queues[name].append(item)
             self.pending += len(batch)
+            self.turn = turn
+            return
 
     def stop(self, drop_backlog: bool = False) -> None:
         """Feeds deliver what is queued (or, with ``drop_backlog``, only what is in hand), then end."""
@@ -94,7 +120,7 @@ class FeedBus:
             self.cond.notify_all()
 
     def backlog(self) -> int:
-        return self.pending + sum(len(b) for b in self.staged)
+        return self.pending + sum(len(b) for _, b in self.staged if not isinstance(b, Marker))
 
     def step_done(self) -> None:
         """Cerebro finished a step (Strategy.next ran): the next ask may release/wait again."""
@@ -108,21 +134,37 @@ class FeedBus:
         same pass (and Cerebro's retries) must answer at once, or the bar in
         hand would sit until the next one arrives.
         """
+        return self._poll(name, timeout, True)
+
+    def ready(self, name: str, timeout: float) -> bool | None:
+        """Like :meth:`take` without taking: True when ``name`` has an item waiting."""
+        return self._poll(name, timeout, False)  # type: ignore[return-value]
+
+    def _poll(self, name: str, timeout: float, pop: bool) -> Item | Status | None | bool:
         q = self.queues[name]
         with self.cond:
             self._release()
-            if not q and self.pending == 0 and not self.staged and not self.stopping and not self.hot and timeout > 0:
+            if (not q and self.pending == 0 and not self.staged and not self.stopping and not self.hot
+                    and timeout > 0 and not self._reached):
                 self.cond.wait(timeout)
                 self._release()
+            reached, self._reached = self._reached, []
             if q:
-                self.pending -= 1
-                item = q.popleft()
-                if isinstance(item, Item):
-                    self.hot = True
-                return item
-            if self.stopping and self.pending == 0 and not self.staged:
-                return False
-            return None
+                if pop:
+                    self.pending -= 1
+                    item = q.popleft()
+                    if isinstance(item, Item):
+                        self.hot = True
+                    out: Item | Status | None | bool = item
+                else:
+                    out = True
+            elif self.stopping and self.pending == 0 and not self.staged:
+                out = False
+            else:
+                out = None
+        for minute in reached:  # outside the lock: it may talk to Redis
+            self.on_marker(minute)
+        return out
 
 
 class BusData(bt.feed.DataBase):
@@ -151,6 +193,16 @@ class BusData(bt.feed.DataBase):
     def start(self) -> None:
         super().start()
         self.put_notification(self.DELAYED)
+
+    def load(self) -> bool | None:
+        # Cerebro asks every feed on every pass; Backtrader's load() moves all
+        # lines forward and back again when nothing comes, most of a step's
+        # cost with several feeds. Ask the bus first (same waiting rules).
+        if not self._barstack and not self._barstash:
+            ready = self.bus.ready(self.p.feed_name, self._qcheck)
+            if ready is not True:
+                return ready
+        return super().load()
 
     def _load(self) -> bool | None:
         while True:

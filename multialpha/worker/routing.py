@@ -102,10 +102,21 @@ class FeedRouter:
                         self.neutral_last[f.name] = bar.end
                         n = f.neutral
                         items.append((f.name, Item(OHLCV(bar.start, bar.end, n, n, n, n, 0), phase)))
-            self.bus.put_many(items)
+            self.bus.put_many(items, bar.start if phase == "live" else None)
             return True
 
-    def flush(self, now: datetime, phase: str = "live") -> int:
+    def minute_closed(self, start: datetime) -> int:
+        """The hub's notice: minutes up to ``start`` are over. Mark it, then close what is due.
+
+        The quiet-market flush belongs to the next minute's turn, as in the
+        backtest, which flushes at each minute boundary before that minute's bars.
+        """
+        with self.lock:
+            self.bus.put_marker(start)
+            nxt = start + SPANS["minute"]
+            return self.flush(nxt, "live", nxt)
+
+    def flush(self, now: datetime, phase: str = "live", turn: datetime | None = None) -> int:
         """Close hours/days whose end + grace has passed with no closing bar (quiet market)."""
         cutoff = now - self.flush_grace
         items: list[tuple[str, Item | Status]] = []
@@ -114,7 +125,7 @@ class FeedRouter:
                 for span in RESAMPLED:
                     items.extend(self._span_items(sym, span, rs[span].flush(cutoff), phase))
             items.sort(key=lambda it: it[1].bar.end)  # type: ignore[union-attr]
-            self.bus.put_many(items)
+            self.bus.put_many(items, turn)
         return len(items)
 
     def go_live(self, status: int) -> None:

@@ -105,6 +105,10 @@ class Worker:
         self.started_mono = time.monotonic()
         self.live_after_s: float | None = None
         self.dataset = settings.databento.dataset
+        self.turns: Any = None  # worker/turns.py: config-order turns at the gate (live only)
+        self.closed_through: datetime | None = None  # newest minute-close notice reached
+        self._notice_mono = 0.0  # monotonic time of the newest notice (or of going live)
+        self._stale_logged = False
 
     # -- entry ---------------------------------------------------------------------
     def run(self) -> int:
@@ -229,13 +233,41 @@ class Worker:
         o = minute_ohlcv(bar.start, bar.open, bar.high, bar.low, bar.close, bar.volume)
         return self.feed_router.minute(bar.symbol, o, phase, bar.contract, recv_ns, deliver)
 
+    def _on_minute_closed(self, minute: datetime) -> None:
+        """Subscriber thread: the hub's notice; quiet-market closes follow the market's clock."""
+        with self.feed_router.lock:
+            if not self._live_routing:
+                return  # catch-up is still being queued; the next notice counts
+            self._notice_mono = time.monotonic()
+            self._stale_logged = False
+            self.feed_router.minute_closed(minute)
+
+    def _on_marker(self, minute: datetime) -> None:
+        """Cerebro thread: every step of minutes up to ``minute`` is done."""
+        self.closed_through = minute
+        if self.turns is not None:
+            self.turns.finished(minute)
+
+    def _await_turn(self) -> None:
+        """Before a gate operation: wait for this strategy's turn in the step's minute."""
+        if self.turns is not None and self.bus is not None and self.bus.turn is not None:
+            self.turns.wait(self.bus.turn)
+
     def _on_idle(self) -> None:
-        if self._live_routing and self.clock is not None:
-            try:
-                self.feed_router.flush(self.clock())
-            except Exception:
-                self.counters["errors"] += 1
-                log.exception("quiet-market flush failed")
+        """Fallback only: with no minute-close notice for a while, close hours/days by the clock."""
+        if not self._live_routing or self.clock is None:
+            return
+        if time.monotonic() - self._notice_mono < self.settings.worker.notice_stale_s:
+            return
+        if not self._stale_logged:
+            self._stale_logged = True
+            log.warning("no minute-close notice from the hub for %.0fs: quiet-market closes follow the clock",
+                        self.settings.worker.notice_stale_s)
+        try:
+            self.feed_router.flush(self.clock())
+        except Exception:
+            self.counters["errors"] += 1
+            log.exception("quiet-market flush failed")
 
     def _fill_current_hour(self, client: Any, boundary: datetime, now: datetime) -> None:
         """Minutes between the boundary and the bar log's first bar come from Historical (cached).
@@ -331,6 +363,7 @@ class Worker:
             for bar, recv_ns in buffered:
                 self._route_bar(bar, "live", recv_ns)
             self._live_routing = True
+            self._notice_mono = time.monotonic()
 
     def _build_cerebro(self) -> Any:
         import backtrader as bt
@@ -381,7 +414,13 @@ class Worker:
         now = self.clock()
         boundary = self._boundary(now)
         warm_enabled = self.settings.worker.warmup_daily_bars > 0 or self.settings.worker.warmup_hourly_bars > 0
-        self.historian = warmup.Historian(BarCache(warmup.cache_root(self.settings)), self.fetch, self.dataset)
+        from multialpha.contracts import ContractMap
+
+        # Warmup reads the contract the hub trades each day: the same map as the hub.
+        self.historian = warmup.Historian(
+            BarCache(warmup.cache_root(self.settings)), self.fetch, self.dataset,
+            contracts=ContractMap.load(self.settings.path(self.settings.contract_map_path)),
+        )
         warm = warmup.warm_all(
             self.historian, self.plan.warm_sources(), boundary,
             self.settings.worker.warmup_daily_bars, self.settings.worker.warmup_hourly_bars, self.progress,
@@ -390,14 +429,19 @@ class Worker:
             "warmup: %d symbols before %s (%d Historical requests, %d cached ranges)",
             len(warm), cme_time.iso_z(boundary), self.historian.requests, self.historian.cached_ranges,
         )
-        self.bus = FeedBus()
+        self.bus = FeedBus(on_marker=self._on_marker)
         self.feed_router = FeedRouter(self.plan, self.bus)
+        if self.settings.worker.turn_timeout_s > 0:
+            from multialpha.worker.turns import Turns
+
+            self.turns = Turns(redis_client(self.settings), self.keys, self.name,
+                               list(self.settings.enabled_strategies), self.settings.worker.turn_timeout_s)
         for sym, w in warm.items():
             self.feed_router.seed_day(sym, w.day_resampler)
         self.feed_router.warmup({s: w.hours for s, w in warm.items()}, {s: w.days for s, w in warm.items()})
         self.subscriber = BarSubscriber(
             lambda: redis_client(self.settings), self.keys, self.plan.sources, self._on_live_bar,
-            self._on_idle, self.settings.worker.qcheck_s, self._recover_gap,
+            self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
         )
         self.subscriber.start()
         if not self.subscriber.subscribed.wait(10.0):
@@ -572,6 +616,7 @@ class Worker:
             bar_start=minute_bar_start(feed), contract=contract, reason=reason, late=late,
         )
         try:
+            self._await_turn()
             decision = self.router.submit(intent)
         except Exception:
             self.counters["errors"] += 1
@@ -615,7 +660,8 @@ class Worker:
             pos = strategy.book.get(sym)
             if pos is not None and pos.real and feed.phase == "live":
                 try:
-                    self.router.mark(sym, float(feed.close[0]), start + timedelta(minutes=1), contract=feed.contract or None)
+                    self._await_turn()
+                    self.router.mark(sym, float(feed.close[0]), start, contract=feed.contract or None)
                 except Exception:
                     self.counters["errors"] += 1
                     log.warning("mark failed for %s", sym, exc_info=True)
@@ -716,6 +762,8 @@ class Worker:
             "latency_ms": {"p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)]} if lat else {},
             "live_after_s": round(self.live_after_s, 3) if self.live_after_s is not None else None,
             "historical_requests": self.historian.requests if self.historian is not None else 0,
+            "closed_through": cme_time.iso_z(self.closed_through) if self.closed_through else None,
+            "turns": self.turns.counters() if self.turns is not None else {},
         }
         self.hb.beat(self.health(), **fields)
 

@@ -3,7 +3,9 @@
 Malformed payloads (bad JSON, missing fields, NaN, negative or huge prices,
 oversize), bars on the wrong channel, out-of-order and duplicate bars (by
 timestamp, per symbol) are dropped, counted and logged (rate-limited) —
-never raised. Between messages it calls ``on_idle`` every ``qcheck`` seconds
+never raised. The hub's minute-close notices (``Keys.minute_closed``) arrive
+on the same connection, so in order with the bars, and go to
+``on_minute_closed`` (malformed or stale ones are dropped the same way). Between messages it calls ``on_idle`` every ``qcheck`` seconds
 (quiet-market closes of hours and days). A lost Redis connection is retried
 with backoff; ``connected`` says whether it is up.
 """
@@ -17,7 +19,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
-from multialpha.bar import Bar, BarError
+from multialpha.bar import Bar, BarError, parse_minute_closed
 from multialpha.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,15 @@ class BarSubscriber(threading.Thread):
         on_idle: Callable[[], None] = lambda: None,
         qcheck: float = 0.5,
         on_resubscribed: Callable[[], None] = lambda: None,
+        on_minute_closed: Callable[[datetime], None] | None = None,
     ) -> None:
         super().__init__(name="bar-subscriber", daemon=True)
         self.client_factory = client_factory
         self.channels = {keys.bars(s): s for s in symbols}
+        self.notice_channel = keys.minute_closed() if on_minute_closed is not None else None
+        self.on_minute_closed = on_minute_closed
+        self.closed_through: datetime | None = None
+        self.stale_notices = 0
         self.on_bar = on_bar
         self.on_idle = on_idle
         self.on_resubscribed = on_resubscribed  # after a reconnect: recover the gap from the bar log
@@ -69,7 +76,8 @@ class BarSubscriber(threading.Thread):
         client = self.client_factory()
         pubsub = client.pubsub()
         try:
-            pubsub.subscribe(*self.channels)
+            channels = [*self.channels, *([self.notice_channel] if self.notice_channel else [])]
+            pubsub.subscribe(*channels)
             self.connected = True
             confirmed = 0
             next_idle = time.monotonic() + self.qcheck
@@ -84,7 +92,7 @@ class BarSubscriber(threading.Thread):
                         # All channels confirmed: from here on no published bar is missed. redis-py
                         # re-subscribes by itself after a dropped connection: every further full set
                         # of confirmations is a reconnect, whose gap the bar log fills.
-                        if confirmed % len(self.channels) == 0:
+                        if confirmed % len(channels) == 0:
                             self.sessions += 1
                             if self.subscribed.is_set():
                                 self.on_resubscribed()
@@ -105,6 +113,9 @@ class BarSubscriber(threading.Thread):
         """Validate one message and pass it on; any defect is counted, not raised."""
         self.received += 1
         channel = channel.decode() if isinstance(channel, bytes) else channel
+        if channel == self.notice_channel:
+            self._notice(payload)
+            return
         symbol = self.channels.get(channel)
         try:
             bar = Bar.from_json(payload)
@@ -124,6 +135,23 @@ class BarSubscriber(threading.Thread):
         except Exception:
             self._drop("handler_error", f"{channel}: handler failed")
             log.exception("bar handler failed for %s", channel)
+
+    def _notice(self, payload: Any) -> None:
+        try:
+            minute = parse_minute_closed(payload)
+        except BarError as e:
+            self._drop("malformed_notice", str(e))
+            return
+        if self.closed_through is not None and minute <= self.closed_through:
+            self.stale_notices += 1  # a restarted hub re-announcing: harmless, not a defect
+            return
+        self.closed_through = minute
+        assert self.on_minute_closed is not None
+        try:
+            self.on_minute_closed(minute)
+        except Exception:
+            self._drop("handler_error", "minute-close handler failed")
+            log.exception("minute-close handler failed")
 
     def _drop(self, why: str, detail: str) -> None:
         self.dropped[why] += 1

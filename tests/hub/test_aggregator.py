@@ -22,7 +22,9 @@ class Rig:
         self.resolver = Resolver(cmap, TICKS, {r: f"{r}.FUT" for r in TICKS})
         self.bars: list[Bar] = []
         self.rolls: list[Roll] = []
-        self.agg = Aggregator(self.resolver, TICKS, self.bars.append, grace_s, self.rolls.append, self.other)
+        self.closed: list[int] = []  # minute-close notices
+        self.agg = Aggregator(self.resolver, TICKS, self.bars.append, grace_s, self.rolls.append, self.other,
+                              self.closed.append)
         for rec in (
             mapping(1, "ESZ5", "ES.FUT"), mapping(2, "ESH6", "ES.FUT"), mapping(3, "ESZ5-ESH6", "ES.FUT"),
             mapping(4, "CLF6", "CL.FUT"), mapping(5, "6JZ5", "6J.FUT"), mapping(6, "ZBH6", "ZB.FUT"),
@@ -41,7 +43,7 @@ class Rig:
         return self.bars[n:]
 
 
-def test_bar_fields_exact_and_closed_by_next_minute_trade():
+def test_bar_fields_exact_and_emitted_at_the_minute_deadline():
     rig = Rig()
     out = rig.feed(
         trade(1, T0 + 1 * NS, 6000.25, 2),
@@ -50,7 +52,9 @@ def test_bar_fields_exact_and_closed_by_next_minute_trade():
         trade(1, T0 + 59 * NS, 6000.00, 4),
     )
     assert out == []  # the minute is still open
-    (bar,) = rig.feed(trade(1, T0 + MIN + 1, 6002.0, 1))
+    # The next minute's trade completes the bar; it waits for its minute's deadline (other roots).
+    assert rig.feed(trade(1, T0 + MIN + 1, 6002.0, 1)) == []
+    (bar,) = rig.feed(heartbeat(T0 + MIN + NS))
     assert bar.to_dict() == {
         "symbol": "ES", "timestamp": "2025-12-01T15:00:00Z", "open": 6000.25, "high": 6001.5, "low": 5999.75,
         "close": 6000.0, "volume": 10, "contract": "ESZ5", "trades": 4, "source": "live",
@@ -64,6 +68,7 @@ def test_bucketed_on_ts_recv_half_open_interval():
         trade(1, T0 + MIN - 1, 6000.0, 1, ts_event=T0 + 1),
         trade(1, T0 + MIN, 6001.0, 1, ts_event=T0 + 2),  # exactly t+60s: next minute
         trade(1, T0 + 2 * MIN, 6002.0, 1, ts_event=T0 + 3),
+        heartbeat(T0 + 3 * MIN),
     )
     assert [(b.start_ms * 1_000_000, b.open, b.trades) for b in rig.bars] == [(T0, 6000.0, 1), (T0 + MIN, 6001.0, 1)]
 
@@ -153,7 +158,7 @@ def test_roll_switches_series_at_trading_day_boundary():
 def test_reset_drops_partial_and_replay_is_deduplicated():
     rig = Rig()
     rig.feed(trade(1, T0 + 1, 6000.0), trade(1, T0 + MIN + 1, 6001.0), trade(1, T0 + MIN + 30 * NS, 6002.0))
-    assert len(rig.bars) == 1  # minute 0 published by the minute-1 trade
+    assert len(rig.bars) == 1  # minute 0 published at its deadline (clock past 01:01)
     resume = rig.agg.reset(replay_until_ns=T0 + 5 * MIN)
     assert resume == T0 + MIN  # first minute not known complete
     assert rig.agg.open_bars() == 0  # the partial minute 1 is gone, not published
@@ -162,6 +167,7 @@ def test_reset_drops_partial_and_replay_is_deduplicated():
         trade(1, T0 + 1, 6000.0), trade(1, T0 + MIN + 1, 6001.0), trade(1, T0 + MIN + 30 * NS, 6002.0),
         trade(1, T0 + MIN + 40 * NS, 6003.0),  # missed during the gap
         trade(1, T0 + 2 * MIN + 1, 6004.0),
+        heartbeat(T0 + 3 * MIN),
     )
     assert rig.agg.replay_dups == 1 and rig.agg.late == 0
     m0, m1 = rig.bars
@@ -186,3 +192,56 @@ def test_restore_from_log_skips_logged_minutes():
     )
     assert [(b.symbol, b.start_ms * 1_000_000, b.source) for b in rig.bars] == [("CL", T0 + MIN, "replay")]
     assert rig.agg.replay_dups == 2
+
+
+def test_a_minute_goes_out_together_sorted_by_symbol_then_its_notice():
+    rig = Rig()
+    out = rig.feed(
+        trade(1, T0 + 1, 6000.0),  # ES
+        trade(6, T0 + 2, 115.0),  # ZB
+        trade(4, T0 + 3, 60.0),  # CL
+        trade(1, T0 + MIN + 1, 6001.0),  # ES's next minute: ES minute 0 complete, held back
+        trade(5, T0 + MIN + 2, 0.0065),  # 6J, minute 1
+    )
+    assert out == [] and rig.closed == []
+    out = rig.feed(heartbeat(T0 + MIN + NS))
+    assert [(b.symbol, b.start_ms * 1_000_000) for b in out] == [("CL", T0), ("ES", T0), ("ZB", T0)]
+    assert rig.closed == [T0]
+    # Minutes with no bar at all still get their notice: the notice is the market's clock.
+    out = rig.feed(heartbeat(T0 + 4 * MIN + NS))
+    assert [(b.symbol, b.start_ms * 1_000_000) for b in out] == [("6J", T0 + MIN), ("ES", T0 + MIN)]
+    assert rig.closed == [T0, T0 + 3 * MIN]  # one notice per clock step, for the newest closed minute
+    rig.feed(heartbeat(T0 + 4 * MIN + 30 * NS), heartbeat(T0 + 5 * MIN + NS))
+    assert rig.closed == [T0, T0 + 3 * MIN, T0 + 4 * MIN]
+
+
+def test_every_bar_precedes_the_notice_of_its_minute():
+    seen: list[tuple[str, int]] = []
+    rig = Rig()
+    rig.agg.emit = lambda b: seen.append(("bar", b.start_ms * 1_000_000))
+    rig.agg.on_minute_closed = lambda start: seen.append(("closed", start))
+    recs = []
+    for k in range(30):
+        for inst, px in ((1, 6000.0), (4, 60.0), (5, 0.0065)):
+            if (k + inst) % 3:
+                recs.append(trade(inst, T0 + k * MIN + (inst * 7 + k) * NS % MIN, px))
+    recs.sort(key=lambda r: r.ts_recv)
+    rig.feed(*recs, heartbeat(T0 + 40 * MIN))
+    closed = -1
+    for kind, t in seen:
+        if kind == "bar":
+            assert t > closed, "a bar arrived after its minute's notice"
+        else:
+            assert t > closed
+            closed = t
+    assert sum(1 for k, _ in seen if k == "bar") == rig.agg.bars
+
+
+def test_release_ready_at_shutdown_emits_complete_bars_without_a_notice():
+    rig = Rig()
+    rig.feed(trade(4, T0 + 1, 60.0), trade(1, T0 + 2, 6000.0), trade(1, T0 + MIN + 1, 6001.0),
+             trade(4, T0 + MIN + 2, 60.5))
+    assert rig.bars == []
+    rig.agg.release_ready()
+    assert [(b.symbol, b.start_ms * 1_000_000) for b in rig.bars] == [("CL", T0), ("ES", T0)]
+    assert rig.closed == [] and rig.agg.open_bars() == 2  # minute 1 stays open (partial: never published)

@@ -123,3 +123,40 @@ def test_fast_encoding_is_exactly_bar_to_json(b):
     doc = json.loads(text)
     assert values == [v if isinstance(v, str) else json.dumps(v) for v in doc.values()]
     assert tuple(doc) == FIELDS
+
+
+def test_minute_close_notices_follow_their_bars_on_the_wire(redis_client):
+    from multialpha.bar import parse_minute_closed
+
+    keys = Keys("multialpha")
+    ps = redis_client.pubsub()
+    ps.subscribe(keys.bars("ES"), keys.bars("NQ"), keys.minute_closed())
+    for _ in range(3):
+        ps.get_message(timeout=1)
+    pub = Publisher(redis_client, keys, maxlen=100)
+    for m in range(3):
+        pub.add(bar(m, "ES"))
+        pub.add(bar(m, "NQ"))
+        pub.add_minute_closed(cme_time.to_ns(bar(m).start))
+    assert pub.flush() and not pub.pending
+    got = []
+    while (msg := ps.get_message(timeout=0.5)) is not None:
+        if msg["channel"] == keys.minute_closed():
+            got.append(("closed", parse_minute_closed(msg["data"])))
+        else:
+            b = Bar.from_json(msg["data"])
+            got.append((b.symbol, b.start))
+    expected = []
+    for m in range(3):
+        expected += [("ES", bar(m).start), ("NQ", bar(m).start), ("closed", bar(m).start)]
+    assert got == expected
+    assert (pub.published, pub.notices, pub.closed_through) == (6, 3, cme_time.iso_z(bar(2).start))
+
+
+@pytest.mark.parametrize("payload", [b"", b"{", b"[]", b'{"minute": 5}', b'{"minute": "2025-12-01T15:00:30Z"}',
+                                     b'{"minute": "nope"}', b"x" * 1000])
+def test_a_bad_minute_close_notice_is_a_bar_error(payload):
+    from multialpha.bar import parse_minute_closed
+
+    with pytest.raises(BarError):
+        parse_minute_closed(payload)

@@ -66,6 +66,9 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         "MULTIALPHA__SANDBOX__SPEED": str(PIN_SPEED),
         # gateway heartbeats every 5 wall s move the hub's feed clock through the halt
         "MULTIALPHA__HUB__SILENCE_TIMEOUT_S": "15",
+        # At 1500x a worker 2 wall s behind the others is 50 market minutes behind: on a shared
+        # CI box that happens, and the production 2 s turn timeout would let the others go ahead.
+        "MULTIALPHA__WORKER__TURN_TIMEOUT_S": "60",
     })
     env.update(extra or {})
     env.pop("DATABENTO_API_KEY", None)
@@ -181,9 +184,15 @@ def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: flo
                         return False
             return True
 
-        def beat_after(t: datetime) -> Callable[[], bool]:
-            return lambda: all(cme_time.parse_iso((hb(f"worker.{n}") or {}).get("updated", "1970-01-01T00:00:00Z")) >= t
-                               for n in names)
+        def noticed(t: datetime) -> Callable[[], bool]:
+            """Every worker has reached the hub's minute-close notice of a minute at or after ``t``."""
+            def cond() -> bool:
+                for n in names:
+                    ct = (hb(f"worker.{n}") or {}).get("closed_through")
+                    if not ct or cme_time.parse_iso(ct) < t:
+                        return False
+                return True
+            return cond
 
         control.set_clock(st, speed=speed)
         day = first
@@ -193,22 +202,21 @@ def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: flo
             # and pin it: the last minutes' trades are released at once, and the hub closes the last
             # minute on the next gateway heartbeat (stamped with the pinned clock) while the
             # workers' quiet-market flush (close + 90 s) cannot fire yet. Replayed straight through,
-            # the flush (sandbox clock, every 0.5 wall s) overtakes the hub's last minute, which
-            # waits for a heartbeat every 5 *wall* s = 2 sim hours at speed 1500: the day bar then
-            # misses its last minute. That is time compression, not a live bug (at speed 1 the
-            # heartbeat comes 30 s after the close, the flush 90 s) — see docs/parity.md.
+            # the hub's next notice (a gateway heartbeat every 5 *wall* s = 2 sim hours at speed
+            # 1500) could land after 17:00 CT, so the day would close in the next trading day
+            # (the gate's day for any order it triggers). At speed 1 heartbeats come every 30 s.
             _poll(f"sandbox clock near the close of {day}", lambda: clock() >= close - SLOW_BEFORE, 3600, 0.05)
             assert clock() < close, f"replay overshot the close of {day}: {clock()}"
             control.set_clock(st, close + timedelta(seconds=30), speed=PIN_SPEED)
             _poll(f"hub past the close of {day}", hub_past(close + timedelta(seconds=2)), 120, 0.2)
             _poll("workers drained", drained, 120, 0.2)
-            # Now the quiet-market flush may close the last hour/day (close + 90 s grace).
+            # Now the quiet-market flush may close the last hour/day (close + 90 s grace): the
+            # hub's notices (gateway heartbeats at the pinned clock) reach close + 2 min, which
+            # makes every worker close what is due at close + 3 min.
             flush_at = close + PIN_AFTER
             control.set_clock(st, flush_at, speed=PIN_SPEED)
-            _poll("worker heartbeats after the flush point", beat_after(flush_at), 60, 0.2)
-            # The idle flush runs every qcheck_s on the subscriber thread, which exposes no counter
-            # for it: let several cycles pass, then require the workers drained again.
-            time.sleep(5 * settings.worker.qcheck_s)
+            _poll("workers past the minute-close notice after the flush point",
+                  noticed(close + timedelta(minutes=2)), 60, 0.2)
             _poll("workers drained after the flush", drained, 60, 0.2)
             day = cme_time.next_trading_day(day)
             if day <= last:

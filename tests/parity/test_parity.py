@@ -17,20 +17,31 @@ import pytest
 from multialpha.backtest import results
 from tests.parity import helpers as h
 
-FIRST, LAST = date(2025, 12, 1), date(2025, 12, 2)  # Mon-Tue: 2 sessions, ~40k live bars
 SPEED = 1500.0  # ~55 wall s per trading day; hub and workers keep up (no drops, no late bars: asserted)
+RANGES = {
+    # Fri 2025-10-31 .. Tue 11-04: US DST ends Sun 11-02 (the session opens at 23:00Z instead of 22:00Z,
+    # the close moves from 21:00Z to 22:00Z, and so do the daily bars' stamps).
+    "dst": (date(2025, 10, 31), date(2025, 11, 4)),
+    # Wed 2025-12-10 .. Thu 12-11: equity indices roll ESZ5 -> ESH6 on trading day 12-11; the currencies
+    # trade their new contract since 12-08 while Databento's calendar `c.0` is still the old one.
+    "roll": (date(2025, 12, 10), date(2025, 12, 11)),
+}
 
 
 @pytest.mark.slow
-def test_live_orders_equal_backtest(tmp_path: Path) -> None:
-    cfg = h.write_config(tmp_path, FIRST)
-    live, run = h.run_live(cfg, h.env_for(tmp_path), FIRST, LAST, SPEED,
-                           then=lambda settings: h.run_backtest(settings, FIRST, LAST))
+@pytest.mark.parametrize("span", sorted(RANGES))
+def test_live_orders_equal_backtest(tmp_path: Path, span: str) -> None:
+    first, last = RANGES[span]
+    cfg = h.write_config(tmp_path, first)
+    live, run = h.run_live(cfg, h.env_for(tmp_path), first, last, SPEED,
+                           then=lambda settings: h.run_backtest(settings, first, last))
 
     # The live side really saw every bar, live (no replay, no drops, nothing late).
     for name, w in live.workers.items():
         assert w["replayed"] == 0 and w["overlap"] == 0 and w["dropped"] == {} and w["errors"] == 0, (name, w)
         assert w["bars"] > 5000, (name, w["bars"])
+        # Every gate operation took its turn (config order per minute): none went ahead on a timeout.
+        assert w["turns"]["turn_timeouts"] == 0 and w["turns"]["turn_errors"] == 0, (name, w["turns"])
     hub = (live.hub or {}).get("counters", {})
     assert hub.get("late") == 0 and hub.get("dropped") == 0 and hub.get("reconnects") == 0, hub
 

@@ -141,6 +141,29 @@ def test_carried_position_counts_only_todays_move(settings_for, redis_client, cl
     assert gate.day_pnl(clock()).pnl == pytest.approx(1000.0 - 2.5)
 
 
+def test_a_bar_books_into_its_own_trading_day_however_late_it_is_processed(settings_for, redis_client, clock):
+    """The session's last minute (15:59 CT) reaches a worker after 16:00 CT, already the next
+    trading day by the clock: its mark and its orders still belong to the day of the bar."""
+    s = settings_for()
+    gate = Gate(s, redis_client)
+    brk, a = routers(s, redis_client, clock, "breakout", "ibs_a")
+    last = datetime(2025, 12, 10, 21, 59, tzinfo=timezone.utc)  # 15:59 CT, trading day 12-10
+    opening = datetime(2025, 12, 10, 23, 0, tzinfo=timezone.utc)  # 17:00 CT, trading day 12-11
+    brk.submit(intent(price=6000.0, bar_start=last - timedelta(minutes=30)))
+    clock.set(datetime(2025, 12, 10, 22, 0, 1, tzinfo=timezone.utc))  # 16:00:01 CT: 12-11 by the clock
+    brk.mark("ES", 5949.0, last)  # -2550 - 2.50 commission: 12-10's stop
+    assert gate.day_pnl(last).stopped and gate.day_pnl(last).pnl == pytest.approx(-2552.5)
+    assert not gate.day_pnl(clock()).stopped and gate.day_pnl(clock()).pnl == pytest.approx(0.0)
+    # An order from the last bar is checked against the bar's day; the next session's is not.
+    denied = a.submit(intent(strategy="ibs_a", symbol="GC", contract="GCG6", price=4000.0, bar_start=last))
+    assert not denied.accepted and "daily stop" in denied.reason and "2025-12-10" in denied.reason
+    clock.set(opening + timedelta(minutes=1))
+    assert a.submit(intent(strategy="ibs_a", symbol="GC", contract="GCG6", price=4000.0, bar_start=opening)).accepted
+    # 12-11's P&L runs from 12-10's closing mark, the last bar's.
+    brk.mark("ES", 5960.0, opening)
+    assert gate.day_pnl(clock()).pnl == pytest.approx(550.0 - 2.5)  # + GC's entry commission
+
+
 def test_weekend_friday_close_resets_on_sunday_open(settings_for, redis_client, clock):
     s = settings_for()
     gate = Gate(s, redis_client)

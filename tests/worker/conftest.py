@@ -80,6 +80,13 @@ def publish(client: Any, bar: Bar, keys: Keys = Keys(), log: bool = True) -> Non
     client.publish(keys.bars(bar.symbol), bar.to_json())
 
 
+def publish_closed(client: Any, minute: datetime, keys: Keys = Keys()) -> None:
+    """What the hub does after a minute's bars: announce that minutes up to ``minute`` are over."""
+    from multialpha.bar import minute_closed_json
+
+    client.publish(keys.minute_closed(), minute_closed_json(minute))
+
+
 class FixedClock:
     """A test-controlled clock (the worker's notion of 'now')."""
 

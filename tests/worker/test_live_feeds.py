@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from multialpha.keys import Keys
 from tests.worker import recorder_plugin
-from tests.worker.conftest import FixedClock, WorkerThread, make_bar, publish, recorder, wait_for
+from tests.worker.conftest import FixedClock, WorkerThread, make_bar, publish, publish_closed, recorder, wait_for
 from tests.worker.doubles import RecordingRouter
 
 UTC = timezone.utc
@@ -81,7 +81,8 @@ def test_day_boundary_follows_dst_change(build_settings, redis_client, workers):
 
 
 def test_quiet_symbol_and_quiet_hour_close(build_settings, redis_client, workers):
-    """NQ silent for 30 minutes while ES trades: no crash; the hour closes on the clock without its :59 bar."""
+    """NQ silent for 30 minutes while ES trades: no crash; the hour closes on the hub's minute-close
+    notice without its :59 bar — not on the worker's clock alone."""
     recorder_plugin.RECORDS.pop("quiet", None)
     settings = build_settings({"rec": recorder(["ES", "NQ"], tag="quiet")})
     t0 = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)
@@ -95,7 +96,12 @@ def test_quiet_symbol_and_quiet_hour_close(build_settings, redis_client, workers
     assert events("quiet", "NQ") == [] and events("quiet", "ES_hour") == []
     publish(redis_client, make_bar("NQ", t0 + timedelta(minutes=31), 21000))
     wait_for(lambda: len(events("quiet", "NQ")) == 1, what="the NQ bar")
-    clock.advance(timedelta(hours=1, minutes=2))  # past 16:00Z + grace: ES's hour must close by itself
+    clock.advance(timedelta(hours=1, minutes=2))  # the clock alone closes nothing: the hub may lag
+    # "16:00 is over" -> close what is due at 16:01: nothing (the hour's grace runs to 16:01:30).
+    publish_closed(redis_client, t0 + timedelta(minutes=60))
+    wait_for(lambda: w.heartbeat(redis_client).get("closed_through") == "2025-12-03T16:00:00Z", what="notice")
+    assert events("quiet", "ES_hour") == []
+    publish_closed(redis_client, t0 + timedelta(minutes=61))  # due at 16:02: the hour closes
     wait_for(lambda: events("quiet", "ES_hour"), what="quiet hour close")
     h = events("quiet", "ES_hour")[0]
     assert h["dt"] == "2025-12-03T16:00:00" and h["close"] == 6029 and h["volume"] == 300
@@ -104,6 +110,23 @@ def test_quiet_symbol_and_quiet_hour_close(build_settings, redis_client, workers
     wait_for(lambda: w.heartbeat(redis_client)["state"] == "degraded", what="degraded")
     publish(redis_client, make_bar("ES", t0 + timedelta(minutes=61), 6100))
     wait_for(lambda: w.heartbeat(redis_client)["state"] == "live", what="live again")
+    assert w.shutdown() == 0
+
+
+def test_without_notices_quiet_closes_fall_back_to_the_clock(build_settings, redis_client, workers):
+    """A hub that announces no minute closes (old, or down): after notice_stale_s the clock closes the hour."""
+    recorder_plugin.RECORDS.pop("stale", None)
+    settings = build_settings({"rec": recorder(["ES"], tag="stale")}, worker={"notice_stale_s": 0.001})
+    t0 = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)
+    clock = FixedClock(t0)
+    w = WorkerThread(settings, "rec", RecordingRouter(), clock).start()
+    workers.append(w)
+    w.wait_live(redis_client)
+    publish(redis_client, make_bar("ES", t0 + timedelta(minutes=10), 6000))
+    wait_for(lambda: len(events("stale", "ES")) == 1, what="the ES bar")
+    clock.advance(timedelta(hours=1, minutes=2))
+    wait_for(lambda: events("stale", "ES_hour"), what="hour closed by the clock")
+    assert events("stale", "ES_hour")[0]["dt"] == "2025-12-03T16:00:00"
     assert w.shutdown() == 0
 
 

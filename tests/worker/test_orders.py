@@ -44,7 +44,7 @@ def test_live_entry_and_exit_reach_the_router(build_settings, redis_client, work
     assert hb["vetoes"] == 0
     assert w.shutdown() == 0
     # The open position was marked once (on its entry bar, at the bar's close), with the bar's contract.
-    assert w.router.marks == [("ES", 6000.25, T0 + timedelta(minutes=1), "ESZ5")]
+    assert w.router.marks == [("ES", 6000.25, T0, "ESZ5")]  # the marking bar's start: its trading day
 
 
 def test_with_the_real_order_router_in_paper_mode(build_settings, redis_client):

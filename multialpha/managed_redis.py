@@ -1,7 +1,11 @@
 """A `redis-server` child bound to loopback: used by `up`, tests and benchmarks.
 
 It refuses non-loopback addresses: a managed Redis holds trading state and is
-never exposed. No persistence (the deployment's Redis is the durable one).
+never exposed. Persistence is opt-in: ``persist=True`` (what ``multialpha up``
+uses) keeps an append-only file in ``workdir`` (``appendfsync everysec``), so a
+kill -9 of redis-server plus a restart on the same ``workdir`` keeps the bar log
+and the order journal. Throw-away servers (test fixtures, a backtest's private
+Redis) stay without persistence: faster, and nothing is left on disk.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class ManagedRedis:
         port: int | None = None,
         password: str = "",
         workdir: Path | None = None,
+        persist: bool = False,
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"refusing to run a managed redis-server on non-loopback address {host!r}")
@@ -49,6 +54,9 @@ class ManagedRedis:
         self.host = host
         self.port = port or free_port(host)
         self.password = password
+        if persist and workdir is None:
+            raise ValueError("persist=True needs a workdir that outlives the server")
+        self.persist = persist
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="multialpha-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -61,13 +69,16 @@ class ManagedRedis:
     def client(self, **kwargs: object) -> "redis.Redis":
         return redis.Redis(host=self.host, port=self.port, password=self.password or None, **kwargs)
 
-    def start(self, timeout: float = 10.0) -> "ManagedRedis":
+    def start(self, timeout: float | None = None) -> "ManagedRedis":
+        # Loading a big append-only file (a week of bars, the order journal) takes a while; until
+        # then PING answers LOADING. A throw-away server is up in milliseconds.
+        timeout = timeout if timeout is not None else (120.0 if self.persist else 10.0)
         args = [
             self.binary,
             "--bind", self.host,
             "--port", str(self.port),
-            "--save", "",
-            "--appendonly", "no",
+            "--save", "",  # no RDB snapshots: the AOF (when persisting) is the durable copy
+            *(("--appendonly", "yes", "--appendfsync", "everysec") if self.persist else ("--appendonly", "no")),
             "--dir", str(self.workdir),
             "--protected-mode", "yes",
         ]

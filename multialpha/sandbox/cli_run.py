@@ -29,6 +29,12 @@ def run(settings: Settings, log_json: bool, opts: dict[str, Any]) -> int:
             from_date = date.fromisoformat(str(opts["from_date"]))
         except ValueError:
             raise click.BadParameter(f"not a YYYY-MM-DD date: {opts['from_date']!r}", param_hint="--from") from None
+    start_at = None
+    if opts.get("resume_at"):
+        try:
+            start_at = cme_time.parse_iso(str(opts["resume_at"]))
+        except ValueError:
+            raise click.BadParameter(f"not an ISO UTC time: {opts['resume_at']!r}", param_hint="--resume-at") from None
     if opts.get("days") is not None and int(opts["days"]) < 1:
         raise click.BadParameter("must be >= 1", param_hint="--days")
     if opts.get("speed") is not None and float(opts["speed"]) < 0:
@@ -44,6 +50,7 @@ def run(settings: Settings, log_json: bool, opts: dict[str, Any]) -> int:
             from_date=from_date,
             days=opts.get("days"),
             state_file=Path(opts["state_file"]) if opts.get("state_file") else None,
+            start_at=start_at,
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--key") from None

@@ -63,7 +63,8 @@ def file_logger(log_dir: Path, name: str) -> logging.Logger:
     lg.propagate = False
     lg.setLevel(logging.INFO)
     if not lg.handlers:
-        h = logging.handlers.RotatingFileHandler(
+        # Reporting: a full disk costs log lines (counted, reported once), never a traceback per line.
+        h = logs.ReportingRotatingFileHandler(
             log_path(log_dir, name), maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
         )
         h.setFormatter(logging.Formatter("%(message)s"))

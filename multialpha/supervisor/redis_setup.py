@@ -8,6 +8,10 @@ Children learn it from ``MULTIALPHA__REDIS__*`` environment overrides (never
 the command line); ``status``/``restart`` read the file through
 :func:`connect`. The password is set with ``CONFIG SET requirepass`` right
 after start so it never appears in ``redis-server``'s argv either.
+
+The managed server persists (``appendonly yes``, ``appendfsync everysec``,
+data in ``<runtime>/redis``): a kill -9 of Redis, of ``up``, or a plain
+``down``/``up`` keeps the bar log, positions and the order journal.
 """
 
 from __future__ import annotations
@@ -150,7 +154,9 @@ def start_managed(settings: Settings) -> tuple[RedisAddress, ManagedRedis]:
         port = free_port(host)
     workdir = rt / "redis"
     workdir.mkdir(exist_ok=True)
-    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir)
+    # Durable: the AOF in <runtime>/redis survives a kill -9 of redis-server (and of `up`); the
+    # order journal and the gate's order-id claims must, or a restart could send an order twice.
+    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True)
     mr.binary = _wrapper(rt, os.getpid())
     mr.start()
     mr.password = password

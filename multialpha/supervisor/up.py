@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
 import redis
 
-from multialpha import logs, runtime
+from multialpha import cme_time, logs, runtime
 from multialpha.alerts import Alerter
 from multialpha.alerts import from_env as alerts_from_env
 from multialpha.config import Settings
@@ -75,6 +76,7 @@ def plan(
     env: dict[str, str],
     python: str = sys.executable,
     log_json: bool = False,
+    sandbox_args: tuple[str, ...] = (),
 ) -> list[ChildSpec]:
     base = (python, "-m", "multialpha", "--config", str(config_path), *(("--log-json",) if log_json else ()))
     extra = tuple(sorted(env.items()))
@@ -82,7 +84,7 @@ def plan(
     for name in names:
         if name == "sandbox":
             state = runtime.sandbox_state_path(settings)
-            specs.append(ChildSpec("sandbox", base + ("sandbox", "--state-file", str(state)), extra,
+            specs.append(ChildSpec("sandbox", base + ("sandbox", "--state-file", str(state), *sandbox_args), extra,
                                    heartbeat=None, ready=state.exists, ready_timeout_s=60.0))
         elif name == "hub":
             specs.append(ChildSpec("hub", base + ("hub",), extra, heartbeat="hub"))
@@ -181,7 +183,8 @@ def run_supervisor(
 
 
 def _setup_file_log(log_dir: Path) -> None:
-    h = logging.handlers.RotatingFileHandler(log_dir / "supervisor.log", maxBytes=10 * 1024 * 1024, backupCount=5)
+    # Reporting: a full disk costs log lines (counted, reported once), never a traceback per line.
+    h = logs.ReportingRotatingFileHandler(log_dir / "supervisor.log", maxBytes=10 * 1024 * 1024, backupCount=5)
     h.addFilter(logs.RedactingFilter())
     fmt = logging.Formatter("%(asctime)s.%(msecs)03dZ %(levelname)-7s supervisor[%(process)d] %(message)s",
                             "%Y-%m-%dT%H:%M:%S")
@@ -237,11 +240,18 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
                  redis_setup.state_path(settings))
     else:
         log.info("using Redis at %s:%d", address.host, address.port)
-    if "sandbox" in names:
-        runtime.sandbox_state_path(settings).unlink(missing_ok=True)  # the hub waits for a fresh one
-    specs = plan(settings, config_path.resolve(), names, address.child_env(), log_json=log_json)
     keys = Keys(settings.redis.namespace)
     client = address.client(db=settings.redis.db, socket_timeout=2.0, socket_connect_timeout=2.0)
+    sandbox_args: tuple[str, ...] = ()
+    if "sandbox" in names:
+        runtime.sandbox_state_path(settings).unlink(missing_ok=True)  # the hub waits for a fresh one
+        resume = sandbox_resume_at(settings, client, keys)
+        if resume is not None:
+            log.info("sandbox: continuing the market after the persisted bar log, at %s (delete %s for a fresh "
+                     "start)", cme_time.iso_z(resume), runtime.runtime_dir(settings) / "redis")
+            sandbox_args = ("--resume-at", cme_time.iso_z(resume))
+    specs = plan(settings, config_path.resolve(), names, address.child_env(), log_json=log_json,
+                 sandbox_args=sandbox_args)
     pid_file = pid_path(settings)
     pid_file.write_text(f"{os.getpid()}\n")
     alerter = alerts_from_env(dict(os.environ), window_s=settings.alerts.window_s, url_env=settings.alerts.webhook_url_env)
@@ -296,6 +306,32 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
             pid_file.unlink(missing_ok=True)
         log.info("all stopped")
     return 0
+
+
+def sandbox_resume_at(settings: Settings, client: Any, keys: Keys) -> datetime | None:
+    """Where the sandbox clock must start so the market continues the persisted bar log.
+
+    The sandbox replays its synthetic market from ``sandbox.from_date`` on every
+    start, but the managed Redis persists: a second `up` would otherwise sit
+    silent (the hub refuses minutes its bar log already has) for as long as the
+    first run lasted. None = nothing logged after the first session open.
+    """
+    from multialpha.hub.publisher import stream_id_ns
+
+    pipe = client.pipeline(transaction=False)
+    symbols = settings.hub_symbols()
+    for sym in symbols:
+        pipe.xrevrange(keys.bar_log(sym), count=1)
+    try:
+        newest = max((stream_id_ns(e[0][0]) for e in pipe.execute() if e), default=None)
+    except redis.RedisError as e:
+        log.warning("could not read the bar log to resume the sandbox: %s", e)
+        return None
+    if newest is None:
+        return None
+    resume = cme_time.from_ns(newest) + timedelta(minutes=1)
+    first_open = cme_time.session_bounds(date.fromisoformat(settings.sandbox.from_date))[0]
+    return resume if resume > first_open else None
 
 
 def _restart_managed(managed: ManagedRedis, address: redis_setup.RedisAddress) -> None:

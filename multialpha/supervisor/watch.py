@@ -73,6 +73,7 @@ class RedisWatch(threading.Thread):
         self.beat = hb.Heartbeat(client, keys, component, ttl_s=ttl_s)
         self._halt = threading.Event()
         self._warned = False
+        self._log_failing: dict[str, bool] = {}
 
     def stop(self) -> None:
         self._halt.set()
@@ -98,6 +99,21 @@ class RedisWatch(threading.Thread):
         except redis.RedisError:
             pass
 
+    def _log_files(self) -> dict[str, dict[str, Any]]:
+        """Log files this process cannot write (disk full...): in the heartbeat, and one event per outage."""
+        from multialpha import logs
+
+        failures = logs.write_failures()
+        for path, doc in failures.items():
+            was = self._log_failing.get(path, False)
+            if doc["failing"] and not was:
+                self.emit("error", SUPERVISOR, f"cannot write log file {path} ({doc['error']}); processes keep "
+                                               "running, log lines are dropped and counted")
+            elif was and not doc["failing"]:
+                self.emit("info", SUPERVISOR, f"log file {path} writable again; {doc['lost']} line(s) lost")
+            self._log_failing[path] = bool(doc["failing"])
+        return {p: d for p, d in failures.items() if d["failing"]}
+
     def once(self, final: bool = False) -> None:
         if not final:
             pipe = self.client.pipeline(transaction=False)
@@ -113,7 +129,11 @@ class RedisWatch(threading.Thread):
                         continue
                     self.post(Beat(name, pid, str(doc.get("updated", "")), str(doc.get("state", ""))))
         state = "stopping" if final else "running"
-        self.beat.beat(state, children=self.table(), **self.extra())
+        failing = self._log_files()
+        # While a log file cannot be written, status shows it as this component's current error.
+        current = {"last_error": "cannot write log files: " + "; ".join(f"{p} ({d['error']}, {d['lost']} lines lost)"
+                                                                        for p, d in failing.items())} if failing else {}
+        self.beat.beat(state, children=self.table(), log_write_failures=failing, **current, **self.extra())
         pipe = self.client.pipeline(transaction=False)
         n = 0
         while True:

@@ -77,3 +77,48 @@ def test_connect_falls_back_to_the_managed_state_file(settings_for, tmp_path) ->
         assert address.password not in Path(f"/proc/{mr.proc.pid}/cmdline").read_text()
     finally:
         mr.stop()
+
+
+def test_a_persisted_bar_log_makes_the_sandbox_continue_after_it(settings_for, redis_client) -> None:
+    """The managed Redis persists; the sandbox replays from sandbox.from_date on every start. A
+    second `up` must start the sandbox clock after the newest logged bar, or the hub would refuse
+    every minute until the replay caught up (silent for as long as the first run lasted)."""
+    from datetime import datetime, timezone
+
+    from multialpha import cme_time
+    from multialpha.keys import Keys
+    from multialpha.supervisor.up import sandbox_resume_at
+
+    s = settings_for()  # sandbox.from_date 2025-12-01: first open 2025-11-30 23:00Z
+    keys = Keys(s.redis.namespace)
+    assert sandbox_resume_at(s, redis_client, keys) is None  # nothing logged: a fresh market
+    before = datetime(2025, 11, 28, 20, 0, tzinfo=timezone.utc)  # e.g. a warmup-era entry
+    redis_client.xadd(keys.bar_log("ES"), {"symbol": "ES"}, id=f"{cme_time.to_ns(before) // 1_000_000}-0")
+    assert sandbox_resume_at(s, redis_client, keys) is None
+    last = datetime(2025, 12, 2, 14, 37, tzinfo=timezone.utc)
+    for sym, t in (("NQ", last), ("CL", datetime(2025, 12, 2, 14, 30, tzinfo=timezone.utc))):
+        redis_client.xadd(keys.bar_log(sym), {"symbol": sym}, id=f"{cme_time.to_ns(t) // 1_000_000}-0")
+    resume = sandbox_resume_at(s, redis_client, keys)
+    assert resume == datetime(2025, 12, 2, 14, 38, tzinfo=timezone.utc)  # after the newest bar, any symbol
+    specs = plan(s, SHIPPED_CONFIG, ["sandbox"], {}, python="/py", sandbox_args=("--resume-at", cme_time.iso_z(resume)))
+    assert specs[0].argv[-2:] == ("--resume-at", "2025-12-02T14:38:00Z")
+
+
+def test_the_sandbox_starts_its_clock_at_resume_at(settings_for, tmp_path) -> None:
+    from datetime import datetime, timezone
+
+    from click.testing import CliRunner
+
+    from multialpha.sandbox.server import Sandbox
+
+    at = datetime(2025, 12, 2, 14, 38, tzinfo=timezone.utc)
+    sb = Sandbox(settings_for(), speed=0.0, state_file=tmp_path / "sb.json", start_at=at)
+    st = sb.start()
+    try:
+        assert st.now() == at
+    finally:
+        sb.stop()
+    from multialpha.cli import main
+
+    bad = CliRunner().invoke(main, ["--config", str(SHIPPED_CONFIG), "sandbox", "--resume-at", "yesterday"])
+    assert bad.exit_code == 2 and "--resume-at" in bad.output

@@ -60,6 +60,9 @@ def decode_log_entry(fields: dict[Any, Any]) -> Any:
     return bar_from_log(fields)
 
 
+CURSOR_EVERY_S = 0.05
+
+
 class Worker:
     def __init__(
         self,
@@ -101,6 +104,7 @@ class Worker:
         self._cursor_cond = threading.Condition()
         self._cursor_dirty: dict[str, str] = {}
         self._cursor_stop = False
+        self._cursor_idle = False  # the cursor thread waits for work (only then is it worth waking)
         self._cursor_thread: threading.Thread | None = None
         self.started_mono = time.monotonic()
         self.live_after_s: float | None = None
@@ -668,17 +672,25 @@ class Worker:
         if advanced:
             with self._cursor_cond:  # written by the cursor thread: no Redis round trip on the bar path
                 self._cursor_dirty.update(advanced)
-                self._cursor_cond.notify()
+                if self._cursor_idle:
+                    self._cursor_cond.notify()
 
     def _cursor_loop(self) -> None:
         while True:
             with self._cursor_cond:
+                self._cursor_idle = True
                 while not self._cursor_dirty and not self._cursor_stop:
                     self._cursor_cond.wait()
+                self._cursor_idle = False
                 if not self._cursor_dirty and self._cursor_stop:
                     return
                 batch, self._cursor_dirty = self._cursor_dirty, {}
             self._write_cursor(batch)
+            # At most one write per CURSOR_EVERY_S: a busy minute's bars share one HSET instead of
+            # waking this thread (and Redis) once per bar next to the bar path. A kill -9 replays
+            # at most that much more from the bar log (order ids make a replayed order a no-op).
+            with self._cursor_cond:
+                self._cursor_cond.wait_for(lambda: self._cursor_stop, CURSOR_EVERY_S)
 
     def _write_cursor(self, batch: dict[str, str]) -> None:
         try:

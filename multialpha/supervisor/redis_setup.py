@@ -163,9 +163,16 @@ def start_managed(settings: Settings) -> tuple[RedisAddress, ManagedRedis]:
     c = redis.Redis(host=host, port=port)
     c.config_set("requirepass", password)
     c.close()
-    runtime.write_json_atomic(state_path(settings), {"host": host, "port": port, "password": password,
+    address = RedisAddress(host, port, password, managed=True)
+    record(settings, address, mr)
+    return address, mr
+
+
+def record(settings: Settings, address: RedisAddress, mr: ManagedRedis) -> None:
+    """Write the state file (0600): where the managed server is, its password and pid (again after a restart)."""
+    runtime.write_json_atomic(state_path(settings), {"host": address.host, "port": address.port,
+                                                     "password": address.password,
                                                      "pid": mr.proc.pid if mr.proc else None})
-    return RedisAddress(host, port, password, managed=True), mr
 
 
 def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:

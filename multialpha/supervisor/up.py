@@ -285,6 +285,7 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
             alerter.alert("redis:managed", "critical", f"managed redis-server exited ({managed.proc.returncode})")
             log.error("managed redis-server exited with %s; restarting it on the same port", managed.proc.returncode)
             _restart_managed(managed, address)
+            redis_setup.record(settings, address, managed)  # the new pid
 
     sup_ref: list[Supervisor] = []
     alert_loop = AlertLoop(settings, address.client(db=settings.redis.db, socket_timeout=2.0, decode_responses=True),

@@ -75,6 +75,21 @@ def test_connect_falls_back_to_the_managed_state_file(settings_for, tmp_path) ->
         assert c.ping() and c.connection_pool.connection_kwargs["port"] == address.port
         # The password is set after start: it is not in redis-server's argv.
         assert address.password not in Path(f"/proc/{mr.proc.pid}/cmdline").read_text()
+        import json
+
+        state = redis_setup.state_path(s)
+        assert json.loads(state.read_text())["pid"] == mr.proc.pid
+        # After a restart by the supervisor (up.watch_redis), the state file names the new process.
+        from multialpha.supervisor.up import _restart_managed
+
+        old = mr.proc.pid
+        mr.proc.kill()
+        mr.proc.wait()
+        _restart_managed(mr, address)
+        redis_setup.record(s, address, mr)
+        doc = json.loads(state.read_text())
+        assert doc["pid"] == mr.proc.pid != old and doc["password"] == address.password
+        assert redis_setup.connect(s).ping()
     finally:
         mr.stop()
 

@@ -90,15 +90,20 @@ def get_strategy_type(name: str, pm: pluggy.PluginManager | None = None) -> hook
     return types[name]
 
 
-def check_strategy_types(settings: "Settings") -> None:
-    """Config check: every strategy's ``strategy_type`` must be provided by a plugin."""
+def strategy_type_of(settings: "Settings", strategy: str) -> hookspecs.StrategyType:
+    """The plugin type of a configured strategy; a ConfigError naming the key when none provides it."""
     from multialpha.config import ConfigError
 
-    types = strategy_types()
-    for name, strat in settings.strategies.items():
-        if strat.strategy_type not in types:
-            e = UnknownStrategyType(strat.strategy_type, sorted(types))
-            raise ConfigError(settings.source_path or "<config>", f"strategies.{name}.strategy_type", str(e))
+    try:
+        return get_strategy_type(settings.strategies[strategy].strategy_type)
+    except UnknownStrategyType as e:
+        raise ConfigError(settings.source_path or "<config>", f"strategies.{strategy}.strategy_type", str(e)) from None
+
+
+def check_strategy_types(settings: "Settings") -> None:
+    """Config check: every strategy's ``strategy_type`` must be provided by a plugin."""
+    for name in settings.strategies:
+        strategy_type_of(settings, name)
 
 
 @dataclass(frozen=True)

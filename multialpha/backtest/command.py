@@ -110,14 +110,11 @@ def main(settings: Settings, *, strategy: str | None, all_: bool, from_date: str
     try:
         names = select_strategies(settings, strategy, all_)
         for n in names:
-            plugins.get_strategy_type(settings.strategies[n].strategy_type)
+            plugins.strategy_type_of(settings, n)
         f, t = parse_day(from_date, "--from"), parse_day(to_date, "--to")
         settings = with_veto_mode(settings, ml_veto)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    except plugins.UnknownStrategyType as e:
-        print(f"config error: strategy_type: {e}", file=sys.stderr)
         return EXIT_CONFIG
     try:
         src = resolve_source(settings)
@@ -152,9 +149,6 @@ def main(settings: Settings, *, strategy: str | None, all_: bool, from_date: str
                              resolution=resolution)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    except plugins.UnknownStrategyType as e:
-        print(f"config error: strategy_type: {e}", file=sys.stderr)
         return EXIT_CONFIG
     except bt_data.DataUnavailable as e:
         print(f"historical data unavailable: {e}", file=sys.stderr)

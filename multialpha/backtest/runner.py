@@ -160,8 +160,7 @@ def run(
 
     ``fetch`` is a :class:`~multialpha.worker.warmup.Fetch` (Databento
     Historical or the sandbox); ``data_now`` is where the data ends (the
-    sandbox clock): the range is clipped there. Raises ConfigError /
-    plugins.UnknownStrategyType for config problems and
+    sandbox clock): the range is clipped there. Raises ConfigError for config problems and
     :class:`~multialpha.backtest.data.DataUnavailable` when there are no bars.
     """
     from multialpha.managed_redis import ManagedRedis

@@ -249,13 +249,10 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
         else:
             names = command.select_strategies(settings, None, True)
         for n in names:
-            plugins.get_strategy_type(settings.strategies[n].strategy_type)
+            plugins.strategy_type_of(settings, n)
         f, t = command.parse_day(from_date, "--from"), command.parse_day(to_date, "--to")
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    except plugins.UnknownStrategyType as e:
-        print(f"config error: strategy_type: {e}", file=sys.stderr)
         return EXIT_CONFIG
     syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     try:

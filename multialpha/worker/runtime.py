@@ -121,9 +121,6 @@ class Worker:
         except ConfigError as e:
             print(f"config error: {e}", file=sys.stderr)
             return EXIT_CONFIG
-        except plugins.UnknownStrategyType as e:
-            print(f"config error: strategies.{self.name}.strategy_type: {e}", file=sys.stderr)
-            return EXIT_CONFIG
         if prepared is not None:
             return prepared
         try:
@@ -147,7 +144,7 @@ class Worker:
             known = ", ".join(sorted(self.settings.strategies))
             raise ConfigError(self.settings.source_path, "strategies", f"unknown strategy {self.name!r}; known: {known}")
         self.st = self.settings.strategies[self.name]
-        self.stype = plugins.get_strategy_type(self.st.strategy_type)
+        self.stype = plugins.strategy_type_of(self.settings, self.name)
         if self.stype.late_signals is not None:
             self.trade_late = self.stype.late_signals
         self.plan = build_plan(self.settings, self.name, self.stype)

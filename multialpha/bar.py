@@ -44,7 +44,7 @@ class Bar:
     @property
     def start_ms(self) -> int:
         """Bar-log stream id (``{start_ms}-0``): idempotent per minute."""
-        return cme_time.to_ns(self.start) // 1_000_000
+        return cme_time.to_ms(self.start)
 
     @property
     def end(self) -> datetime:

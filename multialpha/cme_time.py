@@ -43,6 +43,11 @@ def to_ns(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * NS + delta.microseconds * 1000
 
 
+def to_ms(dt: datetime) -> int:
+    """Aware datetime -> integer ms since epoch: the bar log's stream ids (``{ms}-0``)."""
+    return to_ns(dt) // 1_000_000
+
+
 def from_ns(ns: int) -> datetime:
     """Integer ns -> aware UTC datetime (sub-microsecond part truncated)."""
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1000)

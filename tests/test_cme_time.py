@@ -81,3 +81,9 @@ def test_business_day_helpers() -> None:
     assert t.previous_trading_day(date(2025, 11, 10)) == date(2025, 11, 7)
     assert t.add_business_days(date(2025, 11, 10), -2) == date(2025, 11, 6)
     assert len(t.trading_days(date(2025, 11, 3), date(2025, 11, 16))) == 10
+
+
+def test_to_ms_is_the_bar_log_id() -> None:
+    when = datetime(2025, 12, 1, 15, 0, tzinfo=t.UTC)
+    assert t.to_ms(when) == 1764601200000 == t.to_ns(when) // 1_000_000
+    assert t.from_ns(t.to_ms(when) * 1_000_000) == when

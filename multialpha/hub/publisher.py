@@ -168,9 +168,9 @@ class Publisher:
         self.closed_through = ""  # ISO start of the last minute announced closed
 
     def add_minute_closed(self, start_ns: int) -> None:
-        self.add(MinuteClosed(start_ns))  # type: ignore[arg-type]
+        self.add(MinuteClosed(start_ns))
 
-    def add(self, bar: Bar) -> None:
+    def add(self, bar: Bar | MinuteClosed) -> None:
         if len(self.pending) >= self.bound:
             old = self.pending.popleft()
             if isinstance(old, Bar):

@@ -56,7 +56,7 @@ class RateLimiter:
 
     def try_acquire(self) -> float:
         """Take one request slot: 0.0 if granted, else seconds to wait."""
-        now_ms = cme_time.to_ns(self.clock()) // 1_000_000
+        now_ms = cme_time.to_ms(self.clock())
         member = f"{now_ms}:{uuid.uuid4().hex[:12]}"
         wait_ms = int(self._script(keys=self._keys, args=[now_ms, self.per_minute, self.per_hour, member]))
         return wait_ms / 1000.0

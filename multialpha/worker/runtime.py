@@ -285,7 +285,7 @@ class Worker:
         end_all = cme_time.from_ns(cme_time.floor_minute_ns(cme_time.to_ns(now)))
         rows: list[tuple[datetime, str, Any]] = []
         for sym in self.plan.warm_sources():
-            first = client.xrange(self.keys.bar_log(sym), min=f"{cme_time.to_ns(boundary) // 1_000_000}-0", max="+", count=1)
+            first = client.xrange(self.keys.bar_log(sym), min=f"{cme_time.to_ms(boundary)}-0", max="+", count=1)
             end = end_all
             if first:
                 end = min(end, cme_time.from_ns(int(str(first[0][0]).split("-")[0]) * 1_000_000))
@@ -302,7 +302,7 @@ class Worker:
         rows.sort(key=lambda r: (r[0], r[1]))
         for start, sym, b in rows:
             cur = self.cursor.get(sym)
-            deliver = cur is None or cme_time.to_ns(start) // 1_000_000 > cur
+            deliver = cur is None or cme_time.to_ms(start) > cur
             self.feed_router.minute(
                 sym, minute_ohlcv(b.start, b.open, b.high, b.low, b.close, b.volume), "warmup", deliver=deliver
             )
@@ -311,7 +311,7 @@ class Worker:
         """Replay the bar log from ``boundary``; bars after the cursor count as replayed."""
         from multialpha.bar import BarError
 
-        start_ms = cme_time.to_ns(boundary) // 1_000_000
+        start_ms = cme_time.to_ms(boundary)
         bars = []
         for sym in self.plan.sources:
             for entry_id, fields in client.xrange(self.keys.bar_log(sym), min=f"{start_ms}-0", max="+"):
@@ -343,7 +343,7 @@ class Worker:
             last = self.feed_router.last_minute.get(sym)
             if last is None:
                 continue
-            lo = cme_time.to_ns(last) // 1_000_000 + 1
+            lo = cme_time.to_ms(last) + 1
             for _, fields in self.client.xrange(self.keys.bar_log(sym), min=f"{lo}-0", max="+"):
                 try:
                     bar = decode_log_entry(fields)
@@ -652,7 +652,7 @@ class Worker:
             self._seen[sym] = n
             start = minute_bar_start(feed)
             self.last_bar[sym] = start
-            ms = cme_time.to_ns(start) // 1_000_000
+            ms = cme_time.to_ms(start)
             advanced[sym] = f"{ms}-0"
             self.cursor[sym] = ms
             self.counters["bars"] += 1

@@ -66,14 +66,14 @@ class Turns:
     def finished(self, minute: datetime) -> None:
         """Every step of minutes up to ``minute`` (a start) is done."""
         try:
-            self.client.hset(self.keys.worker_turns(), self.strategy, str(_ms(minute)))
+            self.client.hset(self.keys.worker_turns(), self.strategy, str(cme_time.to_ms(minute)))
         except Exception as e:  # never stall trading on bookkeeping; the others time out
             self.errors += 1
             log.warning("turn record failed: %s", type(e).__name__)
 
     def wait(self, minute: datetime) -> bool:
         """Block until this strategy's turn in ``minute``; False when it timed out."""
-        t = _ms(minute)
+        t = cme_time.to_ms(minute)
         if t <= self.granted_ms or self.timeout_s <= 0 or not (self.before or self.after):
             return True
         self.granted_ms = t
@@ -119,7 +119,3 @@ class Turns:
     def counters(self) -> dict[str, float]:
         return {"turn_waits": self.waits, "turn_timeouts": self.timeouts, "turn_errors": self.errors,
                 "turn_wait_s": round(self.waited_s, 3)}
-
-
-def _ms(minute: datetime) -> int:
-    return cme_time.to_ns(minute) // 1_000_000

@@ -182,6 +182,12 @@ def load_cost(models: Path) -> str:
             f"+{float(mb):.0f} MB RSS; heavy libraries imported: {heavy}")
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
@@ -309,6 +315,8 @@ def main() -> int:
             from multialpha.bar import Bar
             from multialpha.hub.publisher import log_fields
 
+            pids = [p.pid for p in procs] + [bare.pid]
+            cpu0 = [cpu_s(p) for p in pids]
             sent: dict[tuple[str, str], int] = {}
             for r in range(a.rounds):
                 start = NOW + timedelta(minutes=r)
@@ -320,6 +328,7 @@ def main() -> int:
                     sent[(s, (start + timedelta(minutes=1)).replace(tzinfo=None).isoformat())] = time.time_ns()
                     client.publish(keys.bars(s), payload)
                 time.sleep(a.interval_ms / 1000)
+            cpu1 = [cpu_s(p) for p in pids]  # before the workers stop: only the bar path's CPU
             time.sleep(1.5)
             hbs = [heartbeat.read(client, keys, f"worker.w{i}") for i in range(3)]
             stop(procs)
@@ -342,6 +351,10 @@ def main() -> int:
             print(f"publish -> Strategy.next, 3 workers: p50 {pct(worker_lat, .5):.2f} ms  p99 {pct(worker_lat, .99):.2f} ms  "
                   f"(n={len(worker_lat)})")
             print(f"ratio p99 worker / bare: {pct(worker_lat, .99) / pct(bare_lat, .99):.2f}  (goal <= 1.5)")
+            per_bar = [(c1 - c0) / (a.rounds * 2) * 1e6 for c0, c1 in zip(cpu0[:3], cpu1[:3])]
+            print(f"CPU per bar (user+sys, whole process while publishing): workers "
+                  f"{', '.join(f'{x:.0f}' for x in per_bar)} us; bare subscriber "
+                  f"{(cpu1[3] - cpu0[3]) / (a.rounds * 6) * 1e6:.0f} us")
             inner = [hb["latency_ms"] for hb in hbs if hb and hb.get("latency_ms")]
             print("inside the workers, receive -> after next (heartbeat): "
                   + ", ".join(f"p50 {x['p50']:.2f} / p99 {x['p99']:.2f} ms" for x in inner))

@@ -1,10 +1,12 @@
 """Backtrader live feeds fed from outside Cerebro through one :class:`FeedBus`.
 
 Every feed (minute, hour, day, reference) is a ``bt.feed.DataBase`` whose
-``_load`` pops from its own deque. All feeds share one condition variable:
-Cerebro's live loop asks each feed in turn, and only a feed asked while
-*nothing at all* is pending blocks (for at most ``qcheck``), so a bar for
-any feed wakes the loop at once — no busy loop, no per-feed ``qcheck`` stall.
+``_load`` pops from its own deque. Cerebro's live loop asks each feed in
+turn, and only a feed asked while *nothing at all* is pending waits, for at
+most ``qcheck``: in a worker it reads the market data itself through the
+bus's ``feeder`` (the subscriber's pump), elsewhere it waits on the one
+condition variable all feeds share. Either way a bar for any feed wakes the
+loop at once — no busy loop, no per-feed ``qcheck`` stall.
 
 Bars are stamped at their **close** in naive UTC (``start + span``), per
 FIELD_NOTES. Items also carry their phase (``warmup``, ``replay``, ``live``)
@@ -68,8 +70,12 @@ class FeedBus:
     thread) once everything before it has been consumed.
     """
 
-    def __init__(self, on_marker: Callable[[datetime], None] | None = None) -> None:
+    def __init__(self, on_marker: Callable[[datetime], None] | None = None,
+                 feeder: Callable[[float], None] | None = None) -> None:
         self.cond = threading.Condition()
+        # Called (in Cerebro's thread, lock released) instead of waiting when nothing is
+        # pending: it may stage batches; it returns within its timeout argument.
+        self.feeder = feeder
         self.queues: dict[str, collections.deque[Item | Status]] = {}
         self.staged: collections.deque[tuple[datetime | None, list[tuple[str, Item | Status]] | Marker]] = \
             collections.deque()
@@ -146,7 +152,14 @@ class FeedBus:
             self._release()
             if (not q and self.pending == 0 and not self.staged and not self.stopping and not self.hot
                     and timeout > 0 and not self._reached):
-                self.cond.wait(timeout)
+                if self.feeder is None:
+                    self.cond.wait(timeout)
+                else:
+                    self.cond.release()
+                    try:
+                        self.feeder(timeout)
+                    finally:
+                        self.cond.acquire()
                 self._release()
             reached, self._reached = self._reached, []
             if q:

@@ -5,17 +5,20 @@
 1. resolve the strategy's plugin type (unknown -> exit 2 listing the types);
 2. read the per-symbol cursor (last processed bar-log id) from Redis;
 3. warm up hourly/daily bars before boundary ``T`` (cache, then Historical);
-4. subscribe to the live minute channels (buffering), replay the bar log
-   from ``T`` (bars up to the cursor rebuild the open hour/day only; bars
-   after it are *replayed*: they update indicators and trade only when late
-   signals are allowed), then mark every feed LIVE and route live bars;
-5. run Cerebro (live settings) until SIGTERM / ``stop_event``: the bar in
-   hand is finished, a final heartbeat is written, exit 0.
+4. subscribe to the live minute channels (live bars now wait in the
+   socket), replay the bar log from ``T`` (bars up to the cursor rebuild the
+   open hour/day only; bars after it are *replayed*: they update indicators
+   and trade only when late signals are allowed), then mark every feed LIVE;
+5. run Cerebro (live settings) until SIGTERM / ``stop_event``. Its thread
+   reads the channels itself whenever no bar is pending (the subscriber's
+   pump), so the live join is de-duplicated by timestamp as bars are read.
+   On stop the bar in hand is finished, a final heartbeat is written, exit 0.
 """
 
 from __future__ import annotations
 
 import collections
+import gc
 import logging
 import os
 import signal
@@ -97,6 +100,7 @@ class Worker:
         self._buffer: list[tuple[Any, int]] = []
         self._live_routing = False
         self._seen: dict[str, int] = {}
+        self._minute_feeds: tuple[Any, list[tuple[str, Any]]] | None = None  # (strategy, [(symbol, feed)])
         self._hb_stop = threading.Event()
         self._hb_wake = threading.Event()
         self._hb_thread: threading.Thread | None = None
@@ -113,6 +117,7 @@ class Worker:
         self.closed_through: datetime | None = None  # newest minute-close notice reached
         self._notice_mono = 0.0  # monotonic time of the newest notice (or of going live)
         self._stale_logged = False
+        self.owns_process = False  # run() in the main thread: the heap is ours to tune
 
     # -- entry ---------------------------------------------------------------------
     def run(self) -> int:
@@ -221,7 +226,7 @@ class Worker:
                 log.warning("ignoring bad cursor %s=%r", k, v)
 
     def _on_live_bar(self, bar: Any, recv_ns: int) -> None:
-        """Subscriber thread: buffer until catch-up is queued, then route."""
+        """A pumped bar: buffered until catch-up is queued (bars read while subscribing), then routed."""
         with self.feed_router.lock:
             if not self._live_routing:
                 self._buffer.append((bar, recv_ns))
@@ -235,7 +240,7 @@ class Worker:
         return self.feed_router.minute(bar.symbol, o, phase, bar.contract, recv_ns, deliver)
 
     def _on_minute_closed(self, minute: datetime) -> None:
-        """Subscriber thread: the hub's notice; quiet-market closes follow the market's clock."""
+        """A pumped notice from the hub; quiet-market closes follow the market's clock."""
         with self.feed_router.lock:
             if not self._live_routing:
                 return  # catch-up is still being queued; the next notice counts
@@ -335,7 +340,7 @@ class Worker:
                     self.counters["replayed"] += 1
 
     def _recover_gap(self) -> None:
-        """Subscriber thread, after a Redis reconnect: bars published meanwhile come from the bar log."""
+        """After a Redis reconnect (in a pump): bars published meanwhile come from the bar log."""
         from multialpha.bar import BarError
 
         recovered = 0
@@ -430,7 +435,12 @@ class Worker:
             "warmup: %d symbols before %s (%d Historical requests, %d cached ranges)",
             len(warm), cme_time.iso_z(boundary), self.historian.requests, self.historian.cached_ranges,
         )
-        self.bus = FeedBus(on_marker=self._on_marker)
+        # The subscriber is pumped by Cerebro's thread whenever no bar is pending (worker/feeds.py).
+        self.subscriber = BarSubscriber(
+            lambda: redis_client(self.settings), self.keys, self.plan.sources, self._on_live_bar,
+            self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
+        )
+        self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
         self.feed_router = FeedRouter(self.plan, self.bus)
         if self.settings.worker.turn_timeout_s > 0:
             from multialpha.worker.turns import Turns
@@ -440,12 +450,7 @@ class Worker:
         for sym, w in warm.items():
             self.feed_router.seed_day(sym, w.day_resampler)
         self.feed_router.warmup({s: w.hours for s, w in warm.items()}, {s: w.days for s, w in warm.items()})
-        self.subscriber = BarSubscriber(
-            lambda: redis_client(self.settings), self.keys, self.plan.sources, self._on_live_bar,
-            self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
-        )
-        self.subscriber.start()
-        if not self.subscriber.subscribed.wait(10.0):
+        if not self.subscriber.subscribe(10.0):
             log.error("could not subscribe to the bar channels within 10 s")
             return EXIT_ERROR
         if warm_enabled:
@@ -483,7 +488,7 @@ class Worker:
         if self._hb_thread is not None:
             self._hb_thread.join(2.0)
         if self.subscriber is not None:
-            self.subscriber.stop()
+            self.subscriber.close()
         if self.state not in ("error",):
             self.state = "stopped"
         try:
@@ -531,6 +536,12 @@ class Worker:
         self.live_after_s = time.monotonic() - self.started_mono
         self._hb_wake.set()
         log.info("LIVE after %.2fs", self.live_after_s)
+        if self.owns_process:
+            # Imports and warmup built ~1M objects that live as long as the worker. Frozen, they
+            # are out of the collector's full passes, which otherwise stall a live bar for
+            # 30-40 ms every so often. (Not in a test's thread: it would pin the test's garbage.)
+            gc.collect()
+            gc.freeze()
 
     def on_signal(self, strategy: Any, kind: str, symbol: str, side: str, price: float, reason: str) -> Any:
         from multialpha.worker.strategy import Outcome
@@ -640,12 +651,12 @@ class Worker:
         """After each Strategy.next: record processed minute bars (cursor, stats, marks)."""
         from multialpha.worker.strategy import minute_bar_start
 
+        if self._minute_feeds is None or self._minute_feeds[0] is not strategy:
+            names = [(sym, self.plan.routes.get((sym, "minute"))) for sym in self.plan.sources]
+            self._minute_feeds = (strategy, [(sym, strategy.getdatabyname(r[0])) for sym, r in names if r])
         advanced: dict[str, str] = {}
         now_ns = time.perf_counter_ns()
-        for sym in self.plan.sources:
-            if (sym, "minute") not in self.plan.routes or not self.plan.routes[(sym, "minute")]:
-                continue
-            feed = strategy.getdatabyname(self.plan.routes[(sym, "minute")][0])
+        for sym, feed in self._minute_feeds[1]:
             n = len(feed)
             if n <= self._seen.get(sym, 0):
                 continue
@@ -773,6 +784,7 @@ class Worker:
             "historical_requests": self.historian.requests if self.historian is not None else 0,
             "closed_through": cme_time.iso_z(self.closed_through) if self.closed_through else None,
             "turns": self.turns.counters() if self.turns is not None else {},
+            "gc_frozen": gc.get_freeze_count() if self.owns_process else 0,
         }
         self.hb.beat(self.health(), **fields)
 
@@ -794,7 +806,10 @@ def run(
     ``fetch`` default to the resolved endpoints (sandbox or Databento).
     """
     stop = stop_event or threading.Event()
-    if threading.current_thread() is threading.main_thread():
+    main = threading.current_thread() is threading.main_thread()
+    if main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    return Worker(settings, strategy, stop_event=stop, router=router, clock=clock, fetch=fetch, progress=progress).run()
+    worker = Worker(settings, strategy, stop_event=stop, router=router, clock=clock, fetch=fetch, progress=progress)
+    worker.owns_process = main
+    return worker.run()

@@ -1,13 +1,21 @@
-"""The Redis pub/sub reader: its own thread, validating every bar before it reaches Cerebro.
+"""The Redis pub/sub reader, validating every bar before it reaches Cerebro.
+
+It has no thread of its own: whoever needs data calls :meth:`BarSubscriber.pump`.
+In a worker that is Cerebro's thread, through the :class:`FeedBus`, whenever
+no bar is pending — so a bar goes socket → validation → feed → ``next()``
+in one thread, with no hand-off between threads (each hand-off cost a
+wake-up and a fight for the GIL with the bar in hand; bench/worker_latency.py).
+Until the first pump, published bars simply wait in the socket.
 
 Malformed payloads (bad JSON, missing fields, NaN, negative or huge prices,
 oversize), bars on the wrong channel, out-of-order and duplicate bars (by
 timestamp, per symbol) are dropped, counted and logged (rate-limited) —
 never raised. The hub's minute-close notices (``Keys.minute_closed``) arrive
 on the same connection, so in order with the bars, and go to
-``on_minute_closed`` (malformed or stale ones are dropped the same way). Between messages it calls ``on_idle`` every ``qcheck`` seconds
-(quiet-market closes of hours and days). A lost Redis connection is retried
-with backoff; ``connected`` says whether it is up.
+``on_minute_closed`` (malformed or stale ones are dropped the same way).
+Every ``qcheck`` seconds a pump also calls ``on_idle`` (quiet-market closes
+of hours and days). A lost Redis connection is retried with backoff from the
+pumps; ``connected`` says whether it is up.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from multialpha.keys import Keys
 log = logging.getLogger(__name__)
 
 
-class BarSubscriber(threading.Thread):
+class BarSubscriber:
     def __init__(
         self,
         client_factory: Callable[[], Any],
@@ -37,7 +45,6 @@ class BarSubscriber(threading.Thread):
         on_resubscribed: Callable[[], None] = lambda: None,
         on_minute_closed: Callable[[datetime], None] | None = None,
     ) -> None:
-        super().__init__(name="bar-subscriber", daemon=True)
         self.client_factory = client_factory
         self.channels = {keys.bars(s): s for s in symbols}
         self.notice_channel = keys.minute_closed() if on_minute_closed is not None else None
@@ -50,64 +57,99 @@ class BarSubscriber(threading.Thread):
         self.sessions = 0
         self.qcheck = qcheck
         self.stop_event = threading.Event()
-        self.subscribed = threading.Event()
+        self.subscribed = threading.Event()  # every channel confirmed at least once
         self.connected = False
         self.dropped: collections.Counter[str] = collections.Counter()
         self.received = 0
         self.last_start: dict[str, datetime] = {}
         self._last_warn = 0.0
+        self._all = [*self.channels, *([self.notice_channel] if self.notice_channel else [])]
+        self._client: Any = None
+        self._pubsub: Any = None
+        self._confirmed = 0
+        self._backoff = 0.2
+        self._retry_at = 0.0
+        self._next_idle = time.monotonic() + qcheck
+
+    def subscribe(self, timeout: float) -> bool:
+        """Connect and pump until every channel is confirmed: from then on no published bar is missed."""
+        deadline = time.monotonic() + timeout
+        while not self.subscribed.is_set() and not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.pump(min(left, 0.1))
+        return self.subscribed.is_set()
 
     def stop(self) -> None:
+        """Pumps return at once from now on (a pump in progress ends within its timeout)."""
         self.stop_event.set()
 
-    def run(self) -> None:
-        backoff = 0.2
-        while not self.stop_event.is_set():
-            try:
-                self._session()
-                backoff = 0.2
-            except Exception as e:  # redis down or protocol trouble: retry, never die
-                self.connected = False
-                log.warning("bar subscription lost (%s); retrying in %.1fs", type(e).__name__, backoff)
-                self.stop_event.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
+    def close(self) -> None:
+        self.stop()
+        self._disconnect()
 
-    def _session(self) -> None:
-        client = self.client_factory()
-        pubsub = client.pubsub()
+    def pump(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for one message and handle it; reconnect when due. Never raises."""
+        if self.stop_event.is_set():
+            return
+        if self._pubsub is None:
+            wait = self._retry_at - time.monotonic()
+            if wait > 0:
+                self.stop_event.wait(min(wait, timeout))
+                return
         try:
-            channels = [*self.channels, *([self.notice_channel] if self.notice_channel else [])]
-            pubsub.subscribe(*channels)
-            self.connected = True
-            confirmed = 0
-            next_idle = time.monotonic() + self.qcheck
-            while not self.stop_event.is_set():
-                msg = pubsub.get_message(timeout=self.qcheck)
-                if msg is not None:
-                    kind = msg.get("type")
-                    if kind == "message":
-                        self.handle(msg["channel"], msg["data"], time.perf_counter_ns())
-                    elif kind == "subscribe":
-                        confirmed += 1
-                        # All channels confirmed: from here on no published bar is missed. redis-py
-                        # re-subscribes by itself after a dropped connection: every further full set
-                        # of confirmations is a reconnect, whose gap the bar log fills.
-                        if confirmed % len(channels) == 0:
-                            self.sessions += 1
-                            if self.subscribed.is_set():
-                                self.on_resubscribed()
-                            self.subscribed.set()
-                now = time.monotonic()
-                if now >= next_idle:
-                    next_idle = now + self.qcheck
-                    self.on_idle()
-        finally:
-            self.connected = False
+            if self._pubsub is None:
+                self._connect()
+            msg = self._pubsub.get_message(timeout=timeout)
+            if msg is not None:
+                kind = msg.get("type")
+                if kind == "message":
+                    self.handle(msg["channel"], msg["data"], time.perf_counter_ns())
+                elif kind == "subscribe":
+                    self._confirm()  # may recover a gap from the bar log: Redis trouble lands below
+        except Exception as e:  # redis down or protocol trouble: retry later, never die
+            self._disconnect()
+            self._retry_at = time.monotonic() + self._backoff
+            log.warning("bar subscription lost (%s); retrying in %.1fs", type(e).__name__, self._backoff)
+            self._backoff = min(self._backoff * 2, 5.0)
+            return
+        now = time.monotonic()
+        if now >= self._next_idle:
+            self._next_idle = now + self.qcheck
             try:
-                pubsub.close()
-                client.close()
+                self.on_idle()
             except Exception:
-                pass
+                log.exception("idle callback failed")
+
+    def _connect(self) -> None:
+        self._client = self.client_factory()
+        self._pubsub = self._client.pubsub()
+        self._pubsub.subscribe(*self._all)
+        self.connected = True
+
+    def _confirm(self) -> None:
+        self._confirmed += 1
+        self._backoff = 0.2
+        # redis-py re-subscribes by itself after a dropped connection: every further full set
+        # of confirmations is a reconnect, whose gap the bar log fills.
+        if self._confirmed % len(self._all) == 0:
+            self.sessions += 1
+            if self.subscribed.is_set():
+                self.on_resubscribed()
+            self.subscribed.set()
+
+    def _disconnect(self) -> None:
+        self.connected = False
+        pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
+        self._confirmed = 0
+        try:
+            if pubsub is not None:
+                pubsub.close()
+            if client is not None:
+                client.close()
+        except Exception:
+            pass
 
     def handle(self, channel: Any, payload: Any, recv_ns: int) -> None:
         """Validate one message and pass it on; any defect is counted, not raised."""

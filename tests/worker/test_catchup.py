@@ -69,6 +69,8 @@ def test_kill9_restart_processes_every_missed_bar_once(build_settings, redis_cli
     p2 = spawn(settings, "rec", T0 + timedelta(minutes=10), intents)
     try:
         wait_live(redis_client, p2, "rec")
+        # A worker process freezes its warmed-up heap at LIVE (out of the collector's full passes).
+        assert heartbeat.read(redis_client, Keys(), "worker.rec")["gc_frozen"] > 50_000
         publish(redis_client, make_bar("ES", T0 + timedelta(minutes=10), 6010))
         wait_for(lambda: len(minute_events(rec)) == 11, what="all 11 bars")
         p2.send_signal(signal.SIGTERM)
@@ -137,4 +139,5 @@ def test_redis_reconnect_recovers_bars_from_the_log(build_settings, redis_client
     assert [(e["close"], e["phase"]) for e in es()] == [(6000, "live"), (6001, "replay"), (6002, "live")]
     hb = wait_for(lambda: (h := w.heartbeat(redis_client)) and h["replayed"] == 1 and h, what="replayed=1")
     assert hb["dropped"] == {} and hb["state"] == "live"
+    assert hb["gc_frozen"] == 0  # a worker in a thread leaves its host's heap alone
     assert w.shutdown() == 0

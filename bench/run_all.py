@@ -4,6 +4,7 @@ Runs (in this order, each a subprocess so one failing benchmark cannot take the 
 
   hub_throughput.py   hub decode->resolve->aggregate->publish vs bare DBNDecoder (trades/s)
   worker_latency.py   bar publish -> Strategy.next p99 vs bare pub/sub p99; worker start -> LIVE
+  worker_step.py      CPU per Cerebro step: the worker's live loop vs Backtrader's own
   order_latency.py    bar/intent -> webhook received p99 vs a bare POST p99
   sandbox_replay.py   sandbox gateway -> databento.Live vs the client's own decoder
   burst (in here)     19 roots, 50,000 trades/s for 60 s of feed time through the hub path
@@ -113,6 +114,12 @@ def worker_rows(quick: bool) -> list[Row]:
     ]
     if rss:
         rows.append(("worker RSS (2 symbols each)", f"{rss.group(1).strip()} MB", "-", "goal <= 200 MB"))
+    step = run("worker_step.py", ["--minutes", "5000" if quick else "20000"], 600)
+    stock = num(r"Backtrader's loop \(bt.Cerebro._runnext\): ([\d.]+) us", step)
+    ours = num(r"worker loop \(BusCerebro._runnext\):\s+([\d.]+) us", step)
+    same = "same next() calls" if "same order: yes" in step else "next() calls DIFFER"
+    rows.append(("worker step CPU per bar (in process)", fmt(ours, "us", 1), f"Backtrader's loop {fmt(stock, 'us', 1)}",
+                 ratio(ours, stock, same)))
     return rows
 
 

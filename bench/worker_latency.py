@@ -126,7 +126,7 @@ def child_bare(host: str, port: int, channels: list[str], record: str, ready: st
 
     from multialpha.bar import Bar
 
-    client = redis.Redis(host=host, port=port)
+    client = redis.Redis(host=host, port=port, protocol=2)  # the worker's subscriber settings (worker/runtime.py)
     ps = client.pubsub(ignore_subscribe_messages=True)
     ps.subscribe(*channels)
     while ps.get_message(timeout=0.1) is not None or not ps.subscribed:

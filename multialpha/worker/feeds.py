@@ -1,12 +1,14 @@
 """Backtrader live feeds fed from outside Cerebro through one :class:`FeedBus`.
 
 Every feed (minute, hour, day, reference) is a ``bt.feed.DataBase`` whose
-``_load`` pops from its own deque. Cerebro's live loop asks each feed in
-turn, and only a feed asked while *nothing at all* is pending waits, for at
-most ``qcheck``: in a worker it reads the market data itself through the
-bus's ``feeder`` (the subscriber's pump), elsewhere it waits on the one
-condition variable all feeds share. Either way a bar for any feed wakes the
-loop at once — no busy loop, no per-feed ``qcheck`` stall.
+``_load`` pops from its own deque. The live loop (worker/loop.py) waits once
+per pass on the bus, for at most ``qcheck``, and only while *nothing at all*
+is pending: in a worker it reads the market data itself through the bus's
+``feeder`` (the subscriber's pump), elsewhere it waits on the one condition
+variable all feeds share. Either way a bar for any feed wakes the loop at
+once — no busy loop, no per-feed ``qcheck`` stall. The loop then asks only
+the feeds :meth:`FeedBus.wait` names. (Backtrader's stock loop, which asks
+every feed, also works with these feeds: the first feed asked does the wait.)
 
 Bars are stamped at their **close** in naive UTC (``start + span``), per
 FIELD_NOTES. Items also carry their phase (``warmup``, ``replay``, ``live``)
@@ -146,21 +148,45 @@ class FeedBus:
         """Like :meth:`take` without taking: True when ``name`` has an item waiting."""
         return self._poll(name, timeout, False)  # type: ignore[return-value]
 
+    def wait(self, timeout: float) -> list[str] | bool:
+        """The live loop's one wait per pass (worker/loop.py): the feeds holding an item now.
+
+        Releases the next batch, waiting (or pumping) up to ``timeout`` when
+        nothing at all is pending; [] = nothing came in time; False = stopped
+        and drained.
+        """
+        with self.cond:
+            self._fill(timeout, None)
+            reached, self._reached = self._reached, []
+            if self.pending:
+                out: list[str] | bool = [name for name, q in self.queues.items() if q]
+            elif self.stopping and not self.staged:
+                out = False
+            else:
+                out = []
+        for minute in reached:  # outside the lock: it may talk to Redis
+            self.on_marker(minute)
+        return out
+
+    def _fill(self, timeout: float, q: collections.deque[Item | Status] | None) -> None:
+        """(Lock held.) Release the next batch; first wait or pump for one if nothing at all is pending."""
+        self._release()
+        if ((q is None or not q) and self.pending == 0 and not self.staged and not self.stopping and not self.hot
+                and timeout > 0 and not self._reached):
+            if self.feeder is None:
+                self.cond.wait(timeout)
+            else:
+                self.cond.release()
+                try:
+                    self.feeder(timeout)
+                finally:
+                    self.cond.acquire()
+            self._release()
+
     def _poll(self, name: str, timeout: float, pop: bool) -> Item | Status | None | bool:
         q = self.queues[name]
         with self.cond:
-            self._release()
-            if (not q and self.pending == 0 and not self.staged and not self.stopping and not self.hot
-                    and timeout > 0 and not self._reached):
-                if self.feeder is None:
-                    self.cond.wait(timeout)
-                else:
-                    self.cond.release()
-                    try:
-                        self.feeder(timeout)
-                    finally:
-                        self.cond.acquire()
-                self._release()
+            self._fill(timeout, q)
             reached, self._reached = self._reached, []
             if q:
                 if pop:
@@ -208,9 +234,9 @@ class BusData(bt.feed.DataBase):
         self.put_notification(self.DELAYED)
 
     def load(self) -> bool | None:
-        # Cerebro asks every feed on every pass; Backtrader's load() moves all
-        # lines forward and back again when nothing comes, most of a step's
-        # cost with several feeds. Ask the bus first (same waiting rules).
+        # Backtrader's load() moves all lines forward and back again when
+        # nothing comes: ask the bus first (same waiting rules). It matters for
+        # the stock Cerebro loop, which asks every feed on every pass.
         if not self._barstack and not self._barstash:
             ready = self.bus.ready(self.p.feed_name, self._qcheck)
             if ready is not True:

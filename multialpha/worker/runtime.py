@@ -46,6 +46,14 @@ def redis_client(settings: Settings, **kw: Any) -> Any:
     return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls, **kw)
 
 
+def fail_fast_client(settings: Settings) -> Any:
+    """For Redis calls on the bar path: redis-py's default retries block ~4.7 s on a refused connect."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis_client(settings, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0))
+
+
 def rss_mb() -> float:
     try:
         with open("/proc/self/statm") as f:
@@ -61,9 +69,6 @@ def decode_log_entry(fields: dict[Any, Any]) -> Any:
     from multialpha.hub.publisher import bar_from_log
 
     return bar_from_log(fields)
-
-
-CURSOR_EVERY_S = 0.05
 
 
 class Worker:
@@ -105,11 +110,7 @@ class Worker:
         self._hb_wake = threading.Event()
         self._hb_thread: threading.Thread | None = None
         self._health: Any = None  # /healthz + /metrics server when worker.health_port_base is set
-        self._cursor_cond = threading.Condition()
-        self._cursor_dirty: dict[str, str] = {}
-        self._cursor_stop = False
-        self._cursor_idle = False  # the cursor thread waits for work (only then is it worth waking)
-        self._cursor_thread: threading.Thread | None = None
+        self.cursor_writer: Any = None  # worker/cursor.py (live only)
         self.started_mono = time.monotonic()
         self.live_after_s: float | None = None
         self.dataset = settings.databento.dataset
@@ -118,6 +119,7 @@ class Worker:
         self._notice_mono = 0.0  # monotonic time of the newest notice (or of going live)
         self._stale_logged = False
         self.owns_process = False  # run() in the main thread: the heap is ours to tune
+        self.gc_frozen = 0  # objects gc.freeze() moved out of the collector's reach at LIVE
 
     # -- entry ---------------------------------------------------------------------
     def run(self) -> int:
@@ -260,7 +262,10 @@ class Worker:
             self.turns.wait(self.bus.turn)
 
     def _on_idle(self) -> None:
-        """Fallback only: with no minute-close notice for a while, close hours/days by the clock."""
+        """Every qcheck in the pumps: retry a cursor write a failed connection left unsent; and,
+        without minute-close notices for a while (fallback only), close hours/days by the clock."""
+        if self.cursor_writer is not None:
+            self.cursor_writer.retry()
         if not self._live_routing or self.clock is None:
             return
         if time.monotonic() - self._notice_mono < self.settings.worker.notice_stale_s:
@@ -375,8 +380,9 @@ class Worker:
         import backtrader as bt
 
         from multialpha.worker.feeds import RedisLiveData, RedisResampledData
+        from multialpha.worker.loop import BusCerebro
 
-        cerebro = bt.Cerebro(runonce=False, preload=False, stdstats=False, live=True, exactbars=False)
+        cerebro = BusCerebro(runonce=False, preload=False, stdstats=False, live=True, exactbars=False)
         q = self.settings.worker.qcheck_s
         order = {"minute": 0, "hour": 1, "day": 2}
         for f in sorted(self.plan.feeds, key=lambda f: order[f.span]):  # Cerebro's own polling order
@@ -392,14 +398,14 @@ class Worker:
     def _run_live(self) -> int:
         from multialpha.worker import warmup
         from multialpha.worker.cache import BarCache
+        from multialpha.worker.cursor import CursorWriter
         from multialpha.worker.feeds import FeedBus
         from multialpha.worker.routing import FeedRouter
         from multialpha.worker.subscriber import BarSubscriber
 
         client = redis_client(self.settings, decode_responses=True)
         self.client = client
-        self._cursor_thread = threading.Thread(target=self._cursor_loop, name="cursor", daemon=True)
-        self._cursor_thread.start()
+        self.cursor_writer = CursorWriter(lambda: fail_fast_client(self.settings), self.keys.worker_cursor(self.name))
         self.state = "warming"
         self._start_heartbeat()
         self._resolve_endpoints()
@@ -436,8 +442,10 @@ class Worker:
             len(warm), cme_time.iso_z(boundary), self.historian.requests, self.historian.cached_ranges,
         )
         # The subscriber is pumped by Cerebro's thread whenever no bar is pending (worker/feeds.py).
+        # RESP2: redis-py 8 defaults to RESP3, where every pub/sub message takes its push path
+        # (a logger lookup and a str() of the whole message); ~4 us of a ~25 us read.
         self.subscriber = BarSubscriber(
-            lambda: redis_client(self.settings), self.keys, self.plan.sources, self._on_live_bar,
+            lambda: redis_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
@@ -482,7 +490,10 @@ class Worker:
     def _shutdown(self) -> None:
         if self._health is not None:
             self._health.close()
-        self._stop_cursor()
+        if self.cursor_writer is not None:
+            if not self.cursor_writer.flush():
+                log.warning("the last cursor did not reach Redis: a restart replays those bars again")
+            self.cursor_writer.close()
         self._hb_stop.set()
         self._hb_wake.set()
         if self._hb_thread is not None:
@@ -534,7 +545,6 @@ class Worker:
         self._restore(strategy, force=not self.trade_late)
         self.state = "live"
         self.live_after_s = time.monotonic() - self.started_mono
-        self._hb_wake.set()
         log.info("LIVE after %.2fs", self.live_after_s)
         if self.owns_process:
             # Imports and warmup built ~1M objects that live as long as the worker. Frozen, they
@@ -542,6 +552,9 @@ class Worker:
             # 30-40 ms every so often. (Not in a test's thread: it would pin the test's garbage.)
             gc.collect()
             gc.freeze()
+            # Counted once: get_freeze_count() walks the whole frozen list (~3 ms, GIL held).
+            self.gc_frozen = gc.get_freeze_count()
+        self._hb_wake.set()
 
     def on_signal(self, strategy: Any, kind: str, symbol: str, side: str, price: float, reason: str) -> Any:
         from multialpha.worker.strategy import Outcome
@@ -677,44 +690,10 @@ class Worker:
                 except Exception:
                     self.counters["errors"] += 1
                     log.warning("mark failed for %s", sym, exc_info=True)
-        if advanced:
-            with self._cursor_cond:  # written by the cursor thread: no Redis round trip on the bar path
-                self._cursor_dirty.update(advanced)
-                if self._cursor_idle:
-                    self._cursor_cond.notify()
-
-    def _cursor_loop(self) -> None:
-        while True:
-            with self._cursor_cond:
-                self._cursor_idle = True
-                while not self._cursor_dirty and not self._cursor_stop:
-                    self._cursor_cond.wait()
-                self._cursor_idle = False
-                if not self._cursor_dirty and self._cursor_stop:
-                    return
-                batch, self._cursor_dirty = self._cursor_dirty, {}
-            self._write_cursor(batch)
-            # At most one write per CURSOR_EVERY_S: a busy minute's bars share one HSET instead of
-            # waking this thread (and Redis) once per bar next to the bar path. A kill -9 replays
-            # at most that much more from the bar log (order ids make a replayed order a no-op).
-            with self._cursor_cond:
-                self._cursor_cond.wait_for(lambda: self._cursor_stop, CURSOR_EVERY_S)
-
-    def _write_cursor(self, batch: dict[str, str]) -> None:
-        try:
-            self.client.hset(self.keys.worker_cursor(self.name), mapping=batch)
-        except Exception:
-            self.counters["errors"] += 1
-            log.warning("cursor write failed", exc_info=True)
-            with self._cursor_cond:  # keep it for the next attempt (newer ids win)
-                self._cursor_dirty = {**batch, **self._cursor_dirty}
-
-    def _stop_cursor(self) -> None:
-        with self._cursor_cond:
-            self._cursor_stop = True
-            self._cursor_cond.notify()
-        if self._cursor_thread is not None:
-            self._cursor_thread.join(3.0)
+        if advanced and self.cursor_writer is not None:
+            # Sent now, reply read later: no round trip on the bar path, and a kill -9
+            # replays at most the bars whose HSET was still in flight.
+            self.cursor_writer.write(advanced)
 
     # -- heartbeat ---------------------------------------------------------------
     def _start_heartbeat(self) -> None:
@@ -774,7 +753,7 @@ class Worker:
             "vetoes": self.counters["vetoes"],
             "orders": self.counters["orders"],
             "rejected": self.counters["rejected"],
-            "errors": self.counters["errors"],
+            "errors": self.counters["errors"] + (self.cursor_writer.errors if self.cursor_writer is not None else 0),
             "dropped": dict(self.subscriber.dropped) if self.subscriber is not None else {},
             "overlap": self.feed_router.overlap if self.feed_router is not None else 0,
             "backlog": self.bus.backlog() if self.bus is not None else 0,
@@ -784,7 +763,7 @@ class Worker:
             "historical_requests": self.historian.requests if self.historian is not None else 0,
             "closed_through": cme_time.iso_z(self.closed_through) if self.closed_through else None,
             "turns": self.turns.counters() if self.turns is not None else {},
-            "gc_frozen": gc.get_freeze_count() if self.owns_process else 0,
+            "gc_frozen": self.gc_frozen,
         }
         self.hb.beat(self.health(), **fields)
 

@@ -269,9 +269,12 @@ class UpRun:
         self._listener.start()
 
     def wait_live(self) -> float:
+        """Every worker LIVE and the hub's Live session connected: only then may the clock move (a
+        worker can be LIVE before the hub subscribed, and trades before that would be missed)."""
         t = time.monotonic()
-        poll("every worker LIVE", lambda: self._alive_up() and all(
-            (self.hb(f"worker.{n}") or {}).get("state") == "live" for n in STRATEGIES), context=self.tail)
+        poll("every worker LIVE, hub connected", lambda: self._alive_up() and all(
+            (self.hb(f"worker.{n}") or {}).get("state") == "live" for n in STRATEGIES)
+            and (self.hb("hub") or {}).get("state") == "connected", context=self.tail)
         return time.monotonic() - t
 
     def stop(self) -> None:

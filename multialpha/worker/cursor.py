@@ -19,6 +19,8 @@ from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
+READ_EVERY = 64  # replies left in the socket before a write reads them (a reply is 4 bytes)
+
 
 class CursorWriter:
     """``client_factory`` must fail fast (no connect retries, short timeouts): it runs on the bar path."""
@@ -44,7 +46,11 @@ class CursorWriter:
         self._send()
 
     def retry(self) -> None:
-        """Send what a failed connection left unsent, if the retry time has come."""
+        """Idle time: read the replies that arrived; send what a failed connection left unsent, if due."""
+        try:
+            self._read_ready()
+        except Exception as e:
+            self._fail(e)
         self._send()
 
     def flush(self, timeout: float = 2.0) -> bool:
@@ -75,8 +81,8 @@ class CursorWriter:
                 if self.monotonic() < self._retry_at:
                     return
                 self._connect()
-            while self.unread and self._conn.can_read(timeout=0):  # earlier replies, if already here
-                self._read_one()
+            if self.unread >= READ_EVERY:  # else a poll() per write, for replies nobody waits for
+                self._read_ready()
             flat = [x for kv in self.unsent.items() for x in kv]
             self._conn.send_command("HSET", self.key, *flat)
             self.unread += 1
@@ -89,6 +95,10 @@ class CursorWriter:
         self._conn = self._client.connection_pool.get_connection()
         self.unread = 0
         self.unsent = dict(self.state)  # a new connection: all of it, in case earlier writes were lost
+
+    def _read_ready(self) -> None:
+        while self._conn is not None and self.unread and self._conn.can_read(timeout=0):
+            self._read_one()
 
     def _read_one(self) -> None:
         import redis

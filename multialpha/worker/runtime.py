@@ -46,12 +46,13 @@ def redis_client(settings: Settings, **kw: Any) -> Any:
     return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls, **kw)
 
 
-def fail_fast_client(settings: Settings) -> Any:
-    """For Redis calls on the bar path: redis-py's default retries block ~4.7 s on a refused connect."""
+def fail_fast_client(settings: Settings, **kw: Any) -> Any:
+    """For connections that retry on their own (subscriber, cursor, heartbeat): redis-py's default
+    retries block ~4.5 s on a refused connect, on the bar path and past SIGTERM's 5 s budget."""
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
-    return redis_client(settings, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0))
+    return redis_client(settings, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0), **kw)
 
 
 def rss_mb() -> float:
@@ -445,7 +446,7 @@ class Worker:
         # RESP2: redis-py 8 defaults to RESP3, where every pub/sub message takes its push path
         # (a logger lookup and a str() of the whole message); ~4 us of a ~25 us read.
         self.subscriber = BarSubscriber(
-            lambda: redis_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
+            lambda: fail_fast_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
@@ -700,7 +701,7 @@ class Worker:
         from multialpha.heartbeat import Heartbeat
 
         self.hb = Heartbeat(
-            redis_client(self.settings, decode_responses=True), self.keys, f"worker.{self.name}",
+            fail_fast_client(self.settings, decode_responses=True), self.keys, f"worker.{self.name}",
             ttl_s=self.settings.worker.heartbeat_ttl_s,
         )
         self._hb_thread = threading.Thread(target=self._hb_loop, name="heartbeat", daemon=True)

@@ -10,6 +10,7 @@ from redis.retry import Retry
 
 from multialpha.managed_redis import ManagedRedis
 from multialpha.worker.cursor import CursorWriter
+from tests.worker.conftest import wait_for
 
 KEY = "multialpha:worker:cursor:test"
 
@@ -37,6 +38,9 @@ def test_writes_land_without_waiting_for_replies(redis_server: ManagedRedis, red
     assert w.flush(2.0) and w.unread == 0
     assert redis_client.hgetall(KEY) == {"ES": "49-0", "NQ": "49-0"}
     assert w.errors == 0
+    w.write({"ES": "50-0"})
+    assert w.unread == 1
+    wait_for(lambda: w.retry() or w.unread == 0, what="the reply read at idle time")
     w.close()
 
 

@@ -7,8 +7,8 @@ feeds for 2 symbols: minute, hour, day; the bench strategy of
 bench/worker_latency.py, an SMA on the hourly feed), queues ``minutes`` live
 minute bars per symbol through the worker's FeedRouter (hours and days close
 as they do live), and runs Cerebro until the queue is drained: once with
-``BusCerebro._runnext`` and ``MultiAlphaStrategy._clk_update``, and once
-with Backtrader's own ``bt.Cerebro._runnext`` and ``bt.Strategy._clk_update``.
+our loop (``BusCerebro``, ``MultiAlphaStrategy``'s step bookkeeping, the
+feeds' ``_tick_fill``), and once with Backtrader's own versions of all of them.
 Prints CPU per bar (``time.process_time``; no Redis, no threads waiting: the
 step's own cost, hot caches) and checks both loops produced the same
 ``next()`` calls. A live bar in ``worker_latency.py`` costs 2-4x this: the
@@ -68,13 +68,17 @@ def run_once(settings, minutes: int, stock: bool, record: Path) -> float:
     os.environ["BENCH_RECORD"] = str(record)
     w = Worker(settings, "w0", router=worker_latency.NoOrders(), clock=lambda: NOW)
     w._prepare()
-    if stock:  # the baseline is Backtrader's own stepping: its clock update too (see worker/strategy.py)
-        w.cls = type("PureBacktrader", (w.cls,), {"_clk_update": bt.Strategy._clk_update})
+    if stock:  # the baseline is Backtrader's own stepping: its step bookkeeping too (see worker/strategy.py)
+        w.cls = type("PureBacktrader", (w.cls,), {"_clk_update": bt.Strategy._clk_update,
+                                                  "_getminperstatus": bt.Strategy._getminperstatus})
     w.bus = FeedBus()
     w.feed_router = FeedRouter(w.plan, w.bus)
     cerebro = w._build_cerebro()
-    if stock:  # and Backtrader's loop, on the very same Cerebro, feeds and bars
+    if stock:  # and Backtrader's loop and notifications, on the very same Cerebro, feeds and bars
         cerebro._runnext = types.MethodType(bt.Cerebro._runnext, cerebro)
+        cerebro._datanotify = types.MethodType(bt.Cerebro._datanotify, cerebro)
+        for d in cerebro.datas:  # and the feeds' tick bookkeeping (worker/feeds.py)
+            d._tick_fill = types.MethodType(bt.feed.AbstractDataBase._tick_fill, d)
     w.bus.put_many([(f.name, Status(bt.feed.DataBase.LIVE)) for f in w.plan.feeds])
     for i in range(minutes):
         for sym in ("ES", "NQ"):
@@ -117,7 +121,7 @@ def main() -> int:
     same = seen["stock"] == seen["bus"] and len(seen["bus"]) == bars
     print(f"# worker step benchmark: 2 symbols x {a.minutes} minutes, 6 feeds, best of 2 runs each")
     print(f"Backtrader's loop (bt.Cerebro._runnext): {cpu['stock'] / bars * 1e6:.1f} us CPU per bar")
-    print(f"worker loop (BusCerebro._runnext + MultiAlphaStrategy._clk_update): "
+    print(f"worker loop (BusCerebro + MultiAlphaStrategy step bookkeeping + BusData._tick_fill): "
           f"{cpu['bus'] / bars * 1e6:.1f} us CPU per bar  "
           f"(ratio {cpu['bus'] / cpu['stock']:.2f})")
     print(f"same next() calls, same order: {'yes' if same else 'NO'} ({len(seen['bus'])} bars)")

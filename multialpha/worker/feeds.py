@@ -22,7 +22,7 @@ import collections
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Any, Callable
 
 import backtrader as bt
 
@@ -74,7 +74,9 @@ class FeedBus:
 
     def __init__(self, on_marker: Callable[[datetime], None] | None = None,
                  feeder: Callable[[float], None] | None = None) -> None:
-        self.cond = threading.Condition()
+        # One lock; hot paths take it directly (a Condition's with-statement is Python-level code).
+        self.lock = threading.RLock()
+        self.cond = threading.Condition(self.lock)
         # Called (in Cerebro's thread, lock released) instead of waiting when nothing is
         # pending: it may stage batches; it returns within its timeout argument.
         self.feeder = feeder
@@ -87,6 +89,7 @@ class FeedBus:
         self.turn: datetime | None = None  # turn of the batch in the current step
         self.on_marker = on_marker or (lambda minute: None)
         self._reached: list[datetime] = []  # markers reached, callbacks not yet run
+        self.asks_known = False  # the loop asks only feeds :meth:`wait` named (BusCerebro), never idle ones
 
     def register(self, name: str) -> collections.deque[Item | Status]:
         return self.queues.setdefault(name, collections.deque())
@@ -95,14 +98,16 @@ class FeedBus:
         """Stage one batch (delivered together, in order after earlier batches)."""
         if not items:
             return
-        with self.cond:
+        with self.lock:
             self.staged.append((turn, items))
-            self.cond.notify_all()
+            if self.feeder is None:  # with a feeder nobody waits on the condition: Cerebro's thread pumps
+                self.cond.notify_all()
 
     def put_marker(self, minute: datetime) -> None:
-        with self.cond:
+        with self.lock:
             self.staged.append((None, Marker(minute)))
-            self.cond.notify_all()
+            if self.feeder is None:
+                self.cond.notify_all()
 
     def _release(self) -> None:
         while self.pending == 0 and not self.hot and self.staged:
@@ -155,7 +160,7 @@ class FeedBus:
         nothing at all is pending; [] = nothing came in time; False = stopped
         and drained.
         """
-        with self.cond:
+        with self.lock:
             self._fill(timeout, None)
             reached, self._reached = self._reached, []
             if self.pending:
@@ -185,7 +190,7 @@ class FeedBus:
 
     def _poll(self, name: str, timeout: float, pop: bool) -> Item | Status | None | bool:
         q = self.queues[name]
-        with self.cond:
+        with self.lock:
             self._fill(timeout, q)
             reached, self._reached = self._reached, []
             if q:
@@ -222,6 +227,9 @@ class BusData(bt.feed.DataBase):
         self.bar_start: datetime | None = None  # aware UTC start of the latest bar
         self.recv_ns = 0
         self.loaded = 0
+        self._ma_bufs: tuple[Any, ...] | None = None  # the line buffers _load writes, looked up once
+        self._ma_tick: tuple[float, ...] = ()  # the loaded bar in Backtrader's line order (close first)
+        self._ma_plain = False  # set at start: Backtrader's load() reduces to forward + _load
 
     def islive(self) -> bool:
         return True
@@ -233,15 +241,38 @@ class BusData(bt.feed.DataBase):
         super().start()
         self.put_notification(self.DELAYED)
 
+    def _start_finish(self) -> None:
+        super()._start_finish()
+        # Nothing of Backtrader's load() beyond forward + _load applies: no filters (no bar
+        # stack), no input timezone, no from/to dates. A subclass adding one gets Backtrader's.
+        self._ma_plain = (not self._filters and self._tzinput is None
+                          and self.fromdate == float("-inf") and self.todate == float("inf"))
+
     def load(self) -> bool | None:
-        # Backtrader's load() moves all lines forward and back again when
-        # nothing comes: ask the bus first (same waiting rules). It matters for
-        # the stock Cerebro loop, which asks every feed on every pass.
+        if self.bus.asks_known and self._ma_plain and not self._barstack and not self._barstash:
+            # Asked by BusCerebro, so an item is waiting: Backtrader's load() reduces to this.
+            self.forward()
+            got = self._load()
+            if not got:  # a status only: as Backtrader's, None = nothing yet, False = the end
+                self.backwards(force=True)
+            return got
         if not self._barstack and not self._barstash:
+            # Backtrader's own loop asks every feed on every pass, and its load() moves all
+            # lines forward and back again when nothing comes: ask the bus first.
             ready = self.bus.ready(self.p.feed_name, self._qcheck)
             if ready is not True:
                 return ready
         return super().load()
+
+    def _tick_fill(self, force: bool = False) -> None:
+        # Backtrader's: "the bar is the tick". It builds and looks up seven attribute names per
+        # call; this sets the same attributes from the bar _load wrote. That is always the bar in
+        # hand when Backtrader asks: a feed rewound by the loop delivers that same bar later,
+        # without loading another (bars never come from the stack: no filters here).
+        if force or getattr(self, "tick_close", None) is None:
+            (self.tick_close, self.tick_low, self.tick_high, self.tick_open, self.tick_volume,
+             self.tick_openinterest) = self._ma_tick
+            self.tick_last = self.tick_close
 
     def _load(self) -> bool | None:
         while True:
@@ -252,14 +283,20 @@ class BusData(bt.feed.DataBase):
                 self.put_notification(item.status)
                 continue
             bar = item.bar
-            ln = self.lines
-            ln.datetime[0] = bt.date2num(cme_time.bt_close_stamp(bar.end, timedelta(0)))
-            ln.open[0] = bar.open
-            ln.high[0] = bar.high
-            ln.low[0] = bar.low
-            ln.close[0] = bar.close
-            ln.volume[0] = bar.volume
-            ln.openinterest[0] = 0.0
+            bufs = self._ma_bufs
+            if bufs is None:
+                ln = self.lines
+                bufs = self._ma_bufs = (ln.datetime, ln.open, ln.high, ln.low, ln.close, ln.volume, ln.openinterest)
+            dt, op, hi, lo, cl, vol, oi = bufs
+            dt[0] = bt.date2num(cme_time.bt_close_stamp(bar.end, timedelta(0)))
+            op[0] = bar.open
+            hi[0] = bar.high
+            lo[0] = bar.low
+            cl[0] = bar.close
+            vol[0] = bar.volume
+            oi[0] = 0.0
+            self._ma_tick = (  # as the lines hold them (doubles), in their order
+                float(bar.close), float(bar.low), float(bar.high), float(bar.open), float(bar.volume), 0.0)
             self.phase = item.phase
             self.contract = item.contract or self.contract
             self.bar_start = bar.start

@@ -20,11 +20,16 @@ from __future__ import annotations
 from typing import Any
 
 import backtrader as bt
-from backtrader.utils import num2date
 
 
 class BusCerebro(bt.Cerebro):
     """A ``bt.Cerebro`` whose live (``runonce=False``) loop is driven by the feeds' shared bus."""
+
+    def _datanotify(self) -> None:
+        # Called twice per pass; Backtrader's drains every feed's queue through a marker and a
+        # new list each time. Status changes are rare: look only when some feed has one.
+        if any([d.notifs for d in self.datas]):  # (a deque is true when not empty)
+            super()._datanotify()
 
     def _runnext(self, runstrats: list[Any]) -> None:
         datas = sorted(self.datas, key=lambda x: (x._timeframe, x._compression))  # Backtrader's order
@@ -32,6 +37,10 @@ class BusCerebro(bt.Cerebro):
         qcheck = datas[0].p.qcheck
         index = {d.p.feed_name: i for i, d in enumerate(datas)}  # (feeds compare as line operations)
         held: list[int] = []  # feeds holding a loaded bar later than their step's time (rewound)
+        stacks = [q for d in datas for q in (d._barstack, d._barstash)]  # (made in start(); filters use them)
+        for d in datas:
+            d._qcheck = 0.0  # never wait inside a feed: the bus waited above
+        bus.asks_known = True
         while True:
             self._storenotify()
             if self._event_stop:
@@ -46,18 +55,17 @@ class BusCerebro(bt.Cerebro):
                     break
             ask = set(held)
             ask.update(index[n] for n in names or ())
-            ask.update(i for i, d in enumerate(datas) if d._barstack or d._barstash)
+            if any(stacks):
+                ask.update(i for i, d in enumerate(datas) if d._barstack or d._barstash)
             held = []
             got: list[int] = []
             for i in sorted(ask):  # in Backtrader's order
-                datas[i].do_qcheck(False, 0.0)  # never wait inside a feed: the bus waited above
                 if datas[i].next(ticks=False):
                     got.append(i)
             if got:
                 dt0 = min(datas[i].datetime[0] for i in got)
                 dmaster = next(datas[i] for i in got if datas[i].datetime[0] == dt0)
-                self._dtmaster = dmaster.num2date(dt0)
-                self._udtmaster = num2date(dt0)
+                self._dtmaster = dmaster.num2date(dt0)  # (Backtrader's _udtmaster: never read, not kept)
                 for i in got:
                     if datas[i].datetime[0] > dt0:
                         datas[i].rewind()  # cannot deliver yet

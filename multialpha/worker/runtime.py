@@ -106,7 +106,7 @@ class Worker:
         self._buffer: list[tuple[Any, int]] = []
         self._live_routing = False
         self._seen: dict[str, int] = {}
-        self._minute_feeds: tuple[Any, list[tuple[str, Any]]] | None = None  # (strategy, [(symbol, feed)])
+        self._minute_feeds: tuple[Any, list[tuple[str, Any, Any]]] | None = None  # (strategy, [(sym, feed, clock)])
         self._hb_stop = threading.Event()
         self._hb_wake = threading.Event()
         self._hb_thread: threading.Thread | None = None
@@ -663,19 +663,19 @@ class Worker:
 
     def after_next(self, strategy: Any) -> None:
         """After each Strategy.next: record processed minute bars (cursor, stats, marks)."""
-        from multialpha.worker.strategy import minute_bar_start
-
         if self._minute_feeds is None or self._minute_feeds[0] is not strategy:
-            names = [(sym, self.plan.routes.get((sym, "minute"))) for sym in self.plan.sources]
-            self._minute_feeds = (strategy, [(sym, strategy.getdatabyname(r[0])) for sym, r in names if r])
+            routes = [(sym, self.plan.routes.get((sym, "minute"))) for sym in self.plan.sources]
+            feeds = [(sym, strategy.getdatabyname(r[0])) for sym, r in routes if r]
+            # with each feed's datetime buffer: its length without three nested len() calls
+            self._minute_feeds = (strategy, [(sym, f, f.lines.datetime) for sym, f in feeds])
         advanced: dict[str, str] = {}
         now_ns = time.perf_counter_ns()
-        for sym, feed in self._minute_feeds[1]:
-            n = len(feed)
+        for sym, feed, clock in self._minute_feeds[1]:
+            n = clock.lencount
             if n <= self._seen.get(sym, 0):
                 continue
             self._seen[sym] = n
-            start = minute_bar_start(feed)
+            start = feed.bar_start  # the bar just processed: a feed advances only onto its last load
             self.last_bar[sym] = start
             ms = cme_time.to_ms(start)
             advanced[sym] = f"{ms}-0"

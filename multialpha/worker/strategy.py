@@ -18,6 +18,7 @@ alias (``VIX``, ``ZB_hour``); use :meth:`feed` / :meth:`ref` to get them.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
@@ -26,6 +27,7 @@ import backtrader as bt
 
 Side = Literal["long", "short"]
 UTC = timezone.utc
+_LENGTH = operator.attrgetter("lencount")  # a line buffer's length, read without a Python call
 
 
 @dataclass
@@ -157,21 +159,30 @@ class MultiAlphaStrategy(bt.Strategy):
         """True once every feed has reported LIVE (always False in a backtest)."""
         return bool(self.__dict__.get("_ma_live"))
 
-    def _clk_update(self) -> int:
-        # Backtrader's Strategy._clk_update, reading each feed's length and time from its datetime
-        # line buffer: len(feed) is three nested calls and feed.datetime a __getattr__ fallback,
-        # 12 of each per step with 6 feeds (~10% of a step). Same values: a feed's lines move together.
-        if self._oldsync:
-            return super()._clk_update()
+    # Backtrader's per-step bookkeeping, reading each feed's length and time straight from its
+    # datetime line buffer. len(feed) is three nested calls and feed.datetime a __getattr__
+    # fallback; Backtrader does 24 such lens per step with 6 feeds (~15% of a step). Same values:
+    # a feed's lines move together, and a buffer's length is its ``lencount``.
+    def _clock_buffers(self) -> list[Any]:
         bufs = self.__dict__.get("_ma_clock")
         if bufs is None:
             bufs = self.__dict__["_ma_clock"] = [d.lines.datetime for d in self.datas]
-        lens = [len(b) for b in bufs]
-        if any(n > old for old, n in zip(self._dlens, lens)):
+        return bufs
+
+    def _clk_update(self) -> int:
+        if self._oldsync:
+            return super()._clk_update()
+        bufs = self._clock_buffers()
+        lens = list(map(_LENGTH, bufs))
+        if any(map(operator.gt, lens, self._dlens)):
             self.forward()
-        self.lines.datetime[0] = max(b[0] for b, n in zip(bufs, lens) if n)
+        self.lines.datetime[0] = max([b[0] for b, n in zip(bufs, lens) if n])
         self._dlens = lens
         return len(self)
+
+    def _getminperstatus(self) -> int:
+        self._minperstatus = status = max(map(operator.sub, self._minperiods, map(_LENGTH, self._clock_buffers())))
+        return status
 
     def _next(self) -> None:
         rt = self.p.runtime

@@ -37,7 +37,8 @@ def test_minute_bars_reach_next_stamped_at_close(build_settings, redis_client, w
     assert 0 < hb["rss_mb"] < 4096 and hb["latency_ms"]["p50"] >= 0 and hb["errors"] == 0
     assert hb["symbols"]["ES"]["lag_s"] == (now - datetime(2025, 12, 3, 15, 3, tzinfo=UTC)).total_seconds()
     assert hb["symbols"]["ES"]["last_bar"] == "2025-12-03T15:02:00Z"
-    assert redis_client.hget(Keys().worker_cursor("rec"), "ES") == f"{make_bar('ES', now + timedelta(minutes=2)).start_ms}-0"
+    last_id = f"{make_bar('ES', now + timedelta(minutes=2)).start_ms}-0"  # sent after the step, not awaited
+    wait_for(lambda: redis_client.hget(Keys().worker_cursor("rec"), "ES") == last_id, what="cursor")
     assert "NQ" not in redis_client.hgetall(Keys().worker_cursor("rec"))
     assert w.shutdown() == 0
 

@@ -20,17 +20,26 @@ FEEDS = [("ES", "minute"), ("NQ", "minute"), ("ES_hour", "hour"), ("NQ_hour", "h
 
 
 class Recorder(MultiAlphaStrategy):
-    """Per step: the strategy's time and every feed's (length, close); plus data notifications in order."""
+    """Per step: the strategy's time, next or prenext, and every feed's (length, close, tick values);
+    plus data notifications in order."""
 
     def __init__(self) -> None:
-        self.steps: list[tuple[str, tuple[tuple[int, float | None], ...]]] = []
+        self.sma = bt.indicators.SMA(self.datas[0].close, period=2)  # ES needs 2 bars: prenext before
+        self.steps: list[tuple[str, str, tuple[tuple[Any, ...], ...]]] = []
         self.notes: list[tuple[str, str, int]] = []  # (time of the last step, feed, status)
 
-    def next(self) -> None:
+    def record(self, method: str) -> None:
         now = bt.num2date(self.datetime[0]).isoformat()
-        self.steps.append((now, tuple((len(d), d.close[0] if len(d) else None) for d in self.datas)))
+        ticks = ("close", "low", "high", "open", "volume", "openinterest", "last")
+        self.steps.append((now, method, tuple(
+            (len(d), d.close[0] if len(d) else None, *(getattr(d, f"tick_{t}", None) for t in ticks))
+            for d in self.datas)))
 
-    prenext = next
+    def next(self) -> None:
+        self.record("next")
+
+    def prenext(self) -> None:
+        self.record("prenext")
 
     def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
         self.notes.append((self.steps[-1][0] if self.steps else "", data._name, status))
@@ -38,9 +47,10 @@ class Recorder(MultiAlphaStrategy):
 
 
 class PureBacktrader(Recorder):
-    """The reference: Backtrader's own clock update too (MultiAlphaStrategy has a faster one)."""
+    """The reference: Backtrader's own step bookkeeping too (MultiAlphaStrategy has faster ones)."""
 
     _clk_update = bt.Strategy._clk_update
+    _getminperstatus = bt.Strategy._getminperstatus
 
 
 def bar(start: datetime, span: timedelta, close: float) -> OHLCV:
@@ -69,15 +79,23 @@ def stage(bus: FeedBus) -> None:
 
 
 def run(cerebro_class: type, asks: collections.Counter[str], strategy: type = Recorder) -> Recorder:
+    pure = strategy is PureBacktrader  # the feeds' tick bookkeeping, Backtrader's own as well
+
     class Counted(RedisLiveData):
         def next(self, datamaster: Any = None, ticks: bool = True) -> Any:
             asks[self.p.feed_name] += 1
             return super().next(datamaster=datamaster, ticks=ticks)
 
+        if pure:
+            _tick_fill = bt.feed.AbstractDataBase._tick_fill
+
     class CountedResampled(RedisResampledData):
         def next(self, datamaster: Any = None, ticks: bool = True) -> Any:
             asks[self.p.feed_name] += 1
             return super().next(datamaster=datamaster, ticks=ticks)
+
+        if pure:
+            _tick_fill = bt.feed.AbstractDataBase._tick_fill
 
     bus = FeedBus()
     cerebro = cerebro_class(runonce=False, preload=False, stdstats=False, live=True, exactbars=False)
@@ -97,12 +115,17 @@ def test_same_steps_as_backtraders_loop() -> None:
     ours = run(BusCerebro, bus_asks)
     assert ours.steps == stock.steps
     assert ours.notes == stock.notes
-    times = [t for t, _ in ours.steps]
+    times = [t for t, _, _ in ours.steps]
     assert times == sorted(times) and len(times) == 9  # rewound minutes and the 2nd flushed hour: steps of their own
     assert ours.steps[3][0] == "2025-12-03T15:00:00" and ours.steps[4][0] == "2025-12-03T15:01:00"
-    assert ours.steps[3][1][1] == (1, 2.0)  # NQ minute held back while NQ_hour delivers 15:00
-    assert ours.steps[4][1][1] == (2, 4.0)
-    assert ours.steps[-2][0] == "2025-12-03T22:00:00" and ours.steps[-1][1][0] == (3, 5.0)  # day first, then minute
+    assert ours.steps[3][2][1][:2] == (1, 2.0)  # NQ minute held back while NQ_hour delivers 15:00
+    assert ours.steps[4][2][1][:2] == (2, 4.0)
+    assert ours.steps[-2][0] == "2025-12-03T22:00:00" and ours.steps[-1][2][0][:2] == (3, 5.0)  # day, then minute
+    # ticks as Backtrader fills them (close, low, high, open, volume, openinterest, last), on a rewound feed too
+    assert ours.steps[-1][2][0][2:] == (5.0, 4.0, 6.0, 5.0, 1.0, 0.0, 5.0)
+    assert ours.steps[4][2][1][2:] == (4.0, 3.0, 5.0, 4.0, 1.0, 0.0, 4.0)
+    # prenext until every feed has its minimum period (ES: 2 bars for the SMA; ES_day comes last)
+    assert [m for _, m, _ in ours.steps] == ["prenext"] * 7 + ["next"] * 2
     assert ours.notes[-1] == ("2025-12-03T22:01:00", "ES", bt.feed.DataBase.DELAYED)
     # Backtrader asks every feed on every pass (twice when one feed has a bar); ours asks the holders:
     # 16 staged items + 2 rewound bars, give or take a status-only pass
@@ -143,4 +166,4 @@ def test_stop_mid_run_delivers_what_is_queued(cerebro_class: type) -> None:
         bus.put_many([("ES", Item(bar(T0 + timedelta(minutes=i), timedelta(minutes=1), float(i)), "live"))])
     bus.stop()
     strat = cerebro.run()[0]
-    assert [c for _, ((n, c),) in strat.steps] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert [feeds[0][1] for _, _, feeds in strat.steps] == [0.0, 1.0, 2.0, 3.0, 4.0]

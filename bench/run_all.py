@@ -116,7 +116,7 @@ def worker_rows(quick: bool) -> list[Row]:
         rows.append(("worker RSS (2 symbols each)", f"{rss.group(1).strip()} MB", "-", "goal <= 200 MB"))
     step = run("worker_step.py", ["--minutes", "5000" if quick else "20000"], 600)
     stock = num(r"Backtrader's loop \(bt.Cerebro._runnext\): ([\d.]+) us", step)
-    ours = num(r"worker loop \(BusCerebro._runnext[^)]*\):\s+([\d.]+) us", step)
+    ours = num(r"worker loop \([^)]*\):\s+([\d.]+) us", step)
     same = "same next() calls" if "same order: yes" in step else "next() calls DIFFER"
     rows.append(("worker step CPU per bar (in process)", fmt(ours, "us", 1), f"Backtrader's loop {fmt(stock, 'us', 1)}",
                  ratio(ours, stock, same)))

@@ -11,7 +11,7 @@ our loop (``BusCerebro``, ``MultiAlphaStrategy``'s step bookkeeping, the
 feeds' ``_tick_fill``), and once with Backtrader's own versions of all of them.
 Prints CPU per bar (``time.process_time``; no Redis, no threads waiting: the
 step's own cost, hot caches) and checks both loops produced the same
-``next()`` calls. A live bar in ``worker_latency.py`` costs 2-4x this: the
+``next()`` calls. A live bar in ``worker_latency.py`` costs ~5x this: the
 process wakes from a sleep with cold caches, and reads and routes the bar.
 """
 

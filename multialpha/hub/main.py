@@ -22,7 +22,7 @@ from typing import Any, Callable
 import redis
 from databento_dbn import ErrorMsg, SymbolMappingMsg, SystemMsg
 
-from multialpha import cme_time
+from multialpha import cme_time, redis_conn
 from multialpha import config as cfg
 from multialpha.contracts import ContractMap
 from multialpha.heartbeat import Heartbeat
@@ -65,14 +65,7 @@ def redis_client(settings: cfg.Settings) -> "redis.Redis":
     """Fail fast when Redis is down (redis-py's default retries block ~3.5 s per
     call): the hub buffers bars and retries itself; one immediate retry covers a
     stale pooled connection after a Redis restart."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    r = settings.redis
-    return redis.Redis(
-        host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls,
-        socket_timeout=2.0, socket_connect_timeout=1.0, health_check_interval=10, retry=Retry(NoBackoff(), 1),
-    )
+    return redis_conn.connect(settings, timeout=2.0, connect_timeout=1.0, retries=1, health_check_interval=10)
 
 
 class Hub:

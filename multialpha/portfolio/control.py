@@ -16,24 +16,14 @@ from typing import Any, Callable
 
 import redis
 
-from multialpha import cme_time, logs
+from multialpha import cme_time, redis_conn
 from multialpha.config import Settings
 from multialpha.portfolio.gate import Gate, _s
 
 
 def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
-    """A client for the deployment's Redis, password registered for redaction."""
-    r = settings.redis
-    logs.register_secret(r.password)
-    return redis.Redis(
-        host=r.host,
-        port=r.port,
-        db=r.db,
-        password=r.password or None,
-        ssl=r.tls,
-        decode_responses=True,
-        **kwargs,
-    )
+    """A decode_responses client for the deployment's Redis (redis-py's retries)."""
+    return redis_conn.connect(settings, decode_responses=True, **kwargs)
 
 
 def halt(

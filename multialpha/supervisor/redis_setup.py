@@ -28,7 +28,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from multialpha import logs, runtime
+from multialpha import logs, redis_conn, runtime
 from multialpha.config import Settings
 from multialpha.managed_redis import ManagedRedis, free_port, is_loopback
 
@@ -70,10 +70,7 @@ def _no_retry() -> Retry:
 
 
 def _configured_client(settings: Settings, timeout: float) -> "redis.Redis":
-    r = settings.redis
-    return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls,
-                       socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
-                       retry=_no_retry())
+    return redis_conn.connect(settings, timeout=timeout, connect_timeout=timeout, retries=0, decode_responses=True)
 
 
 def connect(settings: Settings, timeout: float = 2.0) -> "redis.Redis":
@@ -83,9 +80,7 @@ def connect(settings: Settings, timeout: float = 2.0) -> "redis.Redis":
     try:
         client.ping()
         client.close()
-        return redis.Redis(host=settings.redis.host, port=settings.redis.port, db=settings.redis.db,
-                           password=settings.redis.password or None, ssl=settings.redis.tls,
-                           socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True)
+        return redis_conn.connect(settings, timeout=timeout, connect_timeout=timeout, decode_responses=True)
     except redis.RedisError as first:
         client.close()
         st = runtime.read_json(state_path(settings))

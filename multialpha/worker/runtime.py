@@ -40,19 +40,18 @@ HUB_SILENT = timedelta(minutes=10)  # every source silent this long in an open m
 
 
 def redis_client(settings: Settings, **kw: Any) -> Any:
-    import redis
+    """redis-py's defaults: for the calls that have no retry loop of their own (catch-up, router, turns)."""
+    from multialpha import redis_conn
 
-    r = settings.redis
-    return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls, **kw)
+    return redis_conn.connect(settings, **kw)
 
 
 def fail_fast_client(settings: Settings, **kw: Any) -> Any:
     """For connections that retry on their own (subscriber, cursor, heartbeat): redis-py's default
     retries block ~4.5 s on a refused connect, on the bar path and past SIGTERM's 5 s budget."""
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+    from multialpha import redis_conn
 
-    return redis_client(settings, socket_connect_timeout=1.0, socket_timeout=2.0, retry=Retry(NoBackoff(), 0), **kw)
+    return redis_conn.connect(settings, connect_timeout=1.0, timeout=2.0, retries=0, **kw)
 
 
 def rss_mb() -> float:
@@ -378,8 +377,6 @@ class Worker:
             self._notice_mono = time.monotonic()
 
     def _build_cerebro(self) -> Any:
-        import backtrader as bt
-
         from multialpha.worker.feeds import RedisLiveData, RedisResampledData
         from multialpha.worker.loop import BusCerebro
 

@@ -1,0 +1,69 @@
+"""redis_conn.connect against a real redis-server, and against a loopback socket that counts connections."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from typing import Any, Iterator
+
+import pytest
+import redis
+
+from multialpha import logs
+from multialpha.redis_conn import connect
+
+
+@pytest.fixture
+def slammer() -> Iterator[tuple[int, list[int]]]:
+    """A loopback port that accepts each connection and closes it at once: every attempt is counted."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    yield srv.getsockname()[1], accepted
+    srv.close()
+    t.join(2)
+
+
+def test_the_configured_server_with_the_callers_options(settings_for: Any, redis_client: Any) -> None:
+    settings = settings_for()
+    c = connect(settings, timeout=2.0, connect_timeout=1.0, retries=0, decode_responses=True)
+    redis_client.set("probe", "x")
+    assert c.get("probe") == "x"  # same host, port and db as the settings say
+    kw = c.connection_pool.connection_kwargs
+    assert (kw["host"], kw["port"], kw["db"]) == (settings.redis.host, settings.redis.port, settings.redis.db)
+    assert kw["socket_timeout"] == 2.0 and kw["socket_connect_timeout"] == 1.0
+    default = connect(settings).connection_pool.connection_kwargs  # None keeps redis-py's defaults
+    plain = redis.Redis().connection_pool.connection_kwargs
+    assert default["socket_timeout"] == plain["socket_timeout"] != 2.0
+    assert default["retry"].get_retries() == plain["retry"].get_retries() > 0
+    c.close()
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+def test_retries_are_what_the_caller_asked(settings_for: Any, slammer: tuple[int, list[int]], retries: int) -> None:
+    port, accepted = slammer
+    c = connect(settings_for(MULTIALPHA__REDIS__PORT=str(port)), timeout=2.0, connect_timeout=1.0, retries=retries)
+    with pytest.raises(redis.ConnectionError):
+        c.ping()
+    assert len(accepted) == 1 + retries  # one try, then exactly the retries asked for
+    c.close()
+
+
+def test_the_password_is_redacted_from_then_on(settings_for: Any) -> None:
+    secret = "pw-for-redaction-test-7c1f"
+    assert secret in logs.redact(f"auth {secret}")
+    connect(settings_for(MULTIALPHA__REDIS__PASSWORD=secret)).close()
+    assert logs.redact(f"auth {secret}") == "auth ***"

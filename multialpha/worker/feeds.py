@@ -268,8 +268,10 @@ class BusData(bt.feed.DataBase):
         # Backtrader's: "the bar is the tick". It builds and looks up seven attribute names per
         # call; this sets the same attributes from the bar _load wrote. That is always the bar in
         # hand when Backtrader asks: a feed rewound by the loop delivers that same bar later,
-        # without loading another (bars never come from the stack: no filters here).
-        if force or getattr(self, "tick_close", None) is None:
+        # without loading another. (With filters a bar may come from the stack: Backtrader's.)
+        if not self._ma_plain or not self._ma_tick:
+            super()._tick_fill(force)
+        elif force or getattr(self, "tick_close", None) is None:
             (self.tick_close, self.tick_low, self.tick_high, self.tick_open, self.tick_volume,
              self.tick_openinterest) = self._ma_tick
             self.tick_last = self.tick_close

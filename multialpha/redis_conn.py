@@ -9,7 +9,7 @@ pumps reconnect, the supervisor probes), so their clients ask for
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from redis.backoff import NoBackoff
@@ -37,3 +37,13 @@ def connect(settings: Settings, *, timeout: float | None = None, connect_timeout
     if retries is not None:
         kw["retry"] = Retry(NoBackoff(), retries)
     return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls, **kw)
+
+
+def close_quietly(*closers: Callable[[], object] | None) -> None:
+    """Call each closer (None: skipped), each on its own: tearing down a connection that may be dead."""
+    for close in closers:
+        if close is not None:
+            try:
+                close()
+            except Exception:
+                pass

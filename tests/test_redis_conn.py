@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from multialpha import logs
-from multialpha.redis_conn import connect
+from multialpha.redis_conn import close_quietly, connect
 
 
 @pytest.fixture
@@ -67,3 +67,14 @@ def test_the_password_is_redacted_from_then_on(settings_for: Any) -> None:
     assert secret in logs.redact(f"auth {secret}")
     connect(settings_for(MULTIALPHA__REDIS__PASSWORD=secret)).close()
     assert logs.redact(f"auth {secret}") == "auth ***"
+
+
+def test_close_quietly_closes_each_even_after_a_failure() -> None:
+    closed: list[str] = []
+
+    def broken() -> None:
+        closed.append("broken")
+        raise redis.ConnectionError("already dead")
+
+    close_quietly(broken, None, lambda: closed.append("client"))
+    assert closed == ["broken", "client"]

@@ -75,8 +75,7 @@ def _configured_client(settings: Settings, timeout: float) -> "redis.Redis":
 
 def connect(settings: Settings, timeout: float = 2.0) -> "redis.Redis":
     """A decode_responses client to this deployment's Redis (configured, else the managed one)."""
-    logs.register_secret(settings.redis.password)
-    client = _configured_client(settings, timeout)
+    client = _configured_client(settings, timeout)  # (registers the password for redaction)
     try:
         client.ping()
         client.close()

@@ -17,6 +17,8 @@ import logging
 import time
 from typing import Any, Callable
 
+from multialpha import redis_conn
+
 log = logging.getLogger(__name__)
 
 READ_EVERY = 64  # replies left in the socket before a write reads them (a reply is 4 bytes)
@@ -120,10 +122,4 @@ class CursorWriter:
     def _drop_connection(self) -> None:
         conn, client, self._conn, self._client = self._conn, self._client, None, None
         self.unread = 0
-        try:
-            if conn is not None:
-                conn.disconnect()
-            if client is not None:
-                client.close()
-        except Exception:
-            pass
+        redis_conn.close_quietly(conn and conn.disconnect, client and client.close)

@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from multialpha import cme_time, plugins
+from multialpha import cme_time, plugins, redis_conn
 from multialpha.config import ConfigError, Settings
 from multialpha.keys import Keys
 
@@ -39,18 +39,10 @@ MAX_CATCHUP = timedelta(days=7)  # the bar log keeps a week (hub.bar_log_maxlen)
 HUB_SILENT = timedelta(minutes=10)  # every source silent this long in an open market -> degraded
 
 
-def redis_client(settings: Settings, **kw: Any) -> Any:
-    """redis-py's defaults: for the calls that have no retry loop of their own (catch-up, router, turns)."""
-    from multialpha import redis_conn
-
-    return redis_conn.connect(settings, **kw)
-
-
 def fail_fast_client(settings: Settings, **kw: Any) -> Any:
     """For connections that retry on their own (subscriber, cursor, heartbeat): redis-py's default
-    retries block ~4.5 s on a refused connect, on the bar path and past SIGTERM's 5 s budget."""
-    from multialpha import redis_conn
-
+    retries block ~4.5 s on a refused connect, on the bar path and past SIGTERM's 5 s budget.
+    (Catch-up, router and turns have no retry loop of their own: they keep redis-py's defaults.)"""
     return redis_conn.connect(settings, connect_timeout=1.0, timeout=2.0, retries=0, **kw)
 
 
@@ -401,7 +393,7 @@ class Worker:
         from multialpha.worker.routing import FeedRouter
         from multialpha.worker.subscriber import BarSubscriber
 
-        client = redis_client(self.settings, decode_responses=True)
+        client = redis_conn.connect(self.settings, decode_responses=True)
         self.client = client
         self.cursor_writer = CursorWriter(lambda: fail_fast_client(self.settings), self.keys.worker_cursor(self.name))
         self.state = "warming"
@@ -412,7 +404,7 @@ class Worker:
 
             try:
                 self.router = default_router(
-                    self.settings, redis_client(self.settings, decode_responses=True), self.name, self.clock
+                    self.settings, redis_conn.connect(self.settings, decode_responses=True), self.name, self.clock
                 )
             except ImportError as e:
                 log.error("order router unavailable (%s); cannot run a live worker", e)
@@ -451,7 +443,7 @@ class Worker:
         if self.settings.worker.turn_timeout_s > 0:
             from multialpha.worker.turns import Turns
 
-            self.turns = Turns(redis_client(self.settings), self.keys, self.name,
+            self.turns = Turns(redis_conn.connect(self.settings), self.keys, self.name,
                                list(self.settings.enabled_strategies), self.settings.worker.turn_timeout_s)
         for sym, w in warm.items():
             self.feed_router.seed_day(sym, w.day_resampler)

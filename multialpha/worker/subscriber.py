@@ -27,6 +27,7 @@ import time
 from datetime import datetime
 from typing import Any, Callable
 
+from multialpha import redis_conn
 from multialpha.bar import Bar, BarError, parse_minute_closed
 from multialpha.keys import Keys
 
@@ -143,13 +144,7 @@ class BarSubscriber:
         self.connected = False
         pubsub, client, self._pubsub, self._client = self._pubsub, self._client, None, None
         self._confirmed = 0
-        try:
-            if pubsub is not None:
-                pubsub.close()
-            if client is not None:
-                client.close()
-        except Exception:
-            pass
+        redis_conn.close_quietly(pubsub and pubsub.close, client and client.close)
 
     def handle(self, channel: Any, payload: Any, recv_ns: int) -> None:
         """Validate one message and pass it on; any defect is counted, not raised."""

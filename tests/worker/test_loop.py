@@ -81,21 +81,18 @@ def stage(bus: FeedBus) -> None:
 def run(cerebro_class: type, asks: collections.Counter[str], strategy: type = Recorder) -> Recorder:
     pure = strategy is PureBacktrader  # the feeds' tick bookkeeping, Backtrader's own as well
 
-    class Counted(RedisLiveData):
-        def next(self, datamaster: Any = None, ticks: bool = True) -> Any:
-            asks[self.p.feed_name] += 1
-            return super().next(datamaster=datamaster, ticks=ticks)
+    def counted(base: type) -> type:
+        class Counted(base):  # type: ignore[valid-type,misc]
+            def next(self, datamaster: Any = None, ticks: bool = True) -> Any:
+                asks[self.p.feed_name] += 1
+                return super().next(datamaster=datamaster, ticks=ticks)
 
-        if pure:
-            _tick_fill = bt.feed.AbstractDataBase._tick_fill
+            if pure:
+                _tick_fill = bt.feed.AbstractDataBase._tick_fill
 
-    class CountedResampled(RedisResampledData):
-        def next(self, datamaster: Any = None, ticks: bool = True) -> Any:
-            asks[self.p.feed_name] += 1
-            return super().next(datamaster=datamaster, ticks=ticks)
+        return Counted
 
-        if pure:
-            _tick_fill = bt.feed.AbstractDataBase._tick_fill
+    Counted, CountedResampled = counted(RedisLiveData), counted(RedisResampledData)
 
     bus = FeedBus()
     cerebro = cerebro_class(runonce=False, preload=False, stdstats=False, live=True, exactbars=False)

@@ -2,37 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from multialpha import cme_time, plugins
+from multialpha.backtest.source import (DateError, Source, check_days, date_range, open_source, parse_day,
+                                        sandbox_first_day)
 from multialpha.config import ConfigError, Settings
+
+__all__ = ["DateError", "Source", "date_range", "main", "open_source", "parse_day", "resolve_source",
+           "select_strategies"]
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 DEFAULT_DAYS = 3
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where Historical bars come from and where the data ends ("now")."""
-
-    fetch: Any
-    dataset: str
-    now: datetime
-    sandbox: bool
-
-
 def resolve_source(settings: Settings) -> Source:
-    """Databento Historical with a key, else the running sandbox (its clock is "now")."""
+    """Databento Historical with a key, else the *running* sandbox (its clock is "now"); never embeds.
+
+    The commands use :func:`multialpha.backtest.source.open_source`, which also starts an
+    embedded sandbox when none is running.
+    """
     from multialpha import endpoints
     from multialpha.worker import warmup
 
     ep = endpoints.resolve(settings)
     fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
-    return Source(fetch, ep.dataset, endpoints.now(ep), ep.is_sandbox)
+    return Source(fetch, ep.dataset, endpoints.now(ep), ep.is_sandbox, sandbox_first_day(ep.sandbox))
 
 
 def setup_logging(process: str) -> None:
@@ -65,32 +63,6 @@ def select_strategies(settings: Settings, strategy: str | None, all_: bool) -> l
     return [n for n in settings.strategies if n in names]  # config order
 
 
-def parse_day(text: str | None, what: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError("", what, f"expected YYYY-MM-DD, got {text!r}") from None
-
-
-def date_range(now: datetime, from_day: date | None, to_day: date | None, days: int) -> tuple[date, date]:
-    from multialpha.backtest import data as bt_data
-
-    if from_day is None and to_day is None:
-        return bt_data.default_days(now, days)
-    if to_day is None:
-        to_day = bt_data.default_days(now, 1)[1]
-    if from_day is None:
-        from_day = cme_time.add_business_days(to_day, -(days - 1))
-    for d, what in ((from_day, "--from"), (to_day, "--to")):
-        if d.weekday() >= 5:
-            raise ConfigError("", what, f"{d} is a weekend: no CME trading day")
-    if to_day < from_day:
-        raise ConfigError("", "--to", f"{to_day} is before --from {from_day}")
-    return from_day, to_day
-
-
 def with_veto_mode(settings: Settings, mode: str | None) -> Settings:
     if not mode:
         return settings
@@ -102,51 +74,51 @@ def main(settings: Settings, *, strategy: str | None, all_: bool, from_date: str
          progress: bool | None = None) -> int:
     from rich.console import Console
 
-    from multialpha.backtest import data as bt_data
-    from multialpha.backtest import results, runner
-
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # long paths/messages: no hard wraps in logs
     setup_logging("backtest")
     try:
         names = select_strategies(settings, strategy, all_)
         for n in names:
             plugins.strategy_type_of(settings, n)
         f, t = parse_day(from_date, "--from"), parse_day(to_date, "--to")
+        check_days(f, t, days)  # before any sandbox starts
         settings = with_veto_mode(settings, ml_veto)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    except DateError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    with contextlib.ExitStack() as stack:
+        try:
+            src = stack.enter_context(open_source(settings, say=err.print))
+        except Exception as e:  # a dead sandbox's state file, or the embedded one could not start
+            print(f"historical data unavailable: {type(e).__name__}: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        return _run(settings, src, names, all_, f, t, days, resolution, output, png, progress, err)
+    raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows here)
+
+
+def _run(settings: Settings, src: Source, names: list[str], all_: bool, f: Any, t: Any, days: int, resolution: str,
+         output: str | None, png: bool, progress: bool | None, err: Any) -> int:
+    from multialpha.backtest import data as bt_data
+    from multialpha.backtest import progress as day_progress
+    from multialpha.backtest import results, runner
+
     try:
-        src = resolve_source(settings)
-    except Exception as e:  # no key and no sandbox running, unreadable state file …
-        print(f"historical data unavailable: {e}\n(start the sandbox with `multialpha sandbox` or set DATABENTO_API_KEY)",
-              file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        first, last = date_range(src.now, f, t, days)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
+        first, last = date_range(src, f, t, days)
+    except DateError as e:
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     start, end = bt_data.session_range(first, last)
     out_dir = Path(output) if output else settings.path(settings.runtime_dir) / "backtest" / (
         f"{'all' if all_ else '_'.join(names)}_{first}_{last}_{resolution}")
     err.print(f"backtest {', '.join(names)}: trading days {first} .. {last} ({resolution} bars, "
-              f"{'sandbox' if src.sandbox else 'Databento'} data up to {cme_time.iso_z(src.now)}), "
-              f"ml_veto={settings.ml_veto.mode}")
-    show = sys.stderr.isatty() if progress is None else progress
+              f"{src.label} data up to {cme_time.iso_z(src.now)}), ml_veto={settings.ml_veto.mode}")
     try:
-        if show:
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} bars"),
-                          TimeRemainingColumn(), console=err, transient=True) as bar:
-                task = bar.add_task("backtest", total=None)
-                run = runner.run(settings, names, start, end, fetch=src.fetch, dataset=src.dataset, data_now=src.now,
-                                 resolution=resolution,
-                                 progress=lambda d, n: bar.update(task, completed=d, total=n))
-        else:
+        with day_progress.days(err, "backtest", tty=progress) as on_day:
             run = runner.run(settings, names, start, end, fetch=src.fetch, dataset=src.dataset, data_now=src.now,
-                             resolution=resolution)
+                             resolution=resolution, progress=on_day)
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return EXIT_CONFIG

@@ -9,12 +9,18 @@ realised totals, ``run.day_realized``, measure a carried position from its
 day reference, so they sum to the trade list only when no trade spans a
 trading day.) A position still open at the end is marked at the last close
 of its contract.
+
+Prices in the outputs are rounded to the instrument's tick and money to
+cents, so a CSV reads ``6405.25`` and ``-137.5``, never ``6405.250000000001``:
+floats carry the binary noise of the fixed-point -> float conversion and of
+the P&L arithmetic, which means nothing to a trader and breaks exact diffs.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from decimal import Decimal
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -59,6 +65,31 @@ class Trade:
     pnl: float  # net of commissions; marked at the last close when open
     open: bool
 
+    @property
+    def status(self) -> str:
+        """``open`` (still held at the end, marked at the last close) or ``closed``."""
+        return "open" if self.open else "closed"
+
+
+TRADE_COLUMNS = ("strategy", "symbol", "side", "quantity", "contract", "entry_time", "entry_price", "exit_time",
+                 "exit_price", "pnl", "status")  # trades.csv / .parquet
+
+
+def tick_decimals(tick: float) -> int:
+    """Decimal places of a tick size (0.25 -> 2, 0.0000005 -> 7, 1.0 -> 0)."""
+    return max(0, -int(Decimal(repr(tick)).normalize().as_tuple().exponent))
+
+
+def round_price(price: float, tick: float) -> float:
+    """The nearest multiple of ``tick``, as the float with the tick's decimals (nan stays nan)."""
+    if math.isnan(price):
+        return price
+    return round(round(price / tick) * tick, tick_decimals(tick))
+
+
+def cents(x: float) -> float:
+    return round(x, 2) + 0.0  # + 0.0: no "-0.0" in a CSV
+
 
 def orders(run: BacktestRun) -> list[Order]:
     """Every entry/exit decision in journal order (accepted intents and denials)."""
@@ -99,21 +130,26 @@ def trades(run: BacktestRun) -> list[Trade]:
         key = (o.strategy, o.symbol)
         mult = s.instruments[o.symbol].multiplier
         comm = s.commission(o.strategy, o.symbol)
+        tick = s.instruments[o.symbol].tick_size
         if o.kind == "entry":
             open_[key] = o
         elif key in open_:
             e = open_.pop(key)
             d = 1 if e.side == "long" else -1
-            pnl = d * e.quantity * mult * (o.price - e.price) - 2 * e.quantity * comm
-            out.append(Trade(e.strategy, e.symbol, e.side, e.quantity, e.contract, e.bar_start, e.price,
-                             o.bar_start, o.price, pnl, False))
+            entry, exit_ = round_price(e.price, tick), round_price(o.price, tick)
+            pnl = d * e.quantity * mult * (exit_ - entry) - 2 * e.quantity * comm
+            out.append(Trade(e.strategy, e.symbol, e.side, e.quantity, e.contract, e.bar_start, entry,
+                             o.bar_start, exit_, cents(pnl), False))
     for (strat, sym), e in open_.items():
         d = 1 if e.side == "long" else -1
+        tick = s.instruments[sym].tick_size
+        entry = round_price(e.price, tick)
         last = _last_close(run, sym, e.contract)
+        last = round_price(last, tick) if last is not None else None
         mult, comm = s.instruments[sym].multiplier, s.commission(strat, sym)
-        pnl = (d * e.quantity * mult * (last - e.price) if last is not None else 0.0) - e.quantity * comm
-        out.append(Trade(strat, sym, e.side, e.quantity, e.contract, e.bar_start, e.price, "",
-                         last if last is not None else float("nan"), pnl, True))
+        pnl = (d * e.quantity * mult * (last - entry) if last is not None else 0.0) - e.quantity * comm
+        out.append(Trade(strat, sym, e.side, e.quantity, e.contract, e.bar_start, entry, "",
+                         last if last is not None else float("nan"), cents(pnl), True))
     out.sort(key=lambda t: (t.entry_time, t.strategy, t.symbol))
     return out
 
@@ -225,8 +261,11 @@ def write(run: BacktestRun, out_dir: Path, *, png: bool = True) -> dict[str, Pat
     curve = equity_curve(run, tl)
     summ = summary(run, tl, curve)
     paths = {}
-    paths["orders"] = _csv(out_dir / "orders.csv", [asdict(o) for o in orders(run)], list(Order.__dataclass_fields__))
-    paths["trades"] = _csv(out_dir / "trades.csv", [asdict(t) for t in tl], list(Trade.__dataclass_fields__))
+    orows = [{**asdict(o), "price": round_price(o.price, run.settings.instruments[o.symbol].tick_size)}
+             for o in orders(run)]
+    paths["orders"] = _csv(out_dir / "orders.csv", orows, list(Order.__dataclass_fields__))
+    trows = [{**{k: v for k, v in asdict(t).items() if k != "open"}, "status": t.status} for t in tl]
+    paths["trades"] = _csv(out_dir / "trades.csv", trows, list(TRADE_COLUMNS))
     paths["equity"] = _csv(out_dir / "equity.csv", [{"time": cme_time.iso_z(w), "equity": round(e, 2)} for w, e in curve],
                            ["time", "equity"])
     vrows = [{**{k: v for k, v in d.items() if k != "features"},

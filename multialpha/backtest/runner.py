@@ -29,7 +29,7 @@ import itertools
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Callable
 
 from multialpha import cme_time, plugins
@@ -41,7 +41,7 @@ from multialpha.worker.runtime import Worker
 log = logging.getLogger(__name__)
 
 FLUSH_GRACE = timedelta(seconds=90)  # FeedRouter's quiet-market grace (live: the subscriber's idle flush)
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int, date], None]  # (trading days done, total, day being run): backtest/progress.py
 
 
 class SimClock:
@@ -222,14 +222,20 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
     for w in workers:
         w.bus.wait_idle(w.thread)  # warmup consumed (its signals only moved the strategies' own books)
 
-    total = sum(len(v) for v in bars.values())
-    done = steps = 0
+    steps = 0
+    days = cme_time.trading_days(cme_time.trading_day(start), cme_time.trading_day(end - timedelta(microseconds=1)))
+    day_index = {d: i for i, d in enumerate(days)}
+    day_close: datetime | None = None  # close of the trading day being run: the next day starts at/after it
     span = bt_data.SPAN[resolution]
     minute = timedelta(minutes=1)
     boundary = start  # next minute boundary to run quiet-market closes at
     try:
         for t, group_iter in itertools.groupby(bt_data.merged(bars), key=lambda sb: sb.bar.start):
             group = list(group_iter)
+            if progress is not None and (day_close is None or t >= day_close):
+                day = cme_time.trading_day(t)
+                day_close = cme_time.session_bounds(day)[1]
+                progress(day_index.get(day, 0), len(days), day)
             # Live, the hub's notice "minute b-1 is over" makes every worker close what is
             # due at b (FeedRouter.minute_closed), in turn order, before minute b's bars.
             while boundary < t:
@@ -249,13 +255,12 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
                         w.feed_router.minute(sb.symbol, sb.bar, "live", sb.contract)
                 w.bus.wait_idle(w.thread)
             steps += 1
-            done += len(group)
-            if progress is not None:
-                progress(done, total)
         clock.now = min(end + FLUSH_GRACE, data_now)
         for w in workers:
             w.feed_router.flush(clock.now)
             w.bus.wait_idle(w.thread)
+        if progress is not None and days:
+            progress(len(days), len(days), days[-1])
     finally:
         for w in workers:
             w.bus.stop()

@@ -190,7 +190,11 @@ def save_model(models_dir: Path, strategy_type: str, symbol: str, estimator: Any
 
 
 def train(settings: Settings, strategies: list[str], symbols: list[str] | None, first: date, last: date, *, src: Any,
-          models_dir: Path, min_trades: int, progress: Any = None) -> list[Outcome]:
+          models_dir: Path, min_trades: int, progress: Any = None, day_progress: Any = None) -> list[Outcome]:
+    """``progress(message)`` announces each strategy's backtest; ``day_progress(label)`` gives a
+    context manager yielding the runner's per-trading-day callback (backtest/progress.py)."""
+    import contextlib
+
     from multialpha.backtest import data as bt_data
     from multialpha.backtest import runner
 
@@ -209,8 +213,10 @@ def train(settings: Settings, strategies: list[str], symbols: list[str] | None, 
             level = gate_log.level
             gate_log.setLevel(logging.CRITICAL)  # "no model -> allowing" is the point here, not news
             try:
-                run = runner.run(ts, [name], start, end, fetch=src.fetch, dataset=src.dataset, data_now=src.now,
-                                 resolution="hour")
+                days_cm = day_progress(f"backtest {name}") if day_progress else contextlib.nullcontext(None)
+                with days_cm as on_day:
+                    run = runner.run(ts, [name], start, end, fetch=src.fetch, dataset=src.dataset,
+                                     data_now=src.now, resolution="hour", progress=on_day)
             finally:
                 gate_log.setLevel(level)
         for s in collect(run):
@@ -234,14 +240,16 @@ def train(settings: Settings, strategies: list[str], symbols: list[str] | None, 
 
 
 def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_date: str | None, to_date: str | None,
-         days: int, min_trades: int, models_dir: str | None, config_path: str | None = None) -> int:
+         days: int, min_trades: int, models_dir: str | None, config_path: str | None = None,
+         progress: bool | None = None) -> int:
+    import contextlib
+
     from rich.console import Console
-    from rich.table import Table
 
     from multialpha.backtest import command
-    from multialpha.backtest import data as bt_data
+    from multialpha.backtest.source import DateError, check_days, open_source
 
-    err = Console(stderr=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)  # long paths/messages: no hard wraps in logs
     command.setup_logging("models-train")
     try:
         if strategy:
@@ -251,25 +259,46 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
         for n in names:
             plugins.strategy_type_of(settings, n)
         f, t = command.parse_day(from_date, "--from"), command.parse_day(to_date, "--to")
+        check_days(f, t, days)  # before any sandbox starts
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    except DateError as e:
+        print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
     syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    try:
-        src = command.resolve_source(settings)
-    except Exception as e:
-        print(f"historical data unavailable: {e}", file=sys.stderr)
-        return EXIT_ERROR
-    try:
-        first, last = command.date_range(src.now, f, t, days)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
-    out_dir = Path(models_dir) if models_dir else settings.path(settings.models_path)
+    with contextlib.ExitStack() as stack:
+        try:
+            src = stack.enter_context(open_source(settings, say=err.print))  # embedded sandbox if needed
+        except Exception as e:
+            print(f"historical data unavailable: {type(e).__name__}: {e}", file=sys.stderr)
+            return EXIT_ERROR
+        try:
+            first, last = command.date_range(src, f, t, days)
+        except DateError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        out_dir = Path(models_dir) if models_dir else settings.path(settings.models_path)
+        return _train_and_report(settings, names, syms, first, last, src, out_dir, min_trades, progress, err)
+    raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows here)
+
+
+def _train_and_report(settings: Settings, names: list[str], syms: list[str] | None, first: date, last: date, src: Any,
+                      out_dir: Path, min_trades: int, progress: bool | None, err: Any) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from multialpha.backtest import data as bt_data
+    from multialpha.backtest import progress as day_progress
+
     out_dir.mkdir(parents=True, exist_ok=True)
+
+    def days_of(label: str) -> Any:
+        return day_progress.days(err, label, tty=progress)
+
     try:
         outcomes = train(settings, names, syms, first, last, src=src, models_dir=out_dir, min_trades=min_trades,
-                         progress=lambda msg: err.print(msg))
+                         progress=lambda msg: err.print(msg), day_progress=days_of)
     except bt_data.DataUnavailable as e:
         print(f"historical data unavailable: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -2,8 +2,13 @@
 
 A plugin writes ordinary Backtrader logic in ``next()`` and expresses intent
 with :meth:`MultiAlphaStrategy.enter` / :meth:`exit`; it never sees Redis,
-HTTP or the broker. Where the intent goes is the ``runtime`` parameter's
-business (:class:`StrategyRuntime`):
+HTTP or the broker. ``next()`` runs on *every* Cerebro step, warmup included:
+Backtrader calls ``prenext()`` while any feed is shorter than its minimum
+period (during warmup the minute feeds are empty, so every warmup step), and
+:meth:`MultiAlphaStrategy.prenext` runs ``next()`` — a plugin never needs
+``prenext = next`` and its rules see every warmup hour and day.
+
+Where the intent goes is the ``runtime`` parameter's business (:class:`StrategyRuntime`):
 
 - the live worker: during warmup and (by default) catch-up only the
   strategy's own book moves; live entries go features -> ML veto -> order
@@ -143,6 +148,19 @@ class MultiAlphaStrategy(bt.Strategy):
         self.book.update({p.symbol: p for p in positions})
 
     # -- Backtrader plumbing ------------------------------------------------------
+    def prenext(self) -> None:
+        """Run the rules on warmup steps too (FIELD_NOTES, "prenext vs next").
+
+        Backtrader calls ``prenext`` instead of ``next`` while any feed (or
+        indicator) is shorter than its minimum period. Warmup delivers hour and
+        day bars while the minute feeds are still empty, so *every* warmup step
+        lands here; without this, a strategy implementing only ``next`` would
+        see none of them and start live with empty channels and unseeded
+        indicators. Signals raised here are safe: with the minute feed empty
+        (or in phase ``warmup``) the runtime only moves the strategy's own book.
+        """
+        self.next()
+
     def notify_data(self, data: Any, status: int, *args: Any, **kwargs: Any) -> None:
         self._status[data._name] = status
         if (

@@ -32,7 +32,9 @@ def test_backtest_minute_bars_writes_outputs(make_settings, tmp_path: Path) -> N
     orders, trades, equity = _rows(out / "orders.csv"), _rows(out / "trades.csv"), _rows(out / "equity.csv")
     summ = _rows(out / "summary.csv")[0]
     assert orders and all(o["strategy"] == "breakout" for o in orders)
-    assert int(summ["trades"]) == sum(1 for t in trades if t["open"] == "False")
+    assert int(summ["trades"]) == sum(1 for t in trades if t["status"] == "closed")
+    assert int(summ["open_at_end"]) == sum(1 for t in trades if t["status"] == "open")
+    assert trades and {t["status"] for t in trades} <= {"closed", "open"} and "open" not in trades[0]
     # minute resolution: orders name minute bars inside the day, not only hour closes
     assert all(o["bar_start"].startswith("2025-12-0") for o in orders)
     assert len(equity) > 24 * 10 and float(equity[0]["equity"]) > 0
@@ -46,22 +48,38 @@ def test_backtest_config_errors_exit_2(make_settings, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "nope"])
     assert r.exit_code == 2 and "unknown strategy 'nope'" in r.output
     r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--all", "--from", "2025-12-06"])
-    assert r.exit_code == 2 and "weekend" in r.output
+    assert r.exit_code == 2 and "error: --from 2025-12-06 is a Saturday (weekend)" in r.output
     r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest"])
     assert r.exit_code == 2 and "--strategy NAME or --all" in r.output
 
 
-def test_backtest_without_data_fails_clearly(bt_dirs, tmp_path: Path, sandbox) -> None:
-    # A runtime dir with no sandbox state file and no API key: nothing to read bars from.
-    dirs = {**bt_dirs, "run": tmp_path / "elsewhere"}
-    cfg_path = write_config(tmp_path / "c.yml", dirs)
-    r = CliRunner().invoke(main, ["--config", str(cfg_path), "backtest", "--strategy", "breakout"])
-    assert r.exit_code == 1 and "historical data unavailable" in r.output
-    # A range after the data's end (the sandbox clock): clear message, non-zero.
-    cfg_path = write_config(tmp_path / "d.yml", bt_dirs)
-    r = CliRunner().invoke(main, ["--config", str(cfg_path), "backtest", "--strategy", "breakout",
+def test_reversed_dates_exit_2_with_a_plain_message(make_settings) -> None:
+    settings = make_settings()
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
+                                  "--from", "2025-12-10", "--to", "2025-12-01"])
+    assert r.exit_code == 2
+    assert r.output.strip() == "error: --from 2025-12-10 is after --to 2025-12-01"
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
+                                  "--from", "2025-12-1O"])
+    assert r.exit_code == 2 and "error: --from: expected a date YYYY-MM-DD, got '2025-12-1O'" in r.output
+    assert "config error: :" not in r.output
+
+
+def test_out_of_range_dates_exit_2_with_the_datas_bounds(make_settings, sandbox) -> None:
+    settings = make_settings()
+    # The test sandbox's clock: Fri 2025-12-05 18:00Z; its history starts `days` (120) trading days before 12-01.
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
                                   "--from", "2025-12-08", "--to", "2025-12-09"])
-    assert r.exit_code == 1 and "historical data unavailable" in r.output
+    assert r.exit_code == 2, r.output
+    assert "error: --from 2025-12-08 is in the future: the sandbox data ends at 2025-12-05T18:00:00Z" in r.output
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
+                                  "--from", "2025-12-04", "--to", "2025-12-12"])
+    assert r.exit_code == 2 and "error: --to 2025-12-12 is in the future" in r.output, r.output
+    first = sandbox.market.first_day
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "backtest", "--strategy", "breakout",
+                                  "--from", "2024-01-02", "--to", "2024-01-03"])
+    assert r.exit_code == 2
+    assert f"error: --from 2024-01-02 is before the sandbox's first trading day {first}" in r.output
 
 
 def test_equity_curve_books_every_trade_at_hour_resolution(make_settings, source) -> None:

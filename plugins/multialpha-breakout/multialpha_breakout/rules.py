@@ -12,6 +12,11 @@ Evaluated at the close of each hourly bar (high, low, close):
 - **Exit**: a trailing stop ``atr_stop`` x ATR-at-entry behind the best close
   since entry (long: best close - k x ATR; exit when close <= stop), or a
   close beyond the opposite channel of ``channel_hours // 2`` bars.
+
+Every hourly bar goes through :meth:`BreakoutRules.on_hour`, warmup hours
+included (the runtime runs ``next()`` on warmup steps), so the channel and
+the ATR are full from the first live hour and a restored position's stop uses
+the ATR over the warmup hours (:meth:`restore`).
 """
 
 from __future__ import annotations
@@ -59,13 +64,21 @@ class BreakoutRules:
         self.tr_seed: list[float] = []
         self.atr: float | None = None
         self.position: Side | None = None
-        self.stop_dist = 0.0
+        self.stop_dist: float | None = None  # None: no ATR known yet for the position's stop
         self.best = 0.0
 
     def restore(self, side: Side | None, entry_price: float = 0.0) -> None:
+        """Adopt a position the runtime restored after a restart.
+
+        The stop distance is ``atr_stop`` x the current ATR — computed over the
+        warmup hours, which the strategy feeds through these rules. Should the
+        ATR not be known yet (fewer than ``atr_period`` hours seen), the stop
+        waits for the first ATR value instead of being zero (a zero distance
+        would exit at the first close below the best close).
+        """
         self.position = side
         self.best = entry_price
-        self.stop_dist = self.p.atr_stop * (self.atr or 0.0)
+        self.stop_dist = self.p.atr_stop * self.atr if side is not None and self.atr is not None else None
 
     def _update_atr(self, high: float, low: float) -> None:
         tr = high - low if self.prev_close is None else max(high, self.prev_close) - min(low, self.prev_close)
@@ -88,18 +101,20 @@ class BreakoutRules:
         self.highs.append(high)
         self.lows.append(low)
         self.prev_close = close
+        if self.position is not None and self.stop_dist is None and self.atr is not None:
+            self.stop_dist = self.p.atr_stop * self.atr  # a restored position's first known ATR
         action: Action | None = None
         if self.position == "long":
             self.best = max(self.best, close)
-            stop = self.best - self.stop_dist
-            if close <= stop:
+            stop = self.best - self.stop_dist if self.stop_dist is not None else None
+            if stop is not None and close <= stop:
                 action = self._exit(close, f"trailing stop {stop:.6g}")
             elif exit_lo is not None and close < exit_lo:
                 action = self._exit(close, f"close below {half}h low {exit_lo}")
         elif self.position == "short":
             self.best = min(self.best, close)
-            stop = self.best + self.stop_dist
-            if close >= stop:
+            stop = self.best + self.stop_dist if self.stop_dist is not None else None
+            if stop is not None and close >= stop:
                 action = self._exit(close, f"trailing stop {stop:.6g}")
             elif exit_hi is not None and close > exit_hi:
                 action = self._exit(close, f"close above {half}h high {exit_hi}")

@@ -72,3 +72,21 @@ def test_dead_market_filter_blocks_entries() -> None:
     df = hourly_series(4)
     rules = BreakoutRules(Params(min_atr_pct=0.5))
     assert not any(rules.on_hour(r.high, r.low, r.close) for r in df.itertuples())
+
+
+def test_restored_position_stop_uses_the_atr_of_the_hours_seen() -> None:
+    """README, restored positions: stop distance = atr_stop x the ATR so far, never zero."""
+    df = hourly_series(4, n=100)
+    p = Params(atr_period=14, atr_stop=2.0)
+    rules = BreakoutRules(p)
+    for row in df.iloc[:60].itertuples():  # the warmup hours
+        rules.on_hour(row.high, row.low, row.close)
+    rules.cancel_entry()
+    rules.restore("long", float(df["close"].iloc[59]))
+    prev = df["close"].shift(1)
+    tr = pd.concat([df["high"], prev], axis=1).max(axis=1) - pd.concat([df["low"], prev], axis=1).min(axis=1)
+    tr.iloc[0] = df["high"].iloc[0] - df["low"].iloc[0]
+    seeded = tr.iloc[p.atr_period - 1:60].copy()
+    seeded.iloc[0] = tr.iloc[:p.atr_period].mean()
+    atr = seeded.ewm(alpha=1 / p.atr_period, adjust=False).mean().iloc[-1]
+    assert rules.stop_dist == pytest.approx(p.atr_stop * atr, rel=1e-12) and rules.stop_dist > 0

@@ -14,6 +14,8 @@ class SmaExample(MultiAlphaStrategy):
         self.sma = {s: bt.indicators.SMA(self.feed(s, "hour").close, period=self.p.period) for s in self.symbols}
 
     def next(self) -> None:
+        # Runs on every step, warmup included (MultiAlphaStrategy.prenext calls it): during
+        # warmup only the hour/day feeds have bars and the minute feed is empty, hence ready().
         for sym in self.symbols:
             minute, hour = self.feed(sym), self.feed(sym, "hour")
             if not self.ready(minute) or len(hour) < self.p.period:
@@ -27,6 +29,3 @@ class SmaExample(MultiAlphaStrategy):
                     self.enter(minute, "short", "close below hourly SMA")
             elif (pos.side == "long") != above:
                 self.exit(minute, "crossed hourly SMA")
-
-    def prenext(self) -> None:
-        self.next()  # feeds start at different times; next() checks what is ready

@@ -9,7 +9,8 @@ import pytest
 from multialpha_ibs.rules import IbsRules, Params
 
 
-def hourly_series(seed: int, hours: int = 24 * 200) -> pd.DataFrame:
+def hourly_series(seed: int, hours: int = 24 * 200, drop_open_hours: float = 0.0) -> pd.DataFrame:
+    """Hourly bars; ``drop_open_hours`` = share of trading days whose 17:00-18:00 CT hour printed no trade."""
     rng = np.random.default_rng(seed)
     idx = pd.date_range("2025-01-05 23:00", periods=hours, freq="h", tz="UTC")
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.004, hours)))
@@ -20,6 +21,10 @@ def hourly_series(seed: int, hours: int = 24 * 200) -> pd.DataFrame:
     # CME trading day: shift by 7 h so 17:00 CT lands on the next date; weekends do not occur in this series' use.
     df["tday"] = (ct + pd.Timedelta(hours=7)).date
     df = df[[d.weekday() < 5 for d in df["tday"]]]
+    if drop_open_hours:
+        ct_hour = df.index.tz_convert("America/Chicago").hour
+        quiet = {d for d in df["tday"].unique() if rng.uniform() < drop_open_hours}
+        df = df[~((ct_hour == 17) & df["tday"].isin(quiet))]  # no trade, no bar: the hour is absent
     return df
 
 
@@ -67,8 +72,11 @@ def run_rules(hourly: pd.DataFrame, p: Params) -> list[tuple]:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 @pytest.mark.parametrize("allow_short", [False, True])
-def test_rules_equal_pandas_reference(seed: int, allow_short: bool) -> None:
-    hourly = hourly_series(seed)
+@pytest.mark.parametrize("quiet_opens", [0.0, 0.5])
+def test_rules_equal_pandas_reference(seed: int, allow_short: bool, quiet_opens: float) -> None:
+    # quiet_opens: half the trading days have no 17:00 CT hour; the reference takes the first
+    # existing hour of the next trading day (README rule 2), as the rules must.
+    hourly = hourly_series(seed, drop_open_hours=quiet_opens)
     p = Params(entry_ibs=0.25, exit_ibs=0.75, max_hold_days=4, allow_short=allow_short)
     expected = reference(hourly, p)
     got = run_rules(hourly, p)

@@ -94,7 +94,11 @@ def main() -> None:
         env = {"MULTIALPHA__REDIS__PORT": str(rs.port), "MULTIALPHA__ORDERS__MODE": "live",
                "MULTIALPHA__ORDERS__RATE_PER_MINUTE": "100000000", "MULTIALPHA__ORDERS__RATE_PER_HOUR": "100000000",
                "MULTIALPHA__PORTFOLIO__MAX_POSITIONS": "10",
-               "MULTIALPHA__PORTFOLIO__DAILY_STOP_LOSS": "1000000000", "TRADERSPOST_WEBHOOK_URL": url}
+               "MULTIALPHA__PORTFOLIO__DAILY_STOP_LOSS": "1000000000",
+               # breakout's own webhook is the receiver; the IBS strategies' must differ (they share YM)
+               "TRADERSPOST_WEBHOOK_URL_BREAKOUT": url, "TRADERSPOST_WEBHOOK_URL": url + "-ibs",
+               # the signals are stamped 2025-12-01 and the router runs on the wall clock
+               "MULTIALPHA__ORDERS__MAX_AGE_S": "1e9"}
         settings = config.load(REPO / "config.multi_alpha.yml", environ=env)
         client = rs.client(decode_responses=True)
         t0 = datetime(2025, 12, 1, 15, 0, tzinfo=timezone.utc)  # ESZ5 is the front for days

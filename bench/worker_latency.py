@@ -254,6 +254,7 @@ def main() -> int:
             models_path=str(models_dir),
         )
         raw["worker"].update(cache_dir=str(tmp / "cache"), qcheck_s=0.5)
+        raw["portfolio"]["allow_shared_tickers"] = True  # bench strategies share symbols; paper only
         if ml_mode:
             raw["ml_veto"]["mode"] = ml_mode
         path = tmp / file

@@ -19,11 +19,12 @@ path; the CLI turns that into exit code 2. Unknown keys are errors.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -79,6 +80,14 @@ class PortfolioSettings(_Model):
     starting_cash: float = Field(250_000, gt=0)
     max_positions: int = Field(2, ge=1)
     daily_stop_loss: float = Field(2_500, gt=0)
+    # What reaching -daily_stop_loss does. `flatten`: close every open position and block
+    # entries until the next CME trading day (a stop that leaves positions open keeps losing);
+    # `block`: only block entries, open positions run to their own exits.
+    on_daily_stop: Literal["flatten", "block"] = "flatten"
+    # TradersPost nets positions per ticker and broker account: two strategies trading one root
+    # through one webhook share a position, and one's exit closes the other's. So that is a
+    # config error unless this is true (you accept the netting, e.g. the account is a sink).
+    allow_shared_tickers: bool = False
 
 
 class OrdersSettings(_Model):
@@ -90,6 +99,31 @@ class OrdersSettings(_Model):
     backoff_max_s: float = Field(30.0, gt=0)
     rate_per_minute: int = Field(60, ge=1)
     rate_per_hour: int = Field(500, ge=1)
+    # An entry older than this when it would be sent (market time since its signal bar
+    # closed: a backlog, a slow catch-up) is refused and journaled `expired`: a market order
+    # at a price the market left minutes ago is not the trade the strategy decided.
+    max_age_s: float = Field(120.0, gt=0, allow_inf_nan=False)
+    # An entry in a symbol whose exit is still being delivered waits (wall seconds, on the
+    # bar path) for that exit's outcome: delivered -> the entry goes on; otherwise the gate
+    # refuses it (the position is still on the book). A healthy webhook answers in ms, so
+    # quick re-entries and reversals decide as in the backtest.
+    exit_wait_s: float = Field(30.0, ge=0, allow_inf_nan=False)
+
+
+class RiskSettings(_Model):
+    """Per-order sanity limits: the last line against a strategy bug or a bad price.
+
+    ``None`` turns a limit off.
+    """
+
+    # Contracts per order: a size or sizing bug must not send 100 lots.
+    max_quantity: int | None = Field(10, ge=1)
+    # Dollars per order, price x multiplier x quantity: catches a size that is sane in
+    # contracts but not in money (a wrong multiplier, a wrong root).
+    max_notional: float | None = Field(2_000_000.0, gt=0, allow_inf_nan=False)
+    # Refuse an entry whose price is more than this % away from the last bar close of that
+    # contract: a stale, corrupt or wrong-contract price is not a signal.
+    price_band_pct: float | None = Field(5.0, gt=0, allow_inf_nan=False)
 
 
 class MlVetoSettings(_Model):
@@ -211,6 +245,7 @@ class Settings(_Model):
     runtime_dir: str = ".multialpha"
     portfolio: PortfolioSettings = PortfolioSettings()
     orders: OrdersSettings = OrdersSettings()
+    risk: RiskSettings = RiskSettings()
     ml_veto: MlVetoSettings = MlVetoSettings()
     hub: HubSettings = HubSettings()
     worker: WorkerSettings = WorkerSettings()
@@ -245,6 +280,11 @@ class Settings(_Model):
                     f"reference_feeds.{name}.symbol",
                     f"source 'hub' needs an instrument, {feed.symbol!r} is not in instruments",
                 )
+        # Without an environment only the variable names are known: one name, one destination.
+        # load() repeats this with the environment (two names holding the same URL).
+        conflict = shared_ticker_conflict(self, {})
+        if conflict:
+            raise _KeyedError(*conflict)
         return self
 
     # -- derived views -------------------------------------------------------
@@ -276,12 +316,26 @@ class Settings(_Model):
     def webhook_env(self, strategy: str) -> str:
         return self.strategies[strategy].webhook_url_env or self.orders.webhook_url_env
 
-    def order_destination(self, strategy: str, environ: dict[str, str] | None = None) -> str:
+    def order_destination(self, strategy: str, environ: Mapping[str, str] | None = None) -> str:
         """'live' only with orders.mode: live AND a webhook URL present."""
         env = os.environ if environ is None else environ
         if self.orders.mode == "live" and env.get(self.webhook_env(strategy)):
             return "live"
         return "paper"
+
+    def destination_key(self, strategy: str, environ: Mapping[str, str] | None = None) -> str:
+        """A short stable id of where this strategy's orders go; strategies that share it share positions.
+
+        Live with a URL: ``url:`` + the first 16 hex digits of the URL's sha256 (the URL itself is
+        a secret and never appears), so two variables holding one URL give one key. Otherwise
+        ``env:`` + the variable's name.
+        """
+        env = os.environ if environ is None else environ
+        name = self.webhook_env(strategy)
+        url = _webhook_url(env, name)
+        if self.orders.mode == "live" and url:
+            return "url:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+        return "env:" + name
 
 
 class _KeyedError(ValueError):
@@ -291,6 +345,75 @@ class _KeyedError(ValueError):
         super().__init__(message)
         self.key = key
         self.message = message
+
+
+def _webhook_url(environ: Mapping[str, str], name: str) -> str:
+    """The URL in ``$name``, or "" when unset or blank (a blank variable counts as missing)."""
+    return (environ.get(name) or "").strip()
+
+
+def shared_ticker_conflict(s: Settings, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """(key, message) for the first root two enabled strategies trade through one webhook, else None.
+
+    TradersPost nets positions per ticker and broker account, so one strategy's exit would
+    close the other's position. One webhook = the same variable name, or two names whose
+    values in ``environ`` are both set and equal. Checked in paper mode too: a paper config
+    must be ready to go live. ``portfolio.allow_shared_tickers: true`` turns it off.
+    """
+    if s.portfolio.allow_shared_tickers:
+        return None
+    owners: dict[tuple[str, str], tuple[str, str]] = {}  # (destination, root) -> (strategy, env name)
+    for name, strat in s.enabled_strategies.items():
+        var = s.webhook_env(name)
+        url = _webhook_url(environ, var)
+        dest = f"url:{url}" if url else f"env:{var}"
+        for root in strat.instruments:
+            first = owners.setdefault((dest, root), (name, var))
+            if first[0] == name:
+                continue
+            other, other_var = first
+            if other_var == var:
+                via = f"the same webhook (${var})"
+                fix = "Give one strategy its own webhook_url_env"
+            else:
+                via = f"the same webhook URL (${other_var} and ${var} hold the same URL)"
+                fix = "Point one strategy's webhook_url_env at a webhook of another broker account"
+            return (
+                f"strategies.{name}.instruments.{root}",
+                f"{root} is also traded by strategies.{other}.instruments.{root} through {via}; "
+                "TradersPost nets positions per ticker and account, so one strategy's exit would close "
+                f"the other's position. {fix}, or set portfolio.allow_shared_tickers: true",
+            )
+    return None
+
+
+def live_webhook_problem(s: Settings, environ: Mapping[str, str]) -> str | None:
+    """With orders.mode: live, the message naming every enabled strategy's missing webhook variable."""
+    if s.orders.mode != "live":
+        return None
+    missing: dict[str, list[str]] = {}
+    for name in s.enabled_strategies:
+        var = s.webhook_env(name)
+        if not _webhook_url(environ, var):
+            missing.setdefault(var, []).append(name)
+    if not missing:
+        return None
+    where = " and ".join(
+        f"${var} ({'strategy' if len(names) == 1 else 'strategies'} {', '.join(names)})"
+        for var, names in missing.items()
+    )
+    them = "it" if len(missing) == 1 else "them"
+    return f"live needs a TradersPost webhook URL in {where}; set {them} or use mode: paper"
+
+
+def check_environment(s: Settings, environ: Mapping[str, str], path: str | os.PathLike[str] = "<config>") -> None:
+    """The checks that need the environment: webhooks shared by URL, live mode without a URL."""
+    conflict = shared_ticker_conflict(s, environ)
+    if conflict:
+        raise ConfigError(path, *conflict)
+    problem = live_webhook_problem(s, environ)
+    if problem:
+        raise ConfigError(path, "orders.mode", problem)
 
 
 # -- loading ---------------------------------------------------------------------
@@ -314,8 +437,14 @@ def load_dotenv_for(path: Path) -> None:
             load_dotenv(candidate, override=False)
 
 
-def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Read, expand, override and validate a config file."""
+def load(path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read, expand, override and validate a config file, then check it against ``environ``.
+
+    ``environ`` (default: ``os.environ`` after the ``.env`` files) also decides the checks
+    that need the environment: ``orders.mode: live`` needs every enabled strategy's webhook
+    URL, and two variables holding one URL are one destination (see
+    :func:`shared_ticker_conflict`).
+    """
     p = resolve_path(path)
     if environ is None:
         load_dotenv_for(p)
@@ -339,7 +468,9 @@ def load(path: str | os.PathLike[str] | None = None, environ: dict[str, str] | N
         raise ConfigError(p, "", "top level must be a mapping")
     raw = _expand(raw, environ, p, "")
     _apply_overrides(raw, environ, p)
-    return validate(raw, p)
+    settings = validate(raw, p)
+    check_environment(settings, environ, p)
+    return settings
 
 
 def validate(raw: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> Settings:
@@ -359,7 +490,7 @@ def validate(raw: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> 
         raise ConfigError(path, key, msg) from None
 
 
-def _expand(node: Any, environ: dict[str, str], path: Path, key: str) -> Any:
+def _expand(node: Any, environ: Mapping[str, str], path: Path, key: str) -> Any:
     if isinstance(node, dict):
         return {k: _expand(v, environ, path, f"{key}.{k}" if key else str(k)) for k, v in node.items()}
     if isinstance(node, list):
@@ -399,7 +530,7 @@ def _scalar(text: str) -> Any:
     return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
 
 
-def _apply_overrides(raw: dict[str, Any], environ: dict[str, str], path: Path) -> None:
+def _apply_overrides(raw: dict[str, Any], environ: Mapping[str, str], path: Path) -> None:
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_OVERRIDE_PREFIX):
             continue
@@ -426,7 +557,7 @@ class Summary:
     lines: list[str]
 
 
-def summarize(s: Settings, environ: dict[str, str] | None = None) -> Summary:
+def summarize(s: Settings, environ: Mapping[str, str] | None = None) -> Summary:
     env = os.environ if environ is None else environ
     lines = [f"config: {s.source_path}"]
     key_state = "set" if s.databento.api_key else "unset (embedded sandbox)"
@@ -435,6 +566,17 @@ def summarize(s: Settings, environ: dict[str, str] | None = None) -> Summary:
     lines.append(f"redis: {s.redis.host}:{s.redis.port} db {s.redis.db} ({auth}), namespace {s.redis.namespace!r}")
     lines.append(
         f"portfolio: max {s.portfolio.max_positions} positions, daily stop loss ${s.portfolio.daily_stop_loss:,.0f}"
+        f" ({s.portfolio.on_daily_stop})"
+    )
+    r = s.risk
+    lines.append(
+        "risk per order: "
+        + ", ".join([
+            f"max {r.max_quantity} contracts" if r.max_quantity is not None else "no quantity limit",
+            f"max ${r.max_notional:,.0f} notional" if r.max_notional is not None else "no notional limit",
+            f"price band {r.price_band_pct:g}%" if r.price_band_pct is not None else "no price band",
+        ])
+        + f"; entries expire after {s.orders.max_age_s:g}s"
     )
     lines.append(f"instruments: {len(s.instruments)} ({' '.join(s.instruments)})")
     lines.append(f"strategies: {len(s.strategies)}")

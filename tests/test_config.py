@@ -33,6 +33,9 @@ def test_shipped_config_is_valid_and_complete() -> None:
     assert s.instruments["ES"].tick_size == 0.25 and s.instruments["ES"].multiplier == 50
     assert s.instruments["6J"].tick_size == 0.0000005
     assert s.portfolio.max_positions == 2 and s.portfolio.daily_stop_loss == 2500
+    # breakout shares YM with ibs_b, so it has its own webhook (TradersPost nets per ticker and account)
+    assert s.webhook_env("breakout") == "TRADERSPOST_WEBHOOK_URL_BREAKOUT"
+    assert s.webhook_env("ibs_a") == s.webhook_env("ibs_b") == "TRADERSPOST_WEBHOOK_URL"
     assert s.databento.uses_sandbox  # no key in this environ
     # hub-fed reference feeds are subscribed, feeds with no source are not
     assert {"PL", "6E", "6J", "ZB"} <= set(s.hub_symbols())
@@ -150,9 +153,14 @@ def test_config_check_summary_never_shows_secrets(tmp_path: Path) -> None:
 
 
 def test_live_needs_mode_and_url() -> None:
-    live = cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__ORDERS__MODE": "live"})
+    # Loading a live config needs every enabled strategy's URL (tests/test_config_orders.py);
+    # order_destination still decides per call from the environ it is given.
+    urls = {"TRADERSPOST_WEBHOOK_URL": "https://x/y", "TRADERSPOST_WEBHOOK_URL_BREAKOUT": "https://x/z"}
+    live = cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__ORDERS__MODE": "live", **urls})
     assert live.order_destination("ibs_a", {}) == "paper"
     assert live.order_destination("ibs_a", {"TRADERSPOST_WEBHOOK_URL": "https://x/y"}) == "live"
+    assert live.order_destination("breakout", {"TRADERSPOST_WEBHOOK_URL": "https://x/y"}) == "paper"  # its own variable
+    assert live.order_destination("breakout", urls) == "live"
     paper = cfg.load(SHIPPED_CONFIG, environ={})
     assert paper.order_destination("ibs_a", {"TRADERSPOST_WEBHOOK_URL": "https://x/y"}) == "paper"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from multialpha import cme_time
@@ -43,6 +43,11 @@ class OrderIntent:
         if self.kind == "exit":
             return "exit"
         return "buy" if self.side == "long" else "sell"
+
+    @property
+    def bar_close(self) -> datetime:
+        """When the signal bar closed: the signal's age is measured from here (orders.max_age_s)."""
+        return self.bar_start + timedelta(minutes=1)
 
     @property
     def direction(self) -> int:

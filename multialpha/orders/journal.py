@@ -25,10 +25,14 @@ from multialpha.keys import Keys
 log = logging.getLogger(__name__)
 
 MAXLEN = 1_000_000
-# Outcomes after which nothing is left to do.
-FINAL = {"sent", "paper", "rejected"}
+# The lifecycle (docs/orders.md): intent -> claimed -> sending -> delivered | rejected |
+# ambiguous | expired | failed | abandoned; paper orders go claimed -> paper.
+# Outcomes after which nothing is left to do (for an entry; a failed exit always needs a human).
+FINAL = {"delivered", "paper", "rejected", "expired"}
 # Outcomes a human must look at (did the broker get it or not?).
 REVIEW = {"failed", "ambiguous", "unresolved", "abandoned"}
+# States with no outcome yet: the process that owned them died -> unresolved at next start.
+IN_FLIGHT = ("claimed", "sending")
 
 
 def _s(v: Any) -> str:
@@ -68,6 +72,15 @@ def record_outcome(client: redis.Redis, keys: Keys, order_id: str, result: str, 
     pipe.execute()
 
 
+def record_exit_failed(client: redis.Redis, keys: Keys, order_id: str, now: datetime, **fields: Any) -> None:
+    """An exit that was not delivered: journal it and raise an event (status, alerts)."""
+    doc = _clean({"event": "exit_failed", "order_id": order_id, "ts": cme_time.iso_z(now), **fields})
+    pipe = client.pipeline(transaction=True)
+    pipe.xadd(keys.orders(), doc, maxlen=MAXLEN, approximate=True)
+    pipe.xadd(keys.events(), {"type": "exit_failed", **doc}, maxlen=10_000, approximate=True)
+    pipe.execute()
+
+
 def pending_orders(client: redis.Redis, keys: Keys, strategy: str | None = None) -> list[dict[str, str]]:
     """Orders journaled without a final outcome (in flight, or needing review)."""
     ids = sorted(_s(i) for i in client.smembers(keys.orders_pending()))
@@ -90,7 +103,7 @@ def pending_review(client: redis.Redis, keys: Keys, strategy: str, now: datetime
     now = now or cme_time.utcnow()
     found = pending_orders(client, keys, strategy)
     for doc in found:
-        if doc.get("state") in ("pending", "sending"):
+        if doc.get("state") in IN_FLIGHT:
             record_outcome(client, keys, doc["order_id"], "unresolved", now,
                            detail=f"no outcome after restart (last state {doc.get('state')}); not re-sent, check the broker")
             doc["state"] = "unresolved"

@@ -21,8 +21,9 @@ import logging
 import queue
 import random
 import threading
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable, Mapping
 from urllib.parse import urlsplit
 
@@ -92,6 +93,15 @@ class OrderRouter:
         self.gate = Gate(settings, client)
         self.cmap = ContractMap.load(settings.path(settings.contract_map_path))
         self.destination = settings.order_destination(strategy, env)
+        # Which webhook this strategy's orders reach (never the URL itself): the gate refuses
+        # orders that would net against another strategy's position through the same one.
+        self.destination_key = settings.destination_key(strategy, env)
+        self.max_age = timedelta(seconds=settings.orders.max_age_s)
+        # Symbols whose exit is claimed but not delivered yet (in flight), and whose exit failed:
+        # both still on the book, so the worker keeps marking them (``still_held``).
+        self.closing: set[str] = set()
+        self.exit_failed: set[str] = set()
+        self._settled = threading.Condition()  # notified whenever the sender settles an order
         self._stop = threading.Event()
         self._sleep = sleep or (lambda s: self._stop.wait(s))
         self._rand = rand
@@ -120,6 +130,16 @@ class OrderRouter:
         self.needs_review: list[dict[str, str]] = []
         try:
             self.needs_review = journal.pending_review(client, self.keys, strategy, now=clock())
+            for doc in self.needs_review:
+                # An exit that died with its process may not have reached the broker: the
+                # position stays counted and the strategy reduce-only until an operator resolves it.
+                if doc.get("kind") == "exit" and self.gate.exit_failed(strategy, doc.get("symbol", ""),
+                                                                         doc["order_id"], clock()):
+                    log.critical("exit %s %s (order %s) has no outcome after a restart: reduce-only until "
+                                 "`multialpha orders retry|ack %s`", strategy, doc.get("symbol"),
+                                 doc["order_id"], doc["order_id"])
+            # Positions whose exit never settled stay on the book: keep marking them.
+            self.exit_failed.update(p["symbol"] for p in self.closing_positions())
         except redis.RedisError as e:
             log.error("could not check for unresolved orders: %s", logs.redact(str(e)))
 
@@ -139,8 +159,19 @@ class OrderRouter:
         oid = intent.order_id
         if intent.symbol not in self.settings.strategies[self.strategy].instruments:
             return self._refuse(intent, oid, now, f"{intent.symbol} is not an instrument of {self.strategy}")
+        if intent.kind == "entry" and intent.symbol in self.closing:
+            self._await_exit(intent.symbol)
         if intent.kind == "entry" and intent.late and not self.settings.worker.trade_replayed_bars:
             return self._refuse(intent, oid, now, "late entry from a replayed bar (worker.trade_replayed_bars is off)")
+        age = now - intent.bar_close
+        stale = age > self.max_age
+        if stale and intent.kind == "entry":
+            # A market order at a price the market left minutes ago: refused, never queued.
+            return self._refuse(intent, oid, now, f"expired: signal bar closed {age.total_seconds():.0f}s ago "
+                                f"(orders.max_age_s {self.settings.orders.max_age_s:g})", event="expired")
+        if stale:
+            log.warning("exit %s %s: signal bar closed %.0fs ago; sent anyway (exits reduce risk), flagged stale",
+                        self.strategy, intent.symbol, age.total_seconds())
         contract = intent.contract
         if intent.kind == "exit":
             # Close the contract we HOLD, even if the front rolled since the entry.
@@ -175,8 +206,10 @@ class OrderRouter:
             res = self.gate.submit(
                 now=now, order_id=oid, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol,
                 direction=intent.direction, quantity=intent.quantity, price=intent.price, contract=contract,
-                entry_time=intent.bar_start, journal=self._journal_fields(intent, oid, ticker, body_json, now),
+                entry_time=intent.bar_start, journal=self._journal_fields(intent, oid, ticker, body_json, now, stale),
                 day_at=intent.bar_start,  # the signal bar's trading day (see portfolio/gate.py)
+                destination=self.destination_key,
+                deliver_now=self.destination == "paper",  # paper: the exit is delivered with its intent
             )
         except redis.RedisError as e:
             return self._unavailable(oid, e)
@@ -191,16 +224,35 @@ class OrderRouter:
             except redis.RedisError as e:  # intent is journaled: shows as unresolved at next start
                 log.error("order %s: paper outcome not journaled: %s", oid, logs.redact(str(e)))
             return Decision(True, "paper", oid)
+        if intent.kind == "exit":
+            self.closing.add(intent.symbol)
         self._queue.put(_Job(intent, oid, body_json.encode()))
         return Decision(True, "queued for TradersPost", oid)
 
-    def _journal_fields(self, intent: OrderIntent, oid: str, ticker: str, body: str, now: datetime) -> dict[str, str]:
+    def _await_exit(self, symbol: str) -> None:
+        """Wait (bounded by orders.exit_wait_s) for this strategy's in-flight exit in ``symbol``.
+
+        The FIFO sender delivers it before anything queued later; whether it is delivered in
+        time must not decide a re-entry by thread timing. Past the bound the gate decides:
+        the position is still closing, so the entry is refused."""
+        deadline = time.monotonic() + self.settings.orders.exit_wait_s
+        with self._settled:
+            while symbol in self.closing and self._thread is not None and self._thread.is_alive():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("entry %s %s: its exit is still being delivered after %gs; the gate decides",
+                                self.strategy, symbol, self.settings.orders.exit_wait_s)
+                    return
+                self._settled.wait(left)
+
+    def _journal_fields(self, intent: OrderIntent, oid: str, ticker: str, body: str, now: datetime,
+                        stale: bool = False) -> dict[str, str]:
         return {
             "order_id": oid, "strategy": intent.strategy, "symbol": intent.symbol, "kind": intent.kind,
             "action": intent.action, "side": intent.side, "quantity": str(intent.quantity),
             "price": repr(intent.price), "contract": intent.contract, "ticker": ticker,
             "bar_start": cme_time.iso_z(intent.bar_start), "late": "1" if intent.late else "0",
-            "destination": self.destination, "signal_reason": logs.redact(intent.reason),
+            "stale": "1" if stale else "0", "destination": self.destination, "signal_reason": logs.redact(intent.reason),
             "payload": logs.redact(body), "ts": cme_time.iso_z(now),
         }
 
@@ -209,18 +261,18 @@ class OrderRouter:
         log.error("order %s not placed, portfolio gate unavailable: %s", oid, logs.redact(str(e)))
         return Decision(False, f"portfolio gate unavailable: {logs.redact(str(e))}", oid)
 
-    def _refuse(self, intent: OrderIntent, oid: str, now: datetime, reason: str) -> Decision:
+    def _refuse(self, intent: OrderIntent, oid: str, now: datetime, reason: str, event: str = "denied") -> Decision:
         """Refused before the gate: journaled, nothing claimed, nothing sent."""
         log.warning("order %s %s %s %s refused: %s", oid, self.strategy, intent.symbol, intent.action, reason)
         try:
-            self._journal_refusal(intent, oid, now, reason)
+            self._journal_refusal(intent, oid, now, reason, event)
         except redis.RedisError as e:
             log.error("order %s: refusal not journaled: %s", oid, logs.redact(str(e)))
         return Decision(False, reason, oid)
 
-    def _journal_refusal(self, intent: OrderIntent, oid: str, now: datetime, reason: str) -> None:
+    def _journal_refusal(self, intent: OrderIntent, oid: str, now: datetime, reason: str, event: str) -> None:
         self.client.xadd(self.keys.orders(), {
-            "event": "denied", "decision": "denied", "reason": logs.redact(reason), "order_id": oid,
+            "event": event, "decision": "denied", "reason": logs.redact(reason), "order_id": oid,
             "strategy": intent.strategy, "symbol": intent.symbol, "kind": intent.kind, "action": intent.action,
             "bar_start": cme_time.iso_z(intent.bar_start), "ts": cme_time.iso_z(now),
         }, maxlen=journal.MAXLEN, approximate=True)
@@ -230,6 +282,8 @@ class OrderRouter:
         """This strategy's open positions per the gate (restore them after a restart)."""
         out = []
         for p in self.gate.positions(self.strategy):
+            if p.get("state", "open") != "open":
+                continue  # its exit is claimed: the strategy is flat, the gate still counts it
             out.append(Position(
                 strategy=p["strategy"], symbol=p["symbol"], side="long" if int(p["dir"]) > 0 else "short",
                 quantity=int(p["quantity"]), entry_price=float(p["entry_price"]),
@@ -237,7 +291,11 @@ class OrderRouter:
             ))
         return out
 
-    def mark(self, symbol: str, price: float, when: datetime, contract: str | None = None) -> None:
+    def closing_positions(self) -> list[dict[str, str]]:
+        """This strategy's positions whose exit is claimed but not delivered (closing, exit_failed)."""
+        return [p for p in self.gate.positions(self.strategy) if p.get("state", "open") != "open"]
+
+    def mark(self, symbol: str, price: float, when: datetime, contract: str | None = None) -> str:
         """Mark this strategy's position in ``symbol`` for the daily stop.
 
         ``when`` is the marking bar's start: the mark belongs to that bar's CME
@@ -245,12 +303,18 @@ class OrderRouter:
 
         Pass the bar's ``contract``: after a roll the feed prices the new front,
         and marking the old contract's position with it would book the calendar
-        spread as P&L; such marks are ignored (the last good mark stays)."""
+        spread as P&L; such marks are ignored (the last good mark stays).
+
+        Returns why this strategy's positions must be flattened now ('' = they need not):
+        a ``multialpha flatten`` in scope, or the daily stop with on_daily_stop: flatten."""
         try:
             day = self.gate.mark(self.strategy, symbol, price, self.clock(), contract or "", day_at=when)
         except redis.RedisError as e:
             log.error("mark %s %s failed: %s", self.strategy, symbol, logs.redact(str(e)))
-            return
+            return ""
+        if day.absent:  # its exit was delivered, or an operator resolved it
+            self.closing.discard(symbol)
+            self.exit_failed.discard(symbol)
         if day.ignored and self._ignored_marks.get(symbol) != contract:
             self._ignored_marks[symbol] = contract
             log.warning("mark %s %s: bar contract %s is not the contract held; mark ignored",
@@ -259,6 +323,7 @@ class OrderRouter:
             self._stop_logged_day = day.trading_day
             log.warning("daily stop loss reached for trading day %s (P&L %.2f): no new entries anywhere",
                         day.trading_day, day.pnl)
+        return day.flatten
 
     # -- the sender thread ----------------------------------------------------------
     def _run(self) -> None:
@@ -272,9 +337,8 @@ class OrderRouter:
                 self._send(job)
             except Exception as e:  # noqa: BLE001 - the thread must survive anything
                 log.error("order %s: sender error: %s", job.order_id, logs.redact(f"{type(e).__name__}: {e}"))
-                try:
-                    journal.record_outcome(self.client, self.keys, job.order_id, "failed", self.clock(),
-                                           detail=f"sender error: {type(e).__name__}: {e}")
+                try:  # we cannot know how far it got: never resent, a human checks
+                    self._settle(job.intent, job.order_id, "ambiguous", f"sender error: {type(e).__name__}: {e}", 0)
                 except redis.RedisError:
                     pass  # stays pending -> reported as unresolved at next start
             finally:
@@ -298,27 +362,70 @@ class OrderRouter:
                             f"HTTP {a.status}" if a.status is not None else a.error,
                             f", retry in {a.retry_in_s:.2f}s" if a.retry_in_s is not None else "")
 
+        # An entry is worth sending only while its signal is fresh (rate-limit waits included);
+        # an exit is sent however late: a missing exit is open risk.
+        deadline = intent.bar_close + self.max_age if intent.kind == "entry" else None
         result = deliver(self._session, self._url, job.body, self.settings.orders,
                          idempotent=intent.kind == "exit", clock=self.clock, sleep=self._sleep, rand=self._rand,
-                         limiter=self._limiter, on_attempt=on_attempt, should_stop=self._stop.is_set)
+                         limiter=self._limiter, on_attempt=on_attempt, should_stop=self._stop.is_set,
+                         deadline=deadline)
+        self._settle(intent, job.order_id, result.result, result.detail, len(result.attempts),
+                     result.attempts[-1].response if result.attempts else "")
+
+    def _settle(self, intent: OrderIntent, oid: str, result: str, detail: str, attempts: int,
+                response: str = "") -> None:
+        """Book what delivery found out: the journal's outcome and the gate's position.
+
+        - delivered: an exit's position leaves the book now, its P&L booked;
+        - an entry that holds no position (rejected, expired, failed with nothing sent,
+          abandoned before any try) frees its slot;
+        - an ambiguous entry stays counted and listed for review: never resent;
+        - an exit that was not delivered, for whatever reason, is ``exit_failed``: the
+          position stays counted and marked, the strategy goes reduce-only, and an
+          operator resolves it (``multialpha orders retry|ack``)."""
         now = self.clock()
-        # A failed exit leaves risk on: always a human's job, whatever the reason.
-        review = result.result not in journal.FINAL or (intent.kind == "exit" and result.result != "sent")
-        journal.record_outcome(self.client, self.keys, job.order_id, result.result, now, review=review,
-                               detail=result.detail, attempts=len(result.attempts))
-        if result.result == "sent":
-            log.info("order %s sent (%d attempt%s)", job.order_id, len(result.attempts),
-                     "" if len(result.attempts) == 1 else "s")
-        elif result.result == "rejected":
-            log.error("order %s REJECTED by TradersPost: %s %s", job.order_id, result.detail,
-                      result.attempts[-1].response if result.attempts else "")
+        outcome = "delivered" if result == "sent" else result
+        exit_failed = intent.kind == "exit" and outcome != "delivered"
+        review = exit_failed or outcome in ("ambiguous", "unresolved")
+        journal.record_outcome(self.client, self.keys, oid, outcome, now, review=review, detail=detail,
+                               attempts=attempts, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol)
+        if outcome == "delivered":
+            log.info("order %s delivered (%d attempt%s)", oid, attempts, "" if attempts == 1 else "s")
+        elif outcome == "rejected":
+            log.error("order %s REJECTED by TradersPost: %s %s", oid, detail, response)
+        elif outcome == "expired":
+            log.warning("order %s expired before it could be sent (orders.max_age_s %g): nothing sent",
+                        oid, self.settings.orders.max_age_s)
         else:
             log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
-                      job.order_id, result.result, len(result.attempts), result.detail)
-        # An entry the broker explicitly refused (or we never sent) holds no
-        # position: free its slot. Anything that may have landed stays counted.
-        if intent.kind == "entry" and result.result in ("rejected", "abandoned"):
-            self.gate.release(self.strategy, intent.symbol, job.order_id, now)
+                      oid, outcome, attempts, detail)
+        if intent.kind == "entry":
+            if outcome in ("rejected", "expired", "failed", "abandoned"):
+                self.gate.release(self.strategy, intent.symbol, oid, now)
+            return
+        if outcome == "delivered":
+            self.gate.exit_done(self.strategy, intent.symbol, oid, now, day_at=intent.bar_start)
+            self._exit_settled(intent.symbol)
+            return
+        self.gate.exit_failed(self.strategy, intent.symbol, oid, now)
+        self._exit_settled(intent.symbol, failed=True)
+        journal.record_exit_failed(self.client, self.keys, oid, now, strategy=self.strategy,
+                                   symbol=intent.symbol, result=outcome, detail=detail)
+        log.critical("EXIT FAILED %s %s (order %s, %s): the broker may still hold the position; %s is "
+                     "reduce-only until `multialpha orders retry %s` or `ack %s`", self.strategy, intent.symbol,
+                     oid, outcome, self.strategy, oid, oid)
+
+    def _exit_settled(self, symbol: str, failed: bool = False) -> None:
+        with self._settled:
+            self.closing.discard(symbol)
+            if failed:
+                self.exit_failed.add(symbol)
+            self._settled.notify_all()
+
+    @property
+    def still_held(self) -> set[str]:
+        """Symbols the strategy no longer manages whose position is still on the book: marked."""
+        return self.closing | self.exit_failed
 
     def pending(self) -> int:
         """Orders handed to the sender thread and not finished yet."""

@@ -52,10 +52,43 @@ def resume(
     now = cme_time.iso_z(clock())
     pipe = client.pipeline(transaction=True)
     pipe.delete(gate.halt_key())
+    # A flatten's reduce-only hold ends here too. A failed exit's does not: only resolving
+    # the exit (`multialpha orders retry|ack`) lifts it, since the broker may hold the position.
+    pipe.delete(gate.reduce_only_key())
+    pipe.delete(gate.flatten_key())
     pipe.publish(gate.keys.control(), json.dumps({"command": "resume", "by": _who(), "at": now}))
     pipe.xadd(gate.keys.events(), {"type": "resume", "by": _who(), "ts": now}, maxlen=10_000, approximate=True)
-    was_set, *_ = pipe.execute()
-    return bool(was_set)
+    was_halted, was_reduce_only, was_flatten, *_ = pipe.execute()
+    return bool(was_halted or was_reduce_only or was_flatten)
+
+
+def flatten(
+    settings: Settings,
+    client: redis.Redis,
+    strategy: str | None = None,
+    reason: str = "",
+    clock: Callable[[], datetime] = cme_time.utcnow,
+) -> str:
+    """Exit every open position in scope (one strategy, or all), then hold it reduce-only.
+
+    The request is state in Redis, read by the gate with every mark, so a worker that
+    misses the control message (or restarts) still flattens on its next bar; the message
+    makes a running worker act at once. The exits go through each strategy's normal order
+    path. Lifted by `multialpha resume`."""
+    if strategy is not None and strategy not in settings.strategies:
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
+    gate = Gate(settings, client)
+    scope = strategy or "*"
+    now = cme_time.iso_z(clock())
+    text = f"{reason or 'manual flatten'} (by {_who()} at {now})"
+    pipe = client.pipeline(transaction=True)
+    pipe.hset(gate.flatten_key(), scope, text)
+    pipe.hset(gate.reduce_only_key(), scope, f"flatten: {text}")
+    pipe.publish(gate.keys.control(), json.dumps({"command": "flatten", "scope": scope, "reason": text, "at": now}))
+    pipe.xadd(gate.keys.events(), {"type": "flatten", "scope": scope, "reason": text, "ts": now},
+              maxlen=10_000, approximate=True)
+    pipe.execute()
+    return text
 
 
 def snapshot(
@@ -70,6 +103,10 @@ def snapshot(
     day_hash = {_s(k): _s(v) for k, v in client.hgetall(gate.day_key(day.trading_day)).items()}
     halt_reason = gate.halted()
     positions = gate.positions()
+    reduce_only = gate.reduce_only()
+    flatten_scopes = {_s(k) for k in client.hkeys(gate.flatten_key())}
+    if day_hash.get("flatten") == "1":
+        flatten_scopes.add("*")
     return {
         "trading_day": day.trading_day.isoformat(),
         "day_pnl": round(day.pnl, 2),
@@ -83,7 +120,12 @@ def snapshot(
         "open_positions": len(positions),
         "positions": positions,
         "pending_orders": pending_orders(client, gate.keys),
-        "entries": "blocked" if (halt_reason is not None or day.stopped) else "allowed",
+        # scope ('*' or a strategy) -> why it may only reduce risk (flatten, failed exit)
+        "reduce_only": reduce_only,
+        "flatten_pending": sorted({p["strategy"] for p in positions if p.get("state", "open") == "open"
+                                   and ("*" in flatten_scopes or p["strategy"] in flatten_scopes)}),
+        "exit_failed": [p for p in positions if p.get("state") == "exit_failed"],
+        "entries": "blocked" if (halt_reason is not None or day.stopped or "*" in reduce_only) else "allowed",
     }
 
 

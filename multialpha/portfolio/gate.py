@@ -37,7 +37,7 @@ def _s(v: Any) -> str:
 class GateResult:
     status: str  # accepted | denied | duplicate
     reason: str
-    realized: float | None  # realised $ of an exit that closed a gate position
+    realized: float | None  # realised $ of an exit delivered with its intent (paper)
     stream_id: str
 
 
@@ -47,6 +47,8 @@ class DayPnl:
     pnl: float
     stopped: bool
     ignored: bool = False  # a mark of a contract other than the one held
+    flatten: str = ""  # why this strategy's positions must be exited now ('' = no)
+    absent: bool = False  # no position of this strategy in that symbol
 
 
 class Gate:
@@ -69,6 +71,18 @@ class Gate:
     def day_key(self, day: date) -> str:
         return self.keys.portfolio("day", day.isoformat())
 
+    def reduce_only_key(self) -> str:
+        """Hash scope ('*' or a strategy) -> why it may only reduce risk (flatten, an operator)."""
+        return self.keys.portfolio("reduce_only")
+
+    def flatten_key(self) -> str:
+        """Hash scope ('*' or a strategy) -> why its positions are being flattened."""
+        return self.keys.portfolio("flatten")
+
+    def exit_failed_key(self) -> str:
+        """Set of strategy:symbol whose exit failed: the broker may still hold them."""
+        return self.keys.portfolio("exit_failed")
+
     def _keys(self, order_id: str, strategy: str, symbol: str, day: date) -> list[str]:
         return [
             self.keys.order_state(order_id or "-"),
@@ -78,10 +92,14 @@ class Gate:
             self.halt_key(),
             self.day_key(day),
             self.position_key(strategy, symbol),
+            self.reduce_only_key(),
+            self.flatten_key(),
+            self.exit_failed_key(),
+            self.keys.bar_log(symbol),
         ]
 
     def _args(self, op: str, now: datetime, day_at: datetime | None = None, **kw: Any) -> list[Any]:
-        p = self.settings.portfolio
+        p, risk = self.settings.portfolio, self.settings.risk
         return [
             op,
             cme_time.trading_day(day_at or now).isoformat(),
@@ -102,6 +120,14 @@ class Gate:
             JOURNAL_MAXLEN,
             CLAIM_TTL_S,
             kw.get("entry_time", ""),
+            p.on_daily_stop,
+            "" if risk.max_quantity is None else str(risk.max_quantity),
+            "" if risk.max_notional is None else repr(float(risk.max_notional)),
+            "" if risk.price_band_pct is None else repr(float(risk.price_band_pct)),
+            kw.get("destination", ""),
+            "1" if p.allow_shared_tickers else "0",
+            "1" if kw.get("deliver_now") else "0",
+            self.keys.control(),
         ]
 
     # -- operations ------------------------------------------------------------
@@ -120,8 +146,14 @@ class Gate:
         entry_time: datetime,
         journal: Mapping[str, str],
         day_at: datetime | None = None,
+        destination: str = "",
+        deliver_now: bool = False,
     ) -> GateResult:
-        """Claim + check + reserve (entries) / release (exits) + journal the intent, atomically."""
+        """Claim + check + reserve (entries) / start closing (exits) + journal the intent, atomically.
+
+        ``deliver_now``: the exit is delivered with its intent (paper): the position closes
+        at once. Otherwise it stays ``closing`` until :meth:`exit_done` or :meth:`exit_failed`.
+        ``destination``: ``Settings.destination_key`` (strategies sharing a webhook)."""
         spec = self.settings.instruments[symbol]
         args = self._args(
             "submit",
@@ -138,6 +170,8 @@ class Gate:
             multiplier=spec.multiplier,
             commission=self.settings.commission(strategy, symbol),
             entry_time=cme_time.iso_z(entry_time),
+            destination=destination,
+            deliver_now=deliver_now,
         )
         for k, v in journal.items():
             args += [k, v]
@@ -147,22 +181,45 @@ class Gate:
 
     def mark(self, strategy: str, symbol: str, price: float, now: datetime, contract: str = "",
              day_at: datetime | None = None) -> DayPnl:
-        """Mark a position (ignored if ``contract`` is given and is not the one held)."""
+        """Mark a position (ignored if ``contract`` is given and is not the one held).
+
+        The answer also says whether this strategy's positions must be flattened
+        (``DayPnl.flatten``: a flatten request, or the daily stop with on_daily_stop=flatten)."""
         day = cme_time.trading_day(day_at or now)
-        status, pnl = (_s(x) for x in self._script(
+        status, pnl, flatten = (_s(x) for x in self._script(
             keys=self._keys("", strategy, symbol, day),
             args=self._args("mark", now, day_at, strategy=strategy, symbol=symbol, price=price, contract=contract),
         ))
-        return DayPnl(day, float(pnl), status == "stopped", status == "wrong_contract")
+        return DayPnl(day, float(pnl), status == "stopped", status == "wrong_contract", flatten,
+                      status == "absent")
 
     def release(self, strategy: str, symbol: str, order_id: str, now: datetime) -> bool:
-        """Free the slot of an entry the broker explicitly rejected."""
-        day = cme_time.trading_day(now)
-        status, _ = (_s(x) for x in self._script(
+        """Free the slot of an entry that holds no position (rejected, expired, never sent)."""
+        return self._position_op("release", strategy, symbol, order_id, now)[0] == "released"
+
+    def exit_done(self, strategy: str, symbol: str, order_id: str, now: datetime,
+                  price: float | None = None, day_at: datetime | None = None) -> float | None:
+        """The exit ``order_id`` was delivered: book its realised P&L (at ``price``, default the
+        exit's signal price) and take the position off the book. None if it is not closing."""
+        status, realized = self._position_op("exit_done", strategy, symbol, order_id, now, price or 0.0, day_at)
+        return float(realized) if status == "closed" else None
+
+    def exit_failed(self, strategy: str, symbol: str, order_id: str, now: datetime) -> bool:
+        """The exit may not have reached the broker: keep the position, the strategy goes reduce-only."""
+        return self._position_op("exit_failed", strategy, symbol, order_id, now)[0] == "exit_failed"
+
+    def exit_retry(self, strategy: str, symbol: str, order_id: str, now: datetime) -> bool:
+        """An operator resends the failed exit: ``closing`` again."""
+        return self._position_op("exit_retry", strategy, symbol, order_id, now)[0] == "closing"
+
+    def _position_op(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
+                     price: float = 0.0, day_at: datetime | None = None) -> tuple[str, str]:
+        day = cme_time.trading_day(day_at or now)
+        status, value = (_s(x) for x in self._script(
             keys=self._keys("", strategy, symbol, day),
-            args=self._args("release", now, order_id=order_id, strategy=strategy, symbol=symbol),
+            args=self._args(op, now, day_at, order_id=order_id, strategy=strategy, symbol=symbol, price=price),
         ))
-        return status == "released"
+        return status, value
 
     def day_pnl(self, now: datetime) -> DayPnl:
         day = cme_time.trading_day(now)
@@ -188,6 +245,13 @@ class Gate:
     def position(self, strategy: str, symbol: str) -> dict[str, str] | None:
         raw = self.client.hgetall(self.position_key(strategy, symbol))
         return {_s(k): _s(v) for k, v in raw.items()} if raw else None
+
+    def reduce_only(self) -> dict[str, str]:
+        """Scopes ('*' or strategy) that may only reduce risk, with why (flatten, operator, failed exits)."""
+        out = {_s(k): _s(v) for k, v in self.client.hgetall(self.reduce_only_key()).items()}
+        for pid in sorted(_s(m) for m in self.client.smembers(self.exit_failed_key())):
+            out.setdefault(pid.split(":", 1)[0], f"exit failed for {pid}")
+        return out
 
     def halted(self) -> str | None:
         v = self.client.get(self.halt_key())

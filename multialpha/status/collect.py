@@ -231,7 +231,8 @@ def portfolio(settings: Settings, client: "redis.Redis", clock: Callable[[], dat
                             "open_positions": None, "max_positions": settings.portfolio.max_positions,
                             "day_pnl": None, "daily_stop_loss": settings.portfolio.daily_stop_loss,
                             "stopped": None, "halted": None, "halt_reason": None, "pending_orders": None,
-                            "positions": [], "degraded": False}
+                            "positions": [], "degraded": False, "reduce_only": {}, "exit_failed": [],
+                            "flatten_pending": []}
     try:
         from multialpha.portfolio import control
     except ImportError:
@@ -248,13 +249,18 @@ def portfolio(settings: Settings, client: "redis.Redis", clock: Callable[[], dat
         pnl = None if None in (d, q, m, entry, mark) else round(d * q * m * (mark - entry), 2)  # type: ignore[operator]
         positions.append({"strategy": p.get("strategy", ""), "symbol": p.get("symbol", ""), "dir": _int(d),
                           "quantity": _int(q), "entry_price": entry, "mark": mark, "open_pnl": pnl,
-                          "contract": p.get("contract", ""), "entry_time": p.get("entry_time", "")})
+                          "contract": p.get("contract", ""), "entry_time": p.get("entry_time", ""),
+                          "state": p.get("state", "open")})  # open | closing | exit_failed
     return {**base, "available": True, "trading_day": snap.get("trading_day", base["trading_day"]),
             "open_positions": _int(snap.get("open_positions")), "day_pnl": _num(snap.get("day_pnl")),
             "stopped": bool(snap.get("stopped")), "halted": bool(snap.get("halted")),
             "halt_reason": snap.get("halt_reason"), "pending_orders": len(snap.get("pending_orders") or []),
             "positions": positions,
-            "degraded": bool(snap.get("stopped") or snap.get("halted") or snap.get("pending_orders"))}
+            "reduce_only": dict(snap.get("reduce_only") or {}),
+            "exit_failed": [f"{p['strategy']}:{p['symbol']}" for p in snap.get("exit_failed") or []],
+            "flatten_pending": list(snap.get("flatten_pending") or []),
+            "degraded": bool(snap.get("stopped") or snap.get("halted") or snap.get("pending_orders")
+                             or snap.get("exit_failed") or snap.get("reduce_only"))}
 
 
 def errors(client: "redis.Redis", keys: Keys, beats: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -123,10 +123,17 @@ def portfolio_panel(doc: dict[str, Any]) -> Panel:
             t.append(f"HALTED ({p['halt_reason'] or 'no reason given'}) ", style=_BAD)
         if p["pending_orders"]:
             t.append(f"{p['pending_orders']} order(s) need review ", style=_BAD)
+        for pid in p.get("exit_failed") or []:
+            t.append(f"EXIT FAILED {pid} (orders retry/ack) ", style=_BAD)
+        for scope, why in sorted((p.get("reduce_only") or {}).items()):
+            t.append(f"REDUCE-ONLY {'all' if scope == '*' else scope}: {why} ", style=_BAD)
         for pos in p["positions"]:
             side = "LONG" if (pos.get("dir") or 0) > 0 else "SHORT"
+            state = pos.get("state", "open")
             t.append(f"\n  {pos['strategy']} {side} {pos.get('quantity') or ''} {pos['symbol']} "
                      f"{pos.get('contract') or ''} @ {pos.get('entry_price')}  mark {pos.get('mark')}  ")
+            if state != "open":
+                t.append(f"[{state.upper()}] ", style=_BAD if state == "exit_failed" else _WARN)
             t.append_text(_money(pos.get("open_pnl")))
     return Panel(t, title="Portfolio", title_align="left")
 

@@ -87,7 +87,14 @@ class AlertRules:
         entries = client.xrange(keys.orders(), min=f"({self._orders_cursor}", count=1000)
         for sid, f in entries:
             self._orders_cursor = sid
-            if f.get("event") == "outcome" and f.get("result") in BAD_ORDER_RESULTS:
+            if f.get("event") == "exit_failed":
+                oid = f.get("order_id", sid)
+                self.alerter.alert(f"exit_failed:{oid}", "critical",
+                                   f"EXIT FAILED {f.get('strategy', '')} {f.get('symbol', '')} (order {oid}, "
+                                   f"{f.get('result', '')}): the broker may still hold the position; "
+                                   f"{f.get('strategy', '')} is reduce-only until `multialpha orders retry {oid}` "
+                                   f"or `orders ack {oid}`", "orders")
+            elif f.get("event") == "outcome" and f.get("result") in BAD_ORDER_RESULTS:
                 oid = f.get("order_id", sid)
                 self.alerter.alert(f"order:{oid}", "critical",
                                    f"order {oid} {f.get('result')}: {f.get('strategy', '')} {f.get('symbol', '')} "

@@ -50,6 +50,10 @@ PORTFOLIO = _obj({
     "daily_stop_loss": {"type": "number"}, "stopped": {"type": ["boolean", "null"]},
     "halted": {"type": ["boolean", "null"]}, "halt_reason": _str, "pending_orders": _int,
     "positions": {"type": "array", "items": {"type": "object"}}, "degraded": _bool,
+    # scope ('*' or a strategy) -> why it may only reduce risk (flatten, a failed exit)
+    "reduce_only": {"type": "object", "additionalProperties": {"type": "string"}},
+    "exit_failed": {"type": "array", "items": {"type": "string"}},  # strategy:symbol, broker may hold it
+    "flatten_pending": {"type": "array", "items": {"type": "string"}},  # strategies still being flattened
 })
 
 ERROR = _obj({"ts": {"type": "string"}, "level": {"type": "string"}, "component": {"type": "string"},

@@ -112,6 +112,9 @@ class Worker:
         self._stale_logged = False
         self.owns_process = False  # run() in the main thread: the heap is ours to tune
         self.gc_frozen = 0  # objects gc.freeze() moved out of the collector's reach at LIVE
+        from multialpha.worker.flatten import Flattener
+
+        self.flattener = Flattener(strategy)  # daily stop / `multialpha flatten` exits
 
     # -- entry ---------------------------------------------------------------------
     def run(self) -> int:
@@ -220,12 +223,15 @@ class Worker:
                 log.warning("ignoring bad cursor %s=%r", k, v)
 
     def _on_live_bar(self, bar: Any, recv_ns: int) -> None:
-        """A pumped bar: buffered until catch-up is queued (bars read while subscribing), then routed."""
+        """A pumped bar: buffered until catch-up is queued (bars read while subscribing), then routed.
+
+        A bar the hub republished after a gap (``source: replay``) is stale: it is routed as a
+        replayed bar, which updates indicators and exits but never opens a position."""
         with self.feed_router.lock:
             if not self._live_routing:
                 self._buffer.append((bar, recv_ns))
                 return
-        self._route_bar(bar, "live", recv_ns)
+        self._route_bar(bar, _phase_of(bar), recv_ns)
 
     def _route_bar(self, bar: Any, phase: str, recv_ns: int = 0, deliver: bool = True) -> bool:
         from multialpha.worker.routing import minute_ohlcv
@@ -258,6 +264,8 @@ class Worker:
         without minute-close notices for a while (fallback only), close hours/days by the clock."""
         if self.cursor_writer is not None:
             self.cursor_writer.retry()
+        if self._live_routing and self.flattener.reason:
+            self.flattener.run(self.strategy_obj)  # between steps, on Cerebro's thread
         if not self._live_routing or self.clock is None:
             return
         if time.monotonic() - self._notice_mono < self.settings.worker.notice_stale_s:
@@ -364,7 +372,7 @@ class Worker:
             self.feed_router.go_live(bt.feed.DataBase.LIVE)
             buffered, self._buffer = self._buffer, []
             for bar, recv_ns in buffered:
-                self._route_bar(bar, "live", recv_ns)
+                self._route_bar(bar, _phase_of(bar), recv_ns)
             self._live_routing = True
             self._notice_mono = time.monotonic()
 
@@ -437,6 +445,7 @@ class Worker:
         self.subscriber = BarSubscriber(
             lambda: fail_fast_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
+            on_control=self.flattener.on_control,
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
         self.feed_router = FeedRouter(self.plan, self.bus)
@@ -522,12 +531,13 @@ class Worker:
         log.info("%d open positions restored from the order router", len(held))
 
     def before_next(self, strategy: Any) -> None:
-        """The first bar that may trade (replayed or live) finds the real book in place."""
+        """The first bar that may trade (replayed or live) finds the real book in place: a replayed
+        bar may exit a real position (entries on it are refused unless late trading is on)."""
         if self.strategy_obj is not None:
             return
         for sym in self.plan.traded:
             feed = strategy.feed(sym)
-            if len(feed) and (feed.phase == "live" or (feed.phase == "replay" and self.trade_late)):
+            if len(feed) and feed.phase in ("live", "replay"):
                 self._restore(strategy)
                 return
 
@@ -552,14 +562,21 @@ class Worker:
         feed = strategy.feed(symbol)
         phase = feed.phase if len(feed) else "warmup"
         late = phase == "replay"
-        if phase == "warmup" or (late and not self.trade_late) or (not late and not strategy.all_live):
+        if phase == "warmup" or (not late and not strategy.all_live):
             return Outcome(True, False, "simulated")
         self._restore(strategy)
         if kind == "exit":
+            # Exits act on stale (replayed) bars too: a position the strategy wants out of is risk.
             pos = strategy.book.get(symbol)
             if pos is None or not pos.real:
                 return Outcome(True, False, "simulated position")
             return self._submit(strategy, "exit", symbol, side, price, reason, late, pos.quantity)
+        if late and not self.trade_late:
+            # Never a position from a stale bar (the hub's replay after a gap, or our own catch-up):
+            # refused here, before the veto and the gate; the router would refuse it too.
+            self.counters["stale_entries"] += 1
+            log.info("entry %s %s on a replayed bar refused (worker.trade_replayed_bars is off)", side, symbol)
+            return Outcome(False, False, "stale bar: entries on replayed bars are off")
         vetoed = self._veto(strategy, symbol, side)
         if vetoed is not None:
             return Outcome(False, False, vetoed)
@@ -631,7 +648,8 @@ class Worker:
             bar_start=minute_bar_start(feed), contract=contract, reason=reason, late=late,
         )
         try:
-            self._await_turn()
+            if not self.flattener.active:  # flatten exits take no slot: they need no turn
+                self._await_turn()
             decision = self.router.submit(intent)
         except Exception:
             self.counters["errors"] += 1
@@ -673,13 +691,19 @@ class Worker:
             if feed.phase == "live" and feed.recv_ns:
                 self.latencies.append((now_ns - feed.recv_ns) / 1e6)
             pos = strategy.book.get(sym)
-            if pos is not None and pos.real and feed.phase == "live":
+            held = (pos is not None and pos.real) or sym in getattr(self.router, "still_held", ())
+            if held and feed.phase == "live":  # a closing position is still marked until delivered
                 try:
                     self._await_turn()
-                    self.router.mark(sym, float(feed.close[0]), start, contract=feed.contract or None)
+                    flatten = self.router.mark(sym, float(feed.close[0]), start, contract=feed.contract or None)
                 except Exception:
                     self.counters["errors"] += 1
                     log.warning("mark failed for %s", sym, exc_info=True)
+                else:
+                    if flatten:
+                        self.flattener.request(flatten)
+        if self.flattener.reason:
+            self.flattener.run(strategy)
         if advanced and self.cursor_writer is not None:
             # Sent now, reply read later: no round trip on the bar path, and a kill -9
             # replays at most the bars whose HSET was still in flight.
@@ -743,6 +767,7 @@ class Worker:
             "vetoes": self.counters["vetoes"],
             "orders": self.counters["orders"],
             "rejected": self.counters["rejected"],
+            "stale_entries": self.counters["stale_entries"],  # entries refused on replayed bars
             "errors": self.counters["errors"] + (self.cursor_writer.errors if self.cursor_writer is not None else 0),
             "dropped": dict(self.subscriber.dropped) if self.subscriber is not None else {},
             "overlap": self.feed_router.overlap if self.feed_router is not None else 0,
@@ -756,6 +781,11 @@ class Worker:
             "gc_frozen": self.gc_frozen,
         }
         self.hb.beat(self.health(), **fields)
+
+
+def _phase_of(bar: Any) -> str:
+    """A bar the hub recovered after a gap is as stale as the worker's own catch-up."""
+    return "replay" if getattr(bar, "source", "live") == "replay" else "live"
 
 
 def run(

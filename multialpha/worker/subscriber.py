@@ -21,6 +21,7 @@ pumps; ``connected`` says whether it is up.
 from __future__ import annotations
 
 import collections
+import json
 import logging
 import threading
 import time
@@ -45,11 +46,16 @@ class BarSubscriber:
         qcheck: float = 0.5,
         on_resubscribed: Callable[[], None] = lambda: None,
         on_minute_closed: Callable[[datetime], None] | None = None,
+        on_control: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.client_factory = client_factory
         self.channels = {keys.bars(s): s for s in symbols}
         self.notice_channel = keys.minute_closed() if on_minute_closed is not None else None
         self.on_minute_closed = on_minute_closed
+        # The deployment's control channel (flatten, halt, resume): a flatten reaches the
+        # worker at once instead of on its next mark.
+        self.control_channel = keys.control() if on_control is not None else None
+        self.on_control = on_control
         self.closed_through: datetime | None = None
         self.stale_notices = 0
         self.on_bar = on_bar
@@ -64,7 +70,7 @@ class BarSubscriber:
         self.received = 0
         self.last_start: dict[str, datetime] = {}
         self._last_warn = 0.0
-        self._all = [*self.channels, *([self.notice_channel] if self.notice_channel else [])]
+        self._all = [*self.channels, *(c for c in (self.notice_channel, self.control_channel) if c)]
         self._client: Any = None
         self._pubsub: Any = None
         self._confirmed = 0
@@ -153,6 +159,9 @@ class BarSubscriber:
         if channel == self.notice_channel:
             self._notice(payload)
             return
+        if channel == self.control_channel:
+            self._control(payload)
+            return
         symbol = self.channels.get(channel)
         try:
             bar = Bar.from_json(payload)
@@ -189,6 +198,21 @@ class BarSubscriber:
         except Exception:
             self._drop("handler_error", "minute-close handler failed")
             log.exception("minute-close handler failed")
+
+    def _control(self, payload: Any) -> None:
+        try:
+            doc = json.loads(payload)
+        except (ValueError, TypeError, RecursionError):
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("command"), str):
+            self._drop("malformed_control", repr(payload)[:100])
+            return
+        assert self.on_control is not None
+        try:
+            self.on_control(doc)
+        except Exception:
+            self._drop("handler_error", "control handler failed")
+            log.exception("control handler failed")
 
     def _drop(self, why: str, detail: str) -> None:
         self.dropped[why] += 1

@@ -16,7 +16,8 @@ ALL = ["ibs_a", "ibs_b", "breakout"]
 
 
 def test_all_obeys_max_positions_and_is_deterministic(make_settings, source) -> None:
-    settings = veto(make_settings(portfolio={"max_positions": 2}), "off")
+    # No daily stop here (its flatten frees slots mid-day: tests/backtest/test_daily_stop_flatten.py).
+    settings = veto(make_settings(portfolio={"max_positions": 2, "daily_stop_loss": 1e9}), "off")
     first = run(settings, ALL, source)
     orders = results.orders(first)
     accepted = [o for o in orders if o.decision == "accepted"]

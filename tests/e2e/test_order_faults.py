@@ -78,7 +78,7 @@ def test_webhook_down_slow_then_429(up_base, up_cache, up_reference) -> None:
     per_min = run.settings.orders.rate_per_minute
     assert all(sum(1 for s in stamps if w - timedelta(seconds=60) < s <= w) <= per_min for w in stamps)
     # What the receiver answered 2xx is exactly what the journal says was sent, once each.
-    sent = {e["order_id"] for e in full if e.get("event") == "outcome" and e.get("result") == "sent"}
+    sent = {e["order_id"] for e in full if e.get("event") == "outcome" and e.get("result") == "delivered"}
     assert set(out.delivered) == sent and all(n == 1 for n in out.delivered.values())
     # The webhook URL's secret path never reaches a log line or the journal, whatever failed.
     logs_dir = runtime.runtime_dir(run.settings) / "logs"

@@ -127,7 +127,19 @@ def intent(strategy: str = "breakout", symbol: str = "ES", side: str = "long", k
                        contract=contract, **kw)
 
 
+# The shipped config's webhook variables: breakout has its own (it shares YM with ibs_b).
+WEBHOOK_ENVS = ("TRADERSPOST_WEBHOOK_URL", "TRADERSPOST_WEBHOOK_URL_BREAKOUT")
+
+
+def webhook_env(url: str) -> dict[str, str]:
+    """A router's environment: breakout's webhook is ``url``; the IBS strategies' is another one
+    (two strategies trading YM through one webhook is a config error)."""
+    return {WEBHOOK_ENVS[0]: url + "-ibs", WEBHOOK_ENVS[1]: url}
+
+
 def live_settings(settings_for: Any, **env: str):
-    """Settings with orders.mode live and fast, bounded retries."""
+    """Settings with orders.mode live and fast, bounded retries. Live mode needs every webhook
+    variable at load (a config check); the routers get the receiver's URL in their own environ."""
+    placeholders = {WEBHOOK_ENVS[0]: "https://example.invalid/a", WEBHOOK_ENVS[1]: "https://example.invalid/b"}
     return settings_for(MULTIALPHA__ORDERS__MODE="live", MULTIALPHA__ORDERS__TIMEOUT_S="0.3",
-                        MULTIALPHA__ORDERS__MAX_ATTEMPTS="4", **env)
+                        MULTIALPHA__ORDERS__MAX_ATTEMPTS="4", **{**placeholders, **env})

@@ -15,7 +15,7 @@ from multialpha.keys import Keys
 from multialpha.orders import journal
 from multialpha.orders.router import OrderRouter
 from tests.conftest import SHIPPED_CONFIG
-from tests.orders.support import WEBHOOK_PASSWORD, WEBHOOK_UUID, intent
+from tests.orders.support import WEBHOOK_PASSWORD, WEBHOOK_UUID, intent, webhook_env
 
 CHILD = r"""
 import json, sys
@@ -42,13 +42,15 @@ def _env(redis_server, tmp_path, url: str) -> dict[str, str]:
         "MULTIALPHA_RUNTIME_DIR": str(tmp_path / "run"),
         "MULTIALPHA_CACHE_DIR": str(tmp_path / "cache"),
         "MULTIALPHA__ORDERS__MODE": "live",
-        "TRADERSPOST_WEBHOOK_URL": url,
+        **webhook_env(url),
+        # The child runs on the wall clock and its signal bar is from 2025: no expiry here.
+        "MULTIALPHA__ORDERS__MAX_AGE_S": "1e9",
     }
 
 
 def test_kill9_between_intent_and_send(redis_server, redis_client, settings_for, tmp_path, receiver, clock):
     env = _env(redis_server, tmp_path, receiver.url)
-    s = settings_for(MULTIALPHA__ORDERS__MODE="live")
+    s = settings_for(MULTIALPHA__ORDERS__MODE="live", **webhook_env(receiver.url))
     k = Keys(s.redis.namespace)
     # Another worker just used the whole minute of TradersPost's rate limit, so
     # the child journals its intent and then waits for a slot before POSTing.
@@ -63,7 +65,7 @@ def test_kill9_between_intent_and_send(redis_server, redis_client, settings_for,
             sent = json.loads(line)
             assert sent["accepted"]
             deadline = time.monotonic() + 10
-            while redis_client.hget(k.order_state(sent["order_id"]), "state") != "pending":
+            while redis_client.hget(k.order_state(sent["order_id"]), "state") != "claimed":
                 assert time.monotonic() < deadline, "intent never journaled"
                 time.sleep(0.01)
             os.kill(child.pid, signal.SIGKILL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from multialpha.keys import Keys
 from multialpha.orders.ratelimit import RateLimiter
 from multialpha.orders.router import OrderRouter
-from tests.orders.support import intent, live_settings
+from tests.orders.support import intent, live_settings, webhook_env
 
 
 def test_per_minute_limit_is_shared_between_limiters(redis_client, clock):
@@ -37,7 +37,7 @@ def test_router_waits_for_a_slot_before_posting(settings_for, redis_client, cloc
     s = live_settings(settings_for, MULTIALPHA__ORDERS__RATE_PER_MINUTE="2")
     other = RateLimiter(redis_client, Keys(s.redis.namespace), 2, 500, clock=clock)
     assert other.try_acquire() == 0.0 and other.try_acquire() == 0.0  # another worker used the minute
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     r.submit(intent())
     assert r.wait_idle(5)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from multialpha import logs
 from multialpha.managed_redis import free_port
 from multialpha.orders.router import OrderRouter
-from tests.orders.support import WEBHOOK_PASSWORD, WEBHOOK_UUID, Reply, intent, live_settings
+from tests.orders.support import WEBHOOK_PASSWORD, WEBHOOK_UUID, Reply, intent, live_settings, webhook_env
 
 API_KEY = "db-AbCdEfGhIjKlMnOpQrStUvWxYz123"
 
@@ -50,7 +50,7 @@ def test_no_password_in_logs_journal_or_exceptions(settings_for, redis_client, c
             Reply(hang=True),
         ]
         r = OrderRouter(s, redis_client, "breakout", clock=clock, sleep=clock.sleep,
-                        environ={"TRADERSPOST_WEBHOOK_URL": receiver.url})
+                        environ=webhook_env(receiver.url))
         t0 = intent().bar_start
         r.submit(intent(reason=f"signal (key {API_KEY})"))        # 500 then 400 echoing the URL
         r.submit(intent(symbol="NQ", contract="NQZ5", bar_start=t0 + timedelta(minutes=1)))  # read timeout
@@ -60,7 +60,7 @@ def test_no_password_in_logs_journal_or_exceptions(settings_for, redis_client, c
         r.close()
         refused_url = f"http://127.0.0.1:{free_port()}/trading/webhook/{WEBHOOK_UUID}/{WEBHOOK_PASSWORD}"
         r2 = OrderRouter(s, redis_client, "breakout", clock=clock, sleep=clock.sleep,
-                         environ={"TRADERSPOST_WEBHOOK_URL": refused_url})
+                         environ=webhook_env(refused_url))
         r2.submit(intent(symbol="RTY", contract="RTYZ5", bar_start=t0 + timedelta(minutes=3)))
         assert r2.wait_idle(10)
         try:

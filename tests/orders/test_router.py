@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 from multialpha.keys import Keys
 from multialpha.orders import journal
 from multialpha.orders.router import OrderRouter
-from tests.orders.support import WEBHOOK_PASSWORD, intent, live_settings
+from tests.orders.support import WEBHOOK_PASSWORD, intent, live_settings, webhook_env
 
 
 def test_paper_is_default_and_journals_intent_then_outcome(settings_for, redis_client, clock, receiver):
     s = settings_for()
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url})
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
     assert r.destination == "paper"  # a URL alone never makes it live
     d = r.submit(intent())
     assert d.accepted and d.reason == "paper"
@@ -27,7 +27,7 @@ def test_paper_is_default_and_journals_intent_then_outcome(settings_for, redis_c
 
 def test_live_sends_once_and_replayed_bar_is_not_resent(settings_for, redis_client, clock, receiver):
     s = live_settings(settings_for)
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     first = r.submit(intent())
     assert first.accepted
@@ -38,7 +38,7 @@ def test_live_sends_once_and_replayed_bar_is_not_resent(settings_for, redis_clie
     assert r.wait_idle(5)
     r.close()
     # A restarted worker (new router) replaying the bar cannot send it either.
-    r2 = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r2 = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                      sleep=clock.sleep)
     assert not r2.submit(intent()).accepted
     r2.close()
@@ -47,19 +47,21 @@ def test_live_sends_once_and_replayed_bar_is_not_resent(settings_for, redis_clie
     assert req["path"].endswith(WEBHOOK_PASSWORD)
     assert req["body"]["ticker"] == "ESZ2025" and req["body"]["action"] == "buy"
     states = redis_client.hget(Keys(s.redis.namespace).order_state(first.order_id), "state")
-    assert states == "sent"
+    assert states == "delivered"
 
 
 def test_roll_entry_then_exit_closes_the_held_contract(settings_for, redis_client, clock, receiver):
     """ES rolls on 2025-12-11 (ESZ5 -> ESH6). An exit after the roll closes ESZ5, the contract held."""
     s = live_settings(settings_for)
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     assert r.submit(intent(bar_start=datetime(2025, 12, 10, 15, 29, tzinfo=timezone.utc), contract="ESZ5")).accepted
+    assert r.wait_idle(5)  # delivered before the clock jumps a day (it would have expired)
     clock.set(datetime(2025, 12, 11, 15, 0, tzinfo=timezone.utc))
     exit_ = intent(kind="exit", bar_start=datetime(2025, 12, 11, 14, 59, tzinfo=timezone.utc), contract="ESH6")
     assert r.submit(exit_).accepted
     reentry = intent(bar_start=datetime(2025, 12, 11, 15, 0, tzinfo=timezone.utc), contract="ESH6")
+    # The ESZ5 position stays on the book until its exit is delivered: the re-entry waits for that.
     assert r.submit(reentry).accepted
     assert r.wait_idle(5)
     r.close()
@@ -72,7 +74,7 @@ def test_rejected_entry_is_not_retried_and_frees_its_slot(settings_for, redis_cl
 
     s = live_settings(settings_for)
     receiver.script = [Reply(400, body='{"success": false, "messageCode": "invalid-quantity"}')]
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     d = r.submit(intent())
     assert d.accepted  # the gate accepted; the broker said no
@@ -96,7 +98,7 @@ def test_gate_unavailable_fails_closed(settings_for, redis_client, clock, receiv
 
     dead = redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, decode_responses=True,
                            retry=Retry(NoBackoff(), 0))
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     r.client = dead
     r.gate.client = dead
@@ -130,7 +132,8 @@ def test_refused_before_gate_late_entry_unknown_contract(settings_for, redis_cli
 
 def test_close_abandons_unsent_orders_without_sending(settings_for, redis_client, clock, receiver):
     """Shutdown while the sender waits (rate limit): nothing is sent, the entry's
-    slot is freed (it never left), and the order is listed for review."""
+    slot is freed (it never left), and since nothing can have reached the broker there is
+    nothing to review (the outcome is journaled and alerted as abandoned)."""
     from multialpha.orders.ratelimit import RateLimiter
 
     s = live_settings(settings_for)
@@ -139,13 +142,13 @@ def test_close_abandons_unsent_orders_without_sending(settings_for, redis_client
     for _ in range(s.orders.rate_per_minute):
         assert other.try_acquire() == 0.0
     # No injected sleep: the router's own interruptible wait is used.
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url})
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
     d = r.submit(intent())
     r.close(timeout=0.2)
     assert not r._thread.is_alive()
     assert receiver.requests == []
     assert journal.read(redis_client, k, d.order_id)[-1]["result"] == "abandoned"
-    assert [p["order_id"] for p in journal.pending_orders(redis_client, k)] == [d.order_id]
+    assert journal.pending_orders(redis_client, k) == []
     assert r.open_positions() == []
 
 
@@ -165,7 +168,7 @@ def test_snapshot_for_status(settings_for, redis_client, clock):
 
 def test_exit_sends_the_quantity_held(settings_for, redis_client, clock, receiver):
     s = live_settings(settings_for)
-    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": receiver.url},
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
                     sleep=clock.sleep)
     r.submit(intent(quantity=3))
     r.submit(intent(kind="exit", quantity=1, bar_start=intent().bar_start.replace(minute=40)))
@@ -180,9 +183,9 @@ def test_live_needs_https_except_on_loopback(settings_for, redis_client, clock):
     s = live_settings(settings_for)
     url = "http://hooks.example.com/trading/webhook/uuid-x/pw-cleartext-123"
     with pytest.raises(ValueError) as e:
-        OrderRouter(s, redis_client, "breakout", clock=clock, environ={"TRADERSPOST_WEBHOOK_URL": url})
+        OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(url))
     assert "https" in str(e.value) and "pw-cleartext-123" not in str(e.value)
     ok = OrderRouter(s, redis_client, "breakout", clock=clock,
-                     environ={"TRADERSPOST_WEBHOOK_URL": "https://webhooks.traderspost.io/trading/webhook/u/p"})
+                     environ=webhook_env("https://webhooks.traderspost.io/trading/webhook/u/p"))
     assert ok.destination == "live"
     ok.close()

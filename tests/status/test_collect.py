@@ -80,10 +80,11 @@ def test_document_rows_and_schema(redis_client, settings_for) -> None:
 
 
 def test_live_mode_needs_mode_and_url(settings_for, redis_client) -> None:
-    s = settings_for(MULTIALPHA__ORDERS__MODE="live")
-    doc = collect(s, redis_client, clock=lambda: NOW, environ={"TRADERSPOST_WEBHOOK_URL": "https://x/webhook/abc"})
+    hooks = {"TRADERSPOST_WEBHOOK_URL": "https://x/webhook/abc", "TRADERSPOST_WEBHOOK_URL_BREAKOUT": "https://x/webhook/brk"}
+    s = settings_for(MULTIALPHA__ORDERS__MODE="live", **hooks)
+    doc = collect(s, redis_client, clock=lambda: NOW, environ=hooks)
     assert doc["order_mode"]["summary"] == "live"
-    assert "abc" not in json.dumps(doc)  # the webhook URL never shows
+    assert "abc" not in json.dumps(doc) and "brk" not in json.dumps(doc)  # the webhook URL never shows
     doc = collect(s, redis_client, clock=lambda: NOW, environ={})
     assert doc["order_mode"]["summary"] == "paper"
 
@@ -159,3 +160,30 @@ def test_portfolio_through_the_real_gate(redis_client, settings_for) -> None:
     assert strat["breakout"]["positions"] == 1 and strat["breakout"]["open_pnl"] == 500.0
     assert strat["ibs_a"]["positions"] == 0
     assert strat["breakout"]["last_orders"][0]["symbol"] == "ES"
+
+
+def test_a_failed_exit_and_reduce_only_show_in_status(redis_client, settings_for) -> None:
+    from rich.console import Console
+
+    from multialpha.portfolio import control
+    from multialpha.portfolio.gate import Gate
+    from multialpha.status.render import portfolio_panel
+
+    s = settings_for()
+    gate = Gate(s, redis_client)
+    gate.submit(now=NOW, order_id="o1", kind="entry", strategy="breakout", symbol="ES", direction=1, quantity=1,
+                price=6000.0, contract="ESH6", entry_time=NOW - timedelta(minutes=2), journal={})
+    gate.submit(now=NOW, order_id="x1", kind="exit", strategy="breakout", symbol="ES", direction=1, quantity=1,
+                price=6001.0, contract="ESH6", entry_time=NOW - timedelta(minutes=1), journal={})
+    assert gate.exit_failed("breakout", "ES", "x1", NOW)
+    control.flatten(s, redis_client, "ibs_a", reason="desk call")
+    doc = collect(s, redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    p = doc["portfolio"]
+    assert p["exit_failed"] == ["breakout:ES"] and p["positions"][0]["state"] == "exit_failed"
+    assert set(p["reduce_only"]) == {"breakout", "ibs_a"} and p["degraded"]
+    console = Console(width=100, record=True)
+    console.print(portfolio_panel(doc))
+    text = console.export_text()
+    assert "EXIT FAILED breakout:ES" in text and "[EXIT_FAILED]" in text
+    assert "REDUCE-ONLY ibs_a: flatten: desk call" in text

@@ -104,9 +104,24 @@ def test_rejected_order_outcomes_from_the_journal(redis_client) -> None:
     redis_client.xadd(keys.orders(), {"event": "outcome", "order_id": "old", "result": "rejected"})
     rules.check_orders(redis_client, keys)  # history is not re-alerted
     redis_client.xadd(keys.orders(), {"event": "intent", "order_id": "a1"})
-    redis_client.xadd(keys.orders(), {"event": "outcome", "order_id": "a1", "result": "sent"})
+    redis_client.xadd(keys.orders(), {"event": "outcome", "order_id": "a1", "result": "delivered"})
     redis_client.xadd(keys.orders(), {"event": "outcome", "order_id": "b2", "result": "rejected",
                                       "strategy": "ibs_a", "symbol": "6A", "detail": "HTTP 400"})
     rules.check_orders(redis_client, keys)
     rules.check_orders(redis_client, keys)
     assert rec.keys() == ["order:b2"] and "HTTP 400" in rec.alerts[0].message
+
+
+def test_a_failed_exit_alerts_once_with_what_to_do(redis_client) -> None:
+    keys = Keys("multialpha")
+    rules, rec, now = make()
+    rules.check_orders(redis_client, keys)  # the cursor starts here
+    redis_client.xadd(keys.orders(), {"event": "outcome", "order_id": "x9", "result": "ambiguous",
+                                      "strategy": "breakout", "symbol": "ES", "kind": "exit"})
+    redis_client.xadd(keys.orders(), {"event": "exit_failed", "order_id": "x9", "strategy": "breakout",
+                                      "symbol": "ES", "result": "ambiguous"})
+    rules.check_orders(redis_client, keys)
+    rules.check_orders(redis_client, keys)
+    assert rec.keys() == ["order:x9", "exit_failed:x9"]
+    msg = rec.alerts[1].message
+    assert "EXIT FAILED breakout ES" in msg and "reduce-only" in msg and "orders retry x9" in msg

@@ -101,6 +101,7 @@ class Aggregator:
         self.floor = 0  # minutes before this are already covered (resume point)
         self.replay_until = 0  # bars ending at or before this are "replay"
         self.trades = self.bars = self.late = self.rejected = self.ignored = self.unmapped = self.replay_dups = 0
+        self.partial = 0
 
     # -- the hot path -------------------------------------------------------------------
     def process(self, records: Iterable[object]) -> None:
@@ -215,6 +216,9 @@ class Aggregator:
     def _late(self, r: TradeMsg, root: str, m: int) -> None:
         if r.ts_recv < self.replay_until:
             self.replay_dups += 1
+            return
+        if self.floor - MINUTE <= m < self.floor:
+            self.partial += 1  # the minute before the first whole one (live-only start): not published
             return
         self.late += 1
         if self.late <= _LOG_FIRST or self.late % _LOG_EVERY == 0:
@@ -346,4 +350,5 @@ class Aggregator:
             "ignored": self.ignored,
             "unmapped": self.unmapped,
             "replay_dups": self.replay_dups,
+            "partial": self.partial,
         }

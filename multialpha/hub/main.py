@@ -20,7 +20,7 @@ import time
 from typing import Any, Callable
 
 import redis
-from databento_dbn import ErrorMsg, SymbolMappingMsg, SystemMsg
+from databento_dbn import UNDEF_TIMESTAMP, ErrorMsg, SymbolMappingMsg, SystemMsg
 
 from multialpha import cme_time, redis_conn
 from multialpha import config as cfg
@@ -98,6 +98,7 @@ class Hub:
         self.state = "starting"
         self.errors = 0
         self.other = 0
+        self._live_only = False  # a live-only connection has not sent its first mapping yet
 
     def _ticks(self, settings: cfg.Settings) -> dict[str, float]:
         return {r: settings.instruments[r].tick_size for r in self.roots}
@@ -109,6 +110,8 @@ class Hub:
     def _on_other(self, rec: Any) -> None:
         t = type(rec)
         if t is SymbolMappingMsg:
+            if self._live_only:
+                self._first_mapping(rec.ts_event)
             self.resolver.on_mapping(rec.instrument_id, rec.stype_in_symbol, rec.stype_out_symbol)
         elif t is SystemMsg:
             self.aggregator.advance(rec.ts_event)
@@ -121,6 +124,7 @@ class Hub:
             self.resolver.reset_mappings()
             if rec.start_ns is not None:
                 self.aggregator.replay_until = max(self.aggregator.replay_until, rec.now_ns)
+            self._whole_from(rec)
             self.state = "connected"
         elif t is Disconnected:
             resume = self.aggregator.reset(0)
@@ -131,6 +135,41 @@ class Hub:
             self.session.resume(resume)
         else:
             self.other += 1
+
+    def _whole_from(self, rec: Connected) -> None:
+        """Publish no minute before the first one this connection delivers whole.
+
+        With ``start=`` (cold start, gap replay) that is the requested minute, so nothing is
+        lost; live only (the gateway refused the replay) the minute in progress at connect
+        is dropped, and that is logged.
+        """
+        agg = self.aggregator
+        self._live_only = rec.start_ns is None  # the first mapping's time bounds it again
+        if rec.whole_from is not None and rec.whole_from > agg.floor:
+            if self._live_only:
+                self._log_skipped(agg.resume_point(), rec.whole_from)
+            agg.floor = rec.whole_from
+
+    def _first_mapping(self, ts_event: int) -> None:
+        """Live only: the stream began at or before its first mapping, so a minute that
+        started before it may be partial (the connect-time clock can be early or skewed)."""
+        self._live_only = False
+        if not 0 < ts_event < UNDEF_TIMESTAMP:
+            return
+        first = cme_time.floor_minute_ns(ts_event) + cme_time.MINUTE_NS
+        agg = self.aggregator
+        if first > agg.floor:
+            self._log_skipped(agg.resume_point(), first)
+            agg.floor = first
+
+    def _log_skipped(self, resume: int | None, first: int) -> None:
+        last = first - cme_time.MINUTE_NS
+        if resume is None or resume >= last:
+            log.warning("live session without replay: minute %s is not published (not seen from its first "
+                        "second); the first bar is %s", cme_time.iso_z(last), cme_time.iso_z(first))
+        else:
+            log.error("live session without replay: minutes %s to %s are not published (gap not replayed); "
+                      "the first bar is %s", cme_time.iso_z(resume), cme_time.iso_z(last), cme_time.iso_z(first))
 
     def _on_roll(self, roll: Roll) -> None:
         if roll.old is None:

@@ -26,6 +26,15 @@ as the end and does not replay the gap, so the hub runs its own loop:
   subscription carries ``start`` = that minute minus a margin (replay selects
   on ``ts_event``, bars on ``ts_recv``), so every trade of the gap is replayed
   and the hub skips what it already published.
+- **Cold start** (the hub has no resume point: no bar log, or nothing received
+  yet): the subscription carries ``start`` = the current minute (the gateway's
+  clock at connect) minus the margin, so the first minute the hub publishes is
+  whole. Every connection reports the first minute it delivers whole
+  (``Connected.whole_from``); the hub publishes nothing before it.
+- **Refused replay**: a connection that asked for ``start`` and got an
+  ``ErrorMsg`` before any record is a refused replay; the next connection
+  subscribes live only (its first whole minute is the one after connect), and
+  replay is asked for again once a connection has delivered records.
 """
 
 from __future__ import annotations
@@ -41,9 +50,12 @@ from typing import Any, Callable
 
 from databento_dbn import ErrorMsg
 
+from multialpha import cme_time
+
 log = logging.getLogger(__name__)
 
-REPLAY_MARGIN_NS = 60 * 1_000_000_000
+MINUTE_NS = cme_time.MINUTE_NS
+REPLAY_MARGIN_NS = MINUTE_NS
 # Intraday replay reaches 24 h back; ask for a little less so the request stays valid.
 REPLAY_WINDOW_NS = (24 * 60 - 2) * 60 * 1_000_000_000
 
@@ -54,6 +66,21 @@ class Connected:
     start_ns: int | None  # replay start requested (None = live only)
     gateway: str
     now_ns: int  # the gateway's clock at connect: earlier minutes are "replay"
+    # First minute whose every trade this connection delivers (None: unknown, live only
+    # without a gateway clock). With start=, the minute after the margin; live only, the
+    # minute after connect (its first second may be missed).
+    whole_from: int | None = None
+
+
+def first_whole_minute(start_ns: int | None, now_ns: int) -> int | None:
+    """First minute a subscription from ``start_ns`` (None = live from ``now_ns``) delivers whole.
+
+    Replay selects on ``ts_event`` and bars bucket on ``ts_recv`` (>= ts_event, by less than
+    the margin), so a minute is whole once it starts a margin after ``start``.
+    """
+    if start_ns is None:
+        return cme_time.floor_minute_ns(now_ns) + MINUTE_NS if now_ns else None
+    return -(-start_ns // MINUTE_NS) * MINUTE_NS + REPLAY_MARGIN_NS
 
 
 @dataclass(frozen=True)
@@ -149,6 +176,8 @@ class Session:
         self._stop = threading.Event()
         self._resume: "queue.SimpleQueue[int | None]" = queue.SimpleQueue()
         self._resubscribe = False
+        self._sent_start: int | None = None  # start= of the current connection
+        self.replay_refused = False  # the gateway refused start=: live only until a connection works
         self._thread = threading.Thread(target=self._run, name="hub-session", daemon=True)
 
     # -- control (any thread) ------------------------------------------------------------
@@ -213,6 +242,13 @@ class Session:
             self._live_gen = 0
             if self._stop.is_set():
                 break
+            if self._sent_start is not None and self._error_gen == gen and not self._got_record:
+                # An ErrorMsg before any record answers the subscription itself: replay refused.
+                self.replay_refused = True
+                log.error("gateway refused replay from %s: the next connection subscribes live only",
+                          _iso(self._sent_start))
+            elif self._got_record:
+                self.replay_refused = False  # a working connection: ask for replay again next time
             if self._got_record:
                 attempt = 0
             self.reconnects += 1
@@ -235,6 +271,7 @@ class Session:
     def _one_connection(self, gen: int) -> str:
         self._got_record = False
         self._resubscribe = False
+        self._sent_start = None
         self._wake.clear()
         client = None
         try:
@@ -243,7 +280,11 @@ class Session:
             self.client = client
             self.gateway = target.gateway
             client.add_callback(self._callback(gen), self._on_exception)
-            start = None if self._start is None else max(0, self._start - REPLAY_MARGIN_NS)
+            minute = self._start
+            if minute is None and target.now_ns:
+                # Cold start: replay the current minute, so the first bar published is whole.
+                minute = cme_time.floor_minute_ns(target.now_ns)
+            start = None if minute is None or self.replay_refused else max(0, minute - REPLAY_MARGIN_NS)
             oldest = target.now_ns - REPLAY_WINDOW_NS
             if start is not None and target.now_ns and start < oldest:
                 log.error(
@@ -251,11 +292,13 @@ class Session:
                     _iso(start), _iso(oldest),
                 )
                 start = oldest
+            self._sent_start = start
             self.state = "connecting"
             client.subscribe(
                 dataset=self.dataset, schema=self.schema, symbols=self.symbols, stype_in=self.stype_in, start=start
             )
-            self.out.put(Connected(gen, start, target.gateway, target.now_ns))
+            whole = first_whole_minute(start, target.now_ns)
+            self.out.put(Connected(gen, start, target.gateway, target.now_ns, whole))
             self._last_record = time.monotonic()
             client.start()
             self.state = "connected"
@@ -290,8 +333,6 @@ class Session:
 
 
 def _iso(ns: int) -> str:
-    from multialpha import cme_time
-
     return cme_time.iso_z(ns)
 
 

@@ -38,7 +38,7 @@ import numpy as np
 from databento_dbn import InstrumentClass, InstrumentDefMsg, Metadata, Schema, SecurityUpdateAction, SType
 
 from multialpha import cme_time
-from multialpha.sandbox import symbology
+from multialpha.sandbox import symbology, utcmap
 from multialpha.sandbox.faults import Faults
 from multialpha.sandbox.market import BAR_SCHEMAS, OHLCV_DTYPE, TRADE_DTYPE, SyntheticMarket
 from multialpha.sandbox.state import SandboxState
@@ -54,19 +54,6 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-
-
-@dataclass(frozen=True, order=True)
-class _Interval:
-    start_date: date
-    end_date: date
-    symbol: str
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    raw_symbol: str
-    intervals: list[_Interval]
 
 
 _ISO = re.compile(
@@ -211,64 +198,29 @@ class HistoricalService:
         return {"start": start, "end": end, "schema": {s: {"start": start, "end": end} for s in SCHEMAS}}
 
     def resolve(self, form: dict[str, str]) -> dict[str, Any]:
-        """`symbology.resolve`: input symbol -> instrument ids per trading day [d0, d1)."""
-        if form.get("dataset") != self.dataset:
-            raise ApiError(422, f"dataset {form.get('dataset')!r} is not served by the sandbox (only {self.dataset})")
-        stype_in = form.get("stype_in", "raw_symbol")
-        if form.get("stype_out", "instrument_id") != "instrument_id":
-            raise ApiError(422, "stype_out: the sandbox only maps to instrument_id")
-        try:
-            first = date.fromisoformat(form.get("start_date", ""))
-            last = date.fromisoformat(form["end_date"]) if form.get("end_date") else first + timedelta(days=1)
-        except ValueError as e:
-            raise ApiError(422, f"start_date/end_date: {e}") from None
-        symbols = [x for x in form.get("symbols", "").split(",") if x] or [symbology.ALL_SYMBOLS]
-        try:
-            resolved, not_found = symbology.parse(self.market, symbols, stype_in)
-        except symbology.SymbolError as e:
-            raise ApiError(422, str(e)) from None
-        days = [d for d in cme_time.trading_days(first, last - timedelta(days=1)) if self.market.has_day(d)]
-        result: dict[str, list[dict[str, str]]] = {}
-        for res in resolved:
-            by_id: dict[str, list[date]] = {}
-            for d in days:
-                for inst in symbology.select(self.market, res, stype_in, d):
-                    by_id.setdefault(str(inst.instrument_id), []).append(d)
-            result[res.symbol] = [
-                {"d0": i.start_date.isoformat(), "d1": i.end_date.isoformat(), "s": i.symbol} for i in _merge(by_id)
-            ]
-        return {
-            "result": result, "symbols": symbols, "stype_in": stype_in, "stype_out": "instrument_id",
-            "start_date": first.isoformat(), "end_date": last.isoformat(), "partial": [],
-            "not_found": not_found, "message": "OK", "status": 0,
-        }  # fmt: skip
+        """`symbology.resolve`: input symbol -> instrument ids per UTC-date interval [d0, d1) (utcmap.py)."""
+        return utcmap.resolve(self.market, self.dataset, form)
 
     # -- records ---------------------------------------------------------------------------
     def _records(
         self, req: Request, resolved: list[symbology.Resolved], end: int, now_ns: int
-    ) -> tuple[bytes, list[_Mapping]]:
+    ) -> tuple[bytes, list[utcmap.Mapping]]:
         m = self.market
         days = m.trading_days(req.start - (86_400 * cme_time.NS if req.schema == "ohlcv-1d" else 0),
                               end + (86_400 * cme_time.NS if req.schema in ("ohlcv-1d", "ohlcv-eod") else 0))
-        # instrument selection per (root, day), and the symbology for the metadata
-        sel: dict[str, dict[date, set[int]]] = {}
-        intervals: dict[str, dict[str, list[date]]] = {}
-        for res in resolved:
-            for day in days:
-                for inst in symbology.select(m, res, req.stype_in, day):
-                    sel.setdefault(res.root, {}).setdefault(day, set()).add(inst.instrument_id)
-                    key = inst.raw_symbol if req.stype_in == "parent" else res.symbol
-                    intervals.setdefault(key, {}).setdefault(str(inst.instrument_id), []).append(day)
-        mappings = [_Mapping(key, _merge(by_id)) for key, by_id in sorted(intervals.items())]
-        parts: list[np.ndarray] = []
+        # Instruments per (trading day, UTC date) and the UTC-date symbology of the metadata.
+        pick = utcmap.Picker(m, resolved, req.stype_in)
+        mappings = pick.mappings(days, utcmap.utc_date(req.start), utcmap.utc_date(end - 1) + timedelta(days=1))
         if req.schema == "definition":
-            return self._definitions(req, sel, end), mappings
-        for root, per_day in sel.items():
-            select = lambda d, per_day=per_day: per_day.get(d, ())  # noqa: E731
-            if req.schema == "trades":
-                parts.append(m.trades(root, req.start, end, select=select))
-            else:
-                parts.append(m.bars(root, req.schema, req.start, end, select=select, now_ns=now_ns))
+            return self._definitions(req, pick, days, end), mappings
+        parts: list[np.ndarray] = []
+        for root in pick.roots:
+            for lo, hi, u in pick.pieces(root, req.start, end):
+                select = lambda d, root=root, u=u: pick.ids(root, d, u)  # noqa: E731
+                if req.schema == "trades":
+                    parts.append(m.trades(root, lo, hi, select=select))
+                else:
+                    parts.append(m.bars(root, req.schema, lo, hi, select=select, now_ns=now_ns))
         dtype = TRADE_DTYPE if req.schema == "trades" else OHLCV_DTYPE
         recs = np.concatenate(parts) if parts else np.zeros(0, dtype)
         if len(parts) > 1:
@@ -278,15 +230,16 @@ class HistoricalService:
             recs = recs[: req.limit]
         return recs.tobytes(), mappings
 
-    def _definitions(self, req: Request, sel: dict[str, dict[date, set[int]]], end: int) -> bytes:
+    def _definitions(self, req: Request, pick: utcmap.Picker, days: list[date], end: int) -> bytes:
         out: list[tuple[int, int, bytes]] = []
-        for root, per_day in sel.items():
+        for root in pick.roots:
             spec = self.market.settings.instruments[root]
             tick_ns = int(round(spec.tick_size * 1e9))
-            for day, ids in per_day.items():
+            for day in days:
                 ts = cme_time.to_ns(cme_time.session_bounds(day)[0])
                 if not (req.start <= ts < end):
                     continue
+                ids = pick.ids(root, day, utcmap.utc_date(ts))  # stamped at the open: the evening's UTC date
                 for inst in self.market.instruments(root, day):
                     if inst.instrument_id not in ids:
                         continue
@@ -356,18 +309,6 @@ def _index_fixtures(directory: Path) -> list[_Fixture]:
         dec.write(raw[:65536])
         meta = dec.decode()[0]
         out.append(_Fixture(path, str(meta.schema), str(meta.stype_in), tuple(meta.symbols), meta.start, meta.end or meta.start))
-    return out
-
-
-def _merge(by_id: dict[str, list[date]]) -> list[_Interval]:
-    """Per-day mappings -> intervals [start_date, end_date) over consecutive trading days."""
-    days = sorted((d, iid) for iid, ds in by_id.items() for d in ds)
-    out: list[_Interval] = []
-    for d, iid in days:
-        if out and out[-1].symbol == iid and cme_time.next_trading_day(out[-1].end_date - timedelta(days=1)) == d:
-            out[-1] = _Interval(out[-1].start_date, d + timedelta(days=1), iid)
-        else:
-            out.append(_Interval(d, d + timedelta(days=1), iid))
     return out
 
 

@@ -36,7 +36,7 @@ import numpy as np
 from databento_dbn import ErrorMsg, Metadata, Schema, SType, SymbolMappingMsg, SystemCode, SystemMsg
 
 from multialpha import cme_time
-from multialpha.sandbox import symbology
+from multialpha.sandbox import symbology, utcmap
 from multialpha.sandbox.faults import Faults
 from multialpha.sandbox.market import TRADE_DTYPE, SyntheticMarket
 from multialpha.sandbox.state import SandboxState
@@ -340,13 +340,13 @@ class _Session:
         gw = self.gw
         maps: list[bytes] = []
         per_root: dict[str, set[int]] = {}
-        open_ns, close_ns = (cme_time.to_ns(t) for t in cme_time.session_bounds(day))
+        start_ts, end_ts = utcmap.live_interval(day)  # Databento's intervals are UTC dates
         for res, stype in self.resolved:
             if stype == "continuous":
-                # Like the real gateway, a live continuous symbol is resolved once,
-                # when the session starts: a roll shows up in the *next* session.
+                # Resolved once, at session start on its UTC date (utcmap.py): a roll shows next session.
                 if res.symbol not in self.pinned:
-                    self.pinned[res.symbol] = {i.raw_symbol for i in symbology.select(gw.market, res, stype, day)}
+                    picked = utcmap.continuous_day(gw.market, ts, day)
+                    self.pinned[res.symbol] = {i.raw_symbol for i in symbology.select(gw.market, res, stype, picked)}
                 insts = [i for i in gw.market.instruments(res.root, day) if i.raw_symbol in self.pinned[res.symbol]]
             else:
                 insts = symbology.select(gw.market, res, stype, day)
@@ -357,7 +357,7 @@ class _Session:
                 self.mapped.add((inst.instrument_id, res.symbol))
                 maps.append(bytes(SymbolMappingMsg(
                     1, inst.instrument_id, ts, _STYPE.get(stype, SType.RAW_SYMBOL), res.symbol,
-                    SType.RAW_SYMBOL, inst.raw_symbol, open_ns, close_ns,
+                    SType.RAW_SYMBOL, inst.raw_symbol, start_ts, end_ts,
                 )))  # fmt: skip
         return per_root, maps
 

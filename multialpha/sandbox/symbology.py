@@ -6,7 +6,8 @@
   expiry still trading); ``.1``, ``.2`` the following ranks;
 - raw ``ESH6`` or ``ESZ5-ESH6``; ``ALL_SYMBOLS`` is every root's parent.
 
-The continuous mapping changes on trading-day boundaries.
+:func:`select` answers per CME trading day; which trading day a continuous
+symbol follows on a UTC date (Databento's mapping unit) is utcmap.py's rule.
 """
 
 from __future__ import annotations

@@ -128,6 +128,22 @@ class FeedRouter:
             self.bus.put_many(items, turn)
         return len(items)
 
+    def flush_by_clock(self, now: datetime) -> int:
+        """Fallback without minute-close notices: close what ``now`` says is due, but never a
+        bucket ending after the newest minute bar routed (any source).
+
+        The hub publishes by minute, so a bar of minute ``m`` means every bar of every
+        earlier minute is out: a bucket ending at or before ``m`` has all its minutes, one
+        ending later may still get its last minute from a hub lagging by any amount (a day
+        closed on the clock alone lost its 15:59 CT minute behind a hub > 89 s late, and the
+        late minute then opened a second, one-minute day bar).
+        """
+        with self.lock:
+            if not self.last_minute:
+                return 0
+            seen = max(self.last_minute.values())
+            return self.flush(min(now, seen + self.flush_grace))
+
     def go_live(self, status: int) -> None:
         """Tell every feed it is LIVE, in order behind everything already queued."""
         with self.lock:

@@ -272,10 +272,11 @@ class Worker:
             return
         if not self._stale_logged:
             self._stale_logged = True
-            log.warning("no minute-close notice from the hub for %.0fs: quiet-market closes follow the clock",
+            log.warning("no minute-close notice from the hub for %.0fs: quiet-market closes follow the clock, "
+                        "up to the newest minute bar received",
                         self.settings.worker.notice_stale_s)
         try:
-            self.feed_router.flush(self.clock())
+            self.feed_router.flush_by_clock(self.clock())
         except Exception:
             self.counters["errors"] += 1
             log.exception("quiet-market flush failed")

@@ -115,19 +115,61 @@ def test_quiet_symbol_and_quiet_hour_close(build_settings, redis_client, workers
 
 
 def test_without_notices_quiet_closes_fall_back_to_the_clock(build_settings, redis_client, workers):
-    """A hub that announces no minute closes (old, or down): after notice_stale_s the clock closes the hour."""
+    """A hub that announces no minute closes (old, or down): after notice_stale_s the clock closes
+    ES's quiet hour, once a later minute bar (NQ 16:01) shows the hub is past it."""
     recorder_plugin.RECORDS.pop("stale", None)
-    settings = build_settings({"rec": recorder(["ES"], tag="stale")}, worker={"notice_stale_s": 0.001})
+    settings = build_settings({"rec": recorder(["ES", "NQ"], tag="stale")}, worker={"notice_stale_s": 0.001})
     t0 = datetime(2025, 12, 3, 15, 0, tzinfo=UTC)
     clock = FixedClock(t0)
     w = WorkerThread(settings, "rec", RecordingRouter(), clock).start()
     workers.append(w)
     w.wait_live(redis_client)
     publish(redis_client, make_bar("ES", t0 + timedelta(minutes=10), 6000))
-    wait_for(lambda: len(events("stale", "ES")) == 1, what="the ES bar")
+    publish(redis_client, make_bar("NQ", t0 + timedelta(minutes=61), 21000))
+    wait_for(lambda: len(events("stale", "ES")) == 1 and events("stale", "NQ"), what="the ES and NQ bars")
     clock.advance(timedelta(hours=1, minutes=2))
     wait_for(lambda: events("stale", "ES_hour"), what="hour closed by the clock")
     assert events("stale", "ES_hour")[0]["dt"] == "2025-12-03T16:00:00"
+    assert w.shutdown() == 0
+
+
+class CountingClock(FixedClock):
+    """Counts reads per thread: a thread that read it twice has finished what the first read was for."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__(now)
+        self.reads: dict[int, int] = {}
+
+    def __call__(self) -> datetime:
+        import threading
+
+        ident = threading.get_ident()
+        self.reads[ident] = self.reads.get(ident, 0) + 1
+        return self.now
+
+
+def test_lagging_hub_without_notices_keeps_the_sessions_last_minute(build_settings, redis_client, workers):
+    """The hub lags > 89 s at the daily halt and sends no notice: the worker's clock passes the
+    close + 90 s before the 15:59 CT bar arrives. The day bar still closes with that minute."""
+    recorder_plugin.RECORDS.pop("lag", None)
+    settings = build_settings({"rec": recorder(["ES"], tag="lag")}, worker={"notice_stale_s": 0.001})
+    close = datetime(2025, 12, 3, 22, 0, tzinfo=UTC)
+    clock = CountingClock(close - timedelta(minutes=2))
+    w = WorkerThread(settings, "rec", RecordingRouter(), clock).start()
+    workers.append(w)
+    w.wait_live(redis_client)
+    publish(redis_client, make_bar("ES", close - timedelta(minutes=2), 6000, volume=10))
+    wait_for(lambda: len(events("lag", "ES")) == 1, what="the 21:58 bar")
+    clock.advance(timedelta(minutes=7))  # 22:05: the hub is 5 minutes behind
+    clock.reads.clear()
+    wait_for(lambda: max(clock.reads.values(), default=0) >= 3, what="clock fallback runs at 22:05")
+    assert events("lag", "ES_day") == []
+    publish(redis_client, make_bar("ES", close - timedelta(minutes=1), 6010, volume=20))  # 21:59, late
+    wait_for(lambda: events("lag", "ES_day"), what="the day bar")
+    clock.advance(timedelta(hours=1))
+    wait_for(lambda: max(clock.reads.values(), default=0) >= 10, what="more fallback runs")
+    (day,) = events("lag", "ES_day")
+    assert day["dt"] == "2025-12-03T22:00:00" and day["close"] == 6010 and day["volume"] == 30
     assert w.shutdown() == 0
 
 

@@ -354,7 +354,7 @@ def test_an_instrument_id_shared_by_two_requested_symbols_is_split_by_date():
     from databento import DBNStore
     from databento_dbn import Metadata, Schema, SType
 
-    from multialpha.sandbox.historical import _Interval, _Mapping
+    from multialpha.sandbox.utcmap import Interval as _Interval, Mapping as _Mapping
     from multialpha.sandbox.market import OHLCV_DTYPE
 
     d = lambda s: date.fromisoformat(s)  # noqa: E731

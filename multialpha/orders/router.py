@@ -251,7 +251,8 @@ class OrderRouter:
             "order_id": oid, "strategy": intent.strategy, "symbol": intent.symbol, "kind": intent.kind,
             "action": intent.action, "side": intent.side, "quantity": str(intent.quantity),
             "price": repr(intent.price), "contract": intent.contract, "ticker": ticker,
-            "bar_start": cme_time.iso_z(intent.bar_start), "late": "1" if intent.late else "0",
+            "bar_start": cme_time.iso_z(intent.bar_start), "bar_close": cme_time.iso_z(intent.bar_close),
+            "late": "1" if intent.late else "0",
             "stale": "1" if stale else "0", "destination": self.destination, "signal_reason": logs.redact(intent.reason),
             "payload": logs.redact(body), "ts": cme_time.iso_z(now),
         }

@@ -563,6 +563,12 @@ class Worker:
         feed = strategy.feed(symbol)
         phase = feed.phase if len(feed) else "warmup"
         late = phase == "replay"
+        held = strategy.book.get(symbol) if kind == "exit" else None
+        if held is not None and held.real:
+            # A real position's exit always reaches the router, whatever bar raised it (a replayed
+            # bar, or a minute feed whose newest bar is still a warmup one while an hour or day bar
+            # signals): dropping it from the book in simulation would leave the broker holding it.
+            return self._submit(strategy, "exit", symbol, side, price, reason, late, held.quantity)
         if phase == "warmup" or (not late and not strategy.all_live):
             return Outcome(True, False, "simulated")
         self._restore(strategy)

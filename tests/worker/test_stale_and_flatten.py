@@ -105,3 +105,31 @@ def test_daily_stop_flattens_on_the_next_bar(build_settings, redis_client, worke
     nq_exit = [e for e in events(redis_client, "intent") if e["kind"] == "exit" and e["symbol"] == "NQ"]
     assert len(nq_exit) == 1 and "daily stop" in nq_exit[0]["signal_reason"]
     assert w.shutdown() == 0
+
+
+def test_a_real_positions_exit_is_never_simulated_even_on_a_warmup_minute(build_settings) -> None:
+    """A day or hour bar can signal an exit while the symbol's minute feed still holds a warmup bar
+    (no live minute yet). The held position's exit must reach the router, not the simulated book."""
+    from types import SimpleNamespace
+
+    from multialpha.worker.runtime import Worker
+    from multialpha.worker.strategy import BookPosition
+    from tests.worker.doubles import RecordingRouter
+
+    class WarmupMinute:
+        phase, contract = "warmup", "ESZ5"
+        datetime = SimpleNamespace(datetime=lambda i: T0.replace(tzinfo=None))
+
+        def __len__(self) -> int:
+            return 1
+
+    w = Worker(build_settings({"rec": recorder(["ES"])}), "rec", router=RecordingRouter())
+    strategy = SimpleNamespace(book={"ES": BookPosition("ES", "long", 2, 6000.0, T0, real=True)},
+                               feed=lambda sym: WarmupMinute(), all_live=True)
+    out = w.on_signal(strategy, "exit", "ES", "long", 6001.0, "daily exit")
+    assert out.accepted and out.real
+    [intent] = w.router.intents
+    assert (intent.kind, intent.quantity, intent.contract) == ("exit", 2, "ESZ5")
+    # A simulated (not real) position on a warmup bar stays simulated.
+    strategy.book["ES"] = BookPosition("ES", "long", 1, 6000.0, T0, real=False)
+    assert not w.on_signal(strategy, "exit", "ES", "long", 6001.0, "x").real and len(w.router.intents) == 1

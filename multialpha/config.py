@@ -146,6 +146,9 @@ class HubSettings(_Model):
     bar_log_maxlen: int = Field(10_080, ge=1)
     heartbeat_ttl_s: int = Field(10, ge=1)
     health_port: int | None = Field(None, ge=1, le=65535)  # /healthz + /metrics on loopback
+    # After a roll the previous front's bars keep coming on their own channel for this many
+    # trading days (Keys.prev_bars): positions still in it are marked and exited at its prices.
+    roll_overlap_days: int = Field(2, ge=0)
 
 
 class WorkerSettings(_Model):
@@ -211,9 +214,18 @@ class StrategyInstrument(_Model):
     ml_enabled: bool = True
 
 
+class RollSettings(_Model):
+    """What a strategy does with a position open when its root rolls (docs/worker.md, "Rolls")."""
+
+    policy: Literal["forward", "exit", "hold"] = "forward"
+    # How hour/day series are made continuous across a roll (orders and P&L stay raw).
+    adjust: Literal["difference", "ratio"] = "difference"
+
+
 class StrategySettings(_Model):
     strategy_type: str
     enabled: bool = True
+    roll: RollSettings = RollSettings()
     params: dict[str, Any] = Field(default_factory=dict)
     reference_feeds: list[str] = Field(default_factory=list)
     webhook_url_env: str | None = None

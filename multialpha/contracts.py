@@ -8,7 +8,15 @@ contract with a 4-digit year (``ESZ2025``).
 Front-month choice is by calendar rule (expiry minus ``roll_days_before``),
 not by traded volume: it is deterministic, the hub, the workers, the backtest
 and the order ticker all agree on it without talking to each other, and it
-needs no look-ahead at the day's volume.
+needs no look-ahead at the day's volume. A root may opt into ``front: volume``
+in the map (Databento's ``ROOT.v.0``: the outright with the most volume on the
+previous trading day); :meth:`ContractMap.volume_front` picks it from daily
+volumes the caller supplies (the hub: ``multialpha.hub.volumes``).
+
+The delivery calendar (:meth:`ContractMap.last_trading_day`,
+:meth:`~ContractMap.first_notice_day`, :meth:`~ContractMap.last_safe_day`) is
+exact on CME business days (``multialpha.delivery``); every roll date is on or
+before its contract's last safe day.
 """
 
 from __future__ import annotations
@@ -18,12 +26,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
+from typing import Mapping
 
 import yaml
 
-from multialpha import cme_time
+from multialpha import cme_time, delivery
 
 MONTH_CODES = "FGHJKMNQUVXZ"
+FRONT_RULES = ("calendar", "volume")
 _RAW = re.compile(r"^(?P<root>[A-Z0-9]+?)(?P<month>[FGHJKMNQUVXZ])(?P<year>\d{1,2})$")
 
 
@@ -53,8 +63,11 @@ class RootRule:
     root: str
     product_id: str
     months: str
-    expiry: str
+    expiry: str  # the roll anchor's rule (_EXPIRY_RULES)
     roll_days_before: int
+    last_trade: str = "third_friday"  # delivery.LAST_TRADE_RULES
+    settlement: str = "cash"  # "physical" | "cash"
+    front: str = "calendar"  # FRONT_RULES
 
 
 class ContractMap:
@@ -105,11 +118,61 @@ class ContractMap:
         return _expiry(self.rules[c.root].expiry, c.year, c.month)
 
     def roll_date(self, c: Contract) -> date:
-        """First trading day on which the *next* contract is the front."""
+        """First trading day on which the *next* contract is the front.
+
+        ``expiry - roll_days_before`` (a weekend moves it earlier), and never after
+        :meth:`last_safe_day` (a holiday can bring the notice day closer than the anchor).
+        """
         d = self.expiry(c) - timedelta(days=self.rules[c.root].roll_days_before)
         while d.weekday() >= 5:
             d -= timedelta(days=1)
-        return d
+        return min(d, self.last_safe_day(c))
+
+    # -- delivery calendar (multialpha.delivery: CME business days, holidays skipped) --
+    def last_trading_day(self, c: Contract) -> date:
+        """The exchange's last trading day of ``c`` (termination of trading)."""
+        return delivery.last_trading_day(self.rules[c.root].last_trade, c.year, c.month)
+
+    def first_notice_day(self, c: Contract) -> date | None:
+        """First notice day of a physically delivered ``c``; ``None`` when there is none
+        (cash-settled products, and CME FX, whose delivery follows the last trading day)."""
+        r = self.rules[c.root]
+        return delivery.first_notice_day(r.last_trade, r.settlement, c.year, c.month)
+
+    def last_safe_day(self, c: Contract) -> date:
+        """Last trading day on which ``c`` may be held at the close without delivery risk.
+
+        Physical with a first notice day: the business day before it; physical
+        without one (FX): the business day before the last trading day; cash-
+        settled: the last trading day. Every :meth:`roll_date` is on or before it.
+        """
+        r = self.rules[c.root]
+        return delivery.last_safe_day(r.last_trade, r.settlement, c.year, c.month)
+
+    def settlement(self, root: str) -> str:
+        return self.rules[root].settlement
+
+    # -- the front ----------------------------------------------------------------
+    def front_rule(self, root: str) -> str:
+        """``calendar`` (default) or ``volume`` (map key ``front``)."""
+        return self.rules[root].front
+
+    def volume_front(self, root: str, day: date, volumes: Mapping[str, int]) -> Contract | None:
+        """Databento's ``ROOT.v.0`` on trading day ``day``: the outright of ``root`` with the
+        most volume in ``volumes`` (raw symbol -> contracts traded on the previous trading day).
+
+        Any outright counts, in the cycle or not (as ``.v.0``); spreads and other roots are
+        ignored; ties go to the nearer contract. A contract past its :meth:`last_safe_day` is
+        never the front. ``None`` when no candidate traded (the caller keeps its previous front).
+        """
+        best: tuple[int, Contract] | None = None
+        for raw, vol in volumes.items():
+            c = self.parse(raw, near=day)
+            if c is None or c.root != root or vol <= 0 or day > self.last_safe_day(c):
+                continue
+            if best is None or vol > best[0] or (vol == best[0] and c < best[1]):
+                best = (int(vol), c)
+        return best[1] if best else None
 
     def listed(self, root: str, around: date, years: int = 2) -> list[Contract]:
         rule = self.rules[root]
@@ -148,6 +211,11 @@ class ContractMap:
 @lru_cache(maxsize=8)
 def _load_cached(path: str) -> ContractMap:
     data = yaml.safe_load(Path(path).read_text())
+    for root, spec in data["roots"].items():
+        required = ("product_id", "months", "expiry", "roll_days_before", "last_trade", "settlement")
+        missing = [k for k in required if k not in spec]
+        if missing:
+            raise ValueError(f"{path}: roots.{root}: missing {', '.join(missing)}")
     rules = {
         str(root): RootRule(
             root=str(root),
@@ -155,12 +223,21 @@ def _load_cached(path: str) -> ContractMap:
             months=spec["months"],
             expiry=spec["expiry"],
             roll_days_before=int(spec["roll_days_before"]),
+            last_trade=spec["last_trade"],
+            settlement=spec["settlement"],
+            front=spec.get("front", "calendar"),
         )
         for root, spec in data["roots"].items()
     }
     for r in rules.values():
         if r.expiry not in _EXPIRY_RULES:
             raise ValueError(f"{path}: roots.{r.root}.expiry: unknown rule {r.expiry!r}")
+        if r.last_trade not in delivery.LAST_TRADE_RULES:
+            raise ValueError(f"{path}: roots.{r.root}.last_trade: unknown rule {r.last_trade!r}")
+        if r.settlement not in delivery.SETTLEMENTS:
+            raise ValueError(f"{path}: roots.{r.root}.settlement: {r.settlement!r} is not physical or cash")
+        if r.front not in FRONT_RULES:
+            raise ValueError(f"{path}: roots.{r.root}.front: {r.front!r} is not one of {', '.join(FRONT_RULES)}")
         if any(ch not in MONTH_CODES for ch in r.months):
             raise ValueError(f"{path}: roots.{r.root}.months: bad month code in {r.months!r}")
     return ContractMap(rules)
@@ -195,6 +272,10 @@ def _fx(y: int, m: int) -> date:
     return cme_time.add_business_days(_nth_weekday(y, m, 2, 3), -2)
 
 
+def _fx1(y: int, m: int) -> date:
+    return cme_time.add_business_days(_nth_weekday(y, m, 2, 3), -1)
+
+
 def _cl(y: int, m: int) -> date:
     py, pm = _prev_month(y, m)
     d = date(py, pm, 25)
@@ -214,6 +295,7 @@ def _first_notice(y: int, m: int) -> date:
 _EXPIRY_RULES = {
     "third_friday": _third_friday,
     "fx": _fx,
+    "fx1": _fx1,
     "cl": _cl,
     "ng": _ng,
     "first_notice": _first_notice,

@@ -32,6 +32,16 @@ class Keys:
         """Stream of the same bars, id = bar start in ms, for catch-up."""
         return f"{self.bars(symbol)}:log"
 
+    def prev_bars(self, symbol: str) -> str:
+        """Pub/sub channel of the *previous* front's 1-minute bars for ``hub.roll_overlap_days``
+        after a roll: positions still in the old contract are marked and exited at its prices.
+        (``...:1min:prev``, not ``...:prev:1min``: ``bars_pattern`` must not match it.)"""
+        return f"{self.bars(symbol)}:prev"
+
+    def prev_bar_log(self, symbol: str) -> str:
+        """Stream of the same previous-front bars (id = bar start in ms)."""
+        return f"{self.prev_bars(symbol)}:log"
+
     def minute_closed(self) -> str:
         """Pub/sub channel of the hub's minute-close notices (see bar.minute_closed_json)."""
         return f"{self._market_prefix()}market:1min:closed"

@@ -37,6 +37,19 @@ class SymbolBar:
     symbol: str
     bar: OHLCV
     contract: str
+    prev: bool = False  # the previous front after a roll (the hub's Keys.prev_bars channel)
+
+    # What worker/rolls.py reads of a hub Bar. ``start`` is the bar's last minute: a minute bar's
+    # own start, an hourly bar's :59 (as every order's bar_start at --resolution hour).
+    @property
+    def start(self) -> datetime:
+        return self.bar.end - timedelta(minutes=1)
+
+    @property
+    def close(self) -> float:
+        return self.bar.close
+
+    source = "live"
 
 
 def session_range(first: date, last: date) -> tuple[datetime, datetime]:
@@ -81,6 +94,31 @@ def load_bars(
     return out
 
 
-def merged(bars: dict[str, list[SymbolBar]]) -> Iterator[SymbolBar]:
-    """All symbols' bars in (start, symbol) order: the deterministic tie-break."""
-    return heapq.merge(*bars.values(), key=lambda sb: (sb.bar.start, sb.symbol))
+def load_prev_bars(
+    historian: warmup.Historian,
+    symbols: list[str],
+    start: datetime,
+    end: datetime,
+    resolution: str,
+    overlap_days: int,
+) -> dict[str, list[SymbolBar]]:
+    """The previous front's bars after each roll in [start, end) (``hub.roll_overlap_days``), as the
+    hub publishes them on ``Keys.prev_bars``: positions still in the old contract are priced there."""
+    if overlap_days <= 0:
+        return {}
+    span = SPAN[resolution]
+    historian.prefetch(SCHEMA[resolution], symbols, start, end, overlap_days)
+    out = {}
+    for sym in symbols:
+        got = [SymbolBar(sym, b, contract, True)
+               for contract, cols in historian.segments(SCHEMA[resolution], sym, start, end, overlap_days)
+               for b in warmup.to_bars(cols, span)]
+        if got:
+            out[sym] = got
+    return out
+
+
+def merged(bars: dict[str, list[SymbolBar]], prev: dict[str, list[SymbolBar]] | None = None) -> Iterator[SymbolBar]:
+    """All symbols' bars in (start, symbol) order: the deterministic tie-break. A minute's
+    previous-front bars come after its front bars, in symbol order: the hub's publishing order."""
+    return heapq.merge(*bars.values(), *(prev or {}).values(), key=lambda sb: (sb.bar.start, sb.prev, sb.symbol))

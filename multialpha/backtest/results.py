@@ -46,6 +46,13 @@ class Order:
     decision: str  # accepted | denied
     reason: str
     order_id: str
+    signal_reason: str = ""  # the strategy's reason, or the runtime's "roll: A -> B" / "expiry: ..."
+
+    @property
+    def tag(self) -> str:
+        """``roll`` / ``expiry`` for the runtime's roll legs and forced exits, else ''."""
+        head = self.signal_reason.split(":", 1)[0]
+        return head if head in ("roll", "expiry") else ""
 
     def key(self) -> tuple[str, str, str, str, str, int]:
         return (self.strategy, self.symbol, self.side, self.kind, self.bar_start, self.quantity)
@@ -64,6 +71,8 @@ class Trade:
     exit_price: float
     pnl: float  # net of commissions; marked at the last close when open
     open: bool
+    entry_tag: str = ""  # "roll": the re-entry leg of a roll pair
+    exit_tag: str = ""  # "roll": the exit leg of a roll pair; "expiry": a forced exit before the last safe day
 
     @property
     def status(self) -> str:
@@ -72,7 +81,7 @@ class Trade:
 
 
 TRADE_COLUMNS = ("strategy", "symbol", "side", "quantity", "contract", "entry_time", "entry_price", "exit_time",
-                 "exit_price", "pnl", "status")  # trades.csv / .parquet
+                 "exit_price", "pnl", "entry_tag", "exit_tag", "status")  # trades.csv / .parquet
 
 
 def tick_decimals(tick: float) -> int:
@@ -103,7 +112,7 @@ def orders(run: BacktestRun) -> list[Order]:
             bar_start=j.get("bar_start", ""), quantity=int(j.get("quantity") or 0),
             price=float(j.get("price") or "nan"), contract=j.get("contract", ""),
             decision="accepted" if ev == "intent" else "denied", reason=j.get("reason", ""),
-            order_id=j.get("order_id", ""),
+            order_id=j.get("order_id", ""), signal_reason=j.get("signal_reason", ""),
         ))
     return out
 
@@ -114,10 +123,15 @@ def accepted_keys(run: BacktestRun) -> list[tuple[str, str, str, str, str, int]]
 
 
 def _last_close(run: BacktestRun, symbol: str, contract: str) -> float | None:
-    for sb in reversed(run.bars.get(symbol, [])):
-        if not contract or sb.contract == contract:
-            return sb.bar.close
-    return None
+    """The last close of ``contract`` (a rolled contract's own bars come from the overlap)."""
+    best = None
+    for bars in (run.bars.get(symbol, []), run.prev_bars.get(symbol, [])):
+        for sb in reversed(bars):
+            if not contract or sb.contract == contract:
+                if best is None or sb.bar.start > best.bar.start:
+                    best = sb
+                break
+    return best.bar.close if best is not None else None
 
 
 def trades(run: BacktestRun) -> list[Trade]:
@@ -139,7 +153,7 @@ def trades(run: BacktestRun) -> list[Trade]:
             entry, exit_ = round_price(e.price, tick), round_price(o.price, tick)
             pnl = d * e.quantity * mult * (exit_ - entry) - 2 * e.quantity * comm
             out.append(Trade(e.strategy, e.symbol, e.side, e.quantity, e.contract, e.bar_start, entry,
-                             o.bar_start, exit_, cents(pnl), False))
+                             o.bar_start, exit_, cents(pnl), False, e.tag, o.tag))
     for (strat, sym), e in open_.items():
         d = 1 if e.side == "long" else -1
         tick = s.instruments[sym].tick_size
@@ -149,7 +163,7 @@ def trades(run: BacktestRun) -> list[Trade]:
         mult, comm = s.instruments[sym].multiplier, s.commission(strat, sym)
         pnl = (d * e.quantity * mult * (last - entry) if last is not None else 0.0) - e.quantity * comm
         out.append(Trade(strat, sym, e.side, e.quantity, e.contract, e.bar_start, entry, "",
-                         last if last is not None else float("nan"), cents(pnl), True))
+                         last if last is not None else float("nan"), cents(pnl), True, e.tag))
     out.sort(key=lambda t: (t.entry_time, t.strategy, t.symbol))
     return out
 
@@ -170,7 +184,7 @@ def equity_curve(run: BacktestRun, trade_list: list[Trade]) -> list[tuple[dateti
             fills.append((cme_time.parse_iso(t.exit_time) + minute, 1, t))
     fills.sort(key=lambda f: (f[0], f[1]))
     stamps: dict[datetime, list[Any]] = defaultdict(list)
-    for bars in run.bars.values():
+    for bars in (*run.bars.values(), *run.prev_bars.values()):
         for sb in bars:
             stamps[sb.bar.end].append(sb)
     realized, holding, last = 0.0, {}, {}
@@ -222,6 +236,11 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
     shadow = sum(1 for d in entries if not d["allow"] and d["acted"])
     denied = [o for o in orders(run) if o.decision == "denied"]
     final = curve[-1][1] if curve else cash0
+    # Roll costs, apart: commission of every roll leg (exit + re-entry) and of forced expiry
+    # exits. Slippage: fills are at the bar's close here (as paper), so it is 0 by construction;
+    # the column is kept so a slippage model shows up in it.
+    legs = [o for o in orders(run) if o.decision == "accepted" and o.tag]
+    roll_comm = sum(o.quantity * run.settings.commission(o.strategy, o.symbol) for o in legs)
     return {
         "strategies": ", ".join(run.strategies),
         "range": f"{cme_time.iso_z(run.start)} .. {cme_time.iso_z(run.end)}",
@@ -238,6 +257,10 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
         "vetoed_entries": vetoed,
         "shadow_vetoes": shadow,
         "denied_entries": len(denied),
+        "rolls": sum(1 for o in legs if o.tag == "roll" and o.kind == "exit"),
+        "expiry_exits": sum(1 for o in legs if o.tag == "expiry"),
+        "roll_commission": cents(roll_comm),
+        "roll_slippage": 0.0,
         "final_equity": final,
     }
 

@@ -75,7 +75,7 @@ class LockstepBus(FeedBus):
 
     def wait_idle(self, thread: threading.Thread) -> None:
         with self.cond:
-            while self.pending or self.staged or self.hot:
+            while self.pending or self.staged or self.hot or self.calling or self._reached:
                 if not thread.is_alive():
                     raise RuntimeError(f"strategy thread {thread.name} ended early: {self.failed!r}")
                 self.cond.wait(0.5)
@@ -124,6 +124,7 @@ class BacktestRun:
     day_realized: dict[str, float] = field(default_factory=dict)  # gate's realised $ per trading day
     open_positions: list[dict[str, str]] = field(default_factory=list)
     steps: int = 0
+    prev_bars: dict[str, list[bt_data.SymbolBar]] = field(default_factory=dict)  # old fronts after rolls
 
 
 def backtest_settings(settings: Settings, host: str, port: int, **portfolio: Any) -> Settings:
@@ -204,6 +205,7 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
     historian = warmup.Historian(BarCache(warmup.cache_root(settings)), fetch, dataset, contracts=cmap)
     sources = sorted({s for w in workers for s in w.plan.sources})
     bars = bt_data.load_bars(historian, sources, start, end, resolution, cmap)
+    prev_bars = bt_data.load_prev_bars(historian, sources, start, end, resolution, settings.hub.roll_overlap_days)
 
     for w in workers:
         w.historian = historian
@@ -230,7 +232,7 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
     minute = timedelta(minutes=1)
     boundary = start  # next minute boundary to run quiet-market closes at
     try:
-        for t, group_iter in itertools.groupby(bt_data.merged(bars), key=lambda sb: sb.bar.start):
+        for t, group_iter in itertools.groupby(bt_data.merged(bars, prev_bars), key=lambda sb: sb.bar.start):
             group = list(group_iter)
             if progress is not None and (day_close is None or t >= day_close):
                 day = cme_time.trading_day(t)
@@ -251,7 +253,10 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
                     w.bus.wait_idle(w.thread)
                 clock.now = t + span
                 for sb in group:
-                    if sb.symbol in w.sources:
+                    if sb.prev:
+                        if sb.symbol in w.plan.traded:  # as the hub's prev channel: positions only
+                            w.rolls.on_prev_bar(sb)
+                    elif sb.symbol in w.sources:
                         w.feed_router.minute(sb.symbol, sb.bar, "live", sb.contract)
                 w.bus.wait_idle(w.thread)
             steps += 1
@@ -285,7 +290,7 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
         settings=settings, strategies=list(strategies), start=start, end=end, resolution=resolution,
         journal=journal, decisions=[d for w in workers for d in w.decisions],
         counters={w.name: dict(w.counters) for w in workers}, bars=bars, day_realized=day_realized,
-        open_positions=gate.positions(), steps=steps,
+        open_positions=gate.positions(), steps=steps, prev_bars=prev_bars,
     )
 
 

@@ -54,10 +54,12 @@ _LOG_EVERY = 1000
 class Series:
     """One root's open bar (prices still in fixed point) and its history mark."""
 
-    __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub", "pmin")
+    __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub", "pmin",
+                 "prev")
 
-    def __init__(self, root: str, tick_size: float) -> None:
+    def __init__(self, root: str, tick_size: float, prev: bool = False) -> None:
         self.root = root
+        self.prev = prev  # the previous front after a roll (published on Keys.prev_bars)
         self.tick = int(round(Decimal(repr(tick_size)) * PX))
         if self.tick <= 0:
             raise ValueError(f"{root}: tick {tick_size} below 1e-9")
@@ -85,9 +87,21 @@ class Aggregator:
         on_roll: Callable[[Roll], None] | None = None,
         on_other: Callable[[object], None] | None = None,
         on_minute_closed: Callable[[int], None] | None = None,
+        *,
+        emit_prev: Callable[[Bar], None] | None = None,
+        overlap: Callable[[str, dict[str, str]], dict[str, str]] | None = None,
     ) -> None:
         self.resolver = resolver
         self.series = {root: Series(root, ticks[root]) for root in resolver.roots}
+        # The roll overlap (hub/overlap.py): for hub.roll_overlap_days after a roll, the previous
+        # front's trades make their own bars, emitted after the minute's front bars (emit_prev).
+        # ``overlap(trading day ISO, fronts)`` -> root -> previous front, asked once a trading day.
+        self.emit_prev = emit_prev or (lambda bar: None)
+        self.overlap = overlap
+        self.prev_contract: dict[str, str] = {}  # root -> previous front today ({}: no overlap)
+        self.prev_series: dict[str, Series] = {}
+        self.prev_routes: dict[int, Series | None] = {}  # instrument id -> previous-front series (lazy)
+        self.prev_bars = self.prev_trades = 0
         resolver.bind(self.series)  # routes: instrument id -> Series (or None)
         self.emit = emit
         self.grace = int(grace_s * cme_time.NS)
@@ -136,7 +150,10 @@ class Aggregator:
             except KeyError:
                 s = None
             if s is None:
-                self._unrouted(r)
+                if self.prev_contract and self._prev_trade(r, clock):
+                    nxt = min(self.deadline, resolver.hi)
+                else:
+                    self._unrouted(r)
                 continue
             p = r.price
             if not s.pmin <= p < PMX:
@@ -166,7 +183,8 @@ class Aggregator:
             self._close_due()
         s = self.resolver.routes.get(r.instrument_id)
         if s is None:
-            self._unrouted(r)
+            if not (self.prev_contract and self._prev_trade(r, self.clock)):
+                self._unrouted(r)
             return
         p = r.price
         if not s.pmin <= p < PMAX:
@@ -192,12 +210,43 @@ class Aggregator:
                 s.o = s.h = s.l = s.c = p
                 s.v = r.size
                 s.n = 1
-                s.contract = self.resolver.front[s.root]
+                s.contract = self.prev_contract[s.root] if s.prev else self.resolver.front[s.root]
                 end = m + MINUTE + self.grace
                 if end < self.deadline:
                     self.deadline = end
         else:
             self._late(r, s.root, m)
+
+    def _prev_trade(self, r: TradeMsg, clock: int) -> bool:
+        """A trade of a root's previous front during the overlap: into its own series."""
+        iid = r.instrument_id
+        try:
+            s = self.prev_routes[iid]
+        except KeyError:
+            s = self._prev_route(iid)
+        if s is None:
+            return False
+        self.clock = max(self.clock, clock)
+        p = r.price
+        if not s.pmin <= p < PMAX:
+            self._reject(r, s.root)
+        else:
+            self._add(s, r, r.ts_recv, p)
+        return True
+
+    def _prev_route(self, iid: int) -> Series | None:
+        entry = self.resolver.symbols.get(iid)
+        if entry is None:
+            return None  # not mapped yet: not cached, a later mapping may name it
+        root, raw = entry
+        s = None
+        if root is not None and self.prev_contract.get(root) == raw and root in self.series:
+            s = self.prev_series.get(root)
+            if s is None:
+                front = self.series[root]
+                s = self.prev_series[root] = Series(root, front.tick / PX, prev=True)
+        self.prev_routes[iid] = s
+        return s
 
     def _unrouted(self, r: TradeMsg) -> None:
         if r.instrument_id in self.resolver.routes:
@@ -235,6 +284,8 @@ class Aggregator:
     def _new_day(self, ts: int) -> None:
         for roll in self.resolver.refresh(ts):
             self.on_roll(roll)
+        self.prev_contract = self.overlap(self.resolver.day, dict(self.resolver.front)) if self.overlap else {}
+        self.prev_routes = {}
 
     def advance(self, ts_ns: int) -> None:
         """Feed-clock tick from a non-trade record (heartbeat, mapping)."""
@@ -246,7 +297,7 @@ class Aggregator:
     def _close_due(self) -> None:
         limit = self.clock - self.grace - MINUTE  # minutes starting at or before are over
         nxt = 1 << 62
-        for s in self.series.values():
+        for s in self._all_series():
             if s.minute < 0:
                 continue
             if s.minute <= limit:
@@ -256,11 +307,11 @@ class Aggregator:
         if self.ready:
             self.ready.sort(key=lambda r: (r[0], r[1]))
             n = 0
-            for start, _, bar in self.ready:
+            for start, key, bar in self.ready:
                 if start > limit:
                     nxt = min(nxt, start + MINUTE + self.grace)
                     break
-                self.emit(bar)
+                (self.emit_prev if key[0] == "~" else self.emit)(bar)
                 n += 1
             del self.ready[:n]
         closed = limit - limit % MINUTE
@@ -286,6 +337,11 @@ class Aggregator:
         )
         s.minute = s.end = -1
         s.last_pub = m
+        if s.prev:  # counted apart: trades/bars stay the front's (what every consumer compares)
+            self.prev_trades += s.n
+            self.prev_bars += 1
+            self.ready.append((m, "~" + s.root, bar))  # "~" sorts after every root: after the front bars
+            return
         self.trades += s.n
         self.bars += 1
         self.ready.append((m, s.root, bar))  # out with its minute's other bars (see the module doc)
@@ -300,8 +356,8 @@ class Aggregator:
     def reset(self, replay_until_ns: int) -> int | None:
         """Drop open (partial) bars before a gap replay; return the resume point."""
         resume = self.resume_point()
-        for s in self.series.values():
-            if s.minute >= 0:
+        for s in self._all_series():
+            if s.minute >= 0 and not s.prev:
                 self.trades += s.n  # accepted, then dropped with the partial minute (replayed later)
             s.minute = s.end = -1
         self.deadline = self._next_notice()
@@ -334,12 +390,15 @@ class Aggregator:
 
     def release_ready(self) -> None:
         """Shutdown: emit the complete bars still waiting for their minute (no notice)."""
-        for _, _, bar in sorted(self.ready, key=lambda r: (r[0], r[1])):
-            self.emit(bar)
+        for _, key, bar in sorted(self.ready, key=lambda r: (r[0], r[1])):
+            (self.emit_prev if key[0] == "~" else self.emit)(bar)
         self.ready = []
 
+    def _all_series(self) -> list[Series]:
+        return [*self.series.values(), *self.prev_series.values()]
+
     def open_bars(self) -> int:
-        return sum(1 for s in self.series.values() if s.minute >= 0)
+        return sum(1 for s in self._all_series() if s.minute >= 0)
 
     def counters(self) -> dict[str, int]:
         return {
@@ -351,4 +410,6 @@ class Aggregator:
             "unmapped": self.unmapped,
             "replay_dups": self.replay_dups,
             "partial": self.partial,
+            "prev_bars": self.prev_bars,
+            "prev_trades": self.prev_trades + sum(s.n for s in self.prev_series.values() if s.minute >= 0),
         }

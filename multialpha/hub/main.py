@@ -89,7 +89,7 @@ class Hub:
         self.publisher = Publisher(self.redis, self.keys, hub.bar_log_maxlen, hub.redis_buffer_bars)
         self.aggregator = Aggregator(
             self.resolver, self._ticks(settings), self.publisher.add, hub.grace_s, self._on_roll, self._on_other,
-            self.publisher.add_minute_closed,
+            self.publisher.add_minute_closed, emit_prev=self.publisher.add_prev, overlap=self._overlap,
         )
         self.control = ControlChannel(self.redis, self.keys)
         self.heartbeat = Heartbeat(self.redis, self.keys, "hub", hub.heartbeat_ttl_s)
@@ -122,6 +122,7 @@ class Hub:
             log.error("gateway error: %s", rec.err)
         elif t is Connected:
             self.resolver.reset_mappings()
+            self.aggregator.prev_routes.clear()  # instrument ids are re-announced
             if rec.start_ns is not None:
                 self.aggregator.replay_until = max(self.aggregator.replay_until, rec.now_ns)
             self._whole_from(rec)
@@ -170,6 +171,16 @@ class Hub:
         else:
             log.error("live session without replay: minutes %s to %s are not published (gap not replayed); "
                       "the first bar is %s", cme_time.iso_z(resume), cme_time.iso_z(last), cme_time.iso_z(first))
+
+    def _overlap(self, day: str, fronts: dict[str, str]) -> dict[str, str]:
+        """Root -> previous front on trading day ``day`` (hub.roll_overlap_days after a roll)."""
+        from datetime import date
+
+        from multialpha.hub.overlap import prev_front
+
+        d, n = date.fromisoformat(day), self.settings.hub.roll_overlap_days
+        out = {r: prev_front(self.cmap, r, d, n, fronts.get(r)) for r in self.resolver.roots}
+        return {r: c for r, c in out.items() if c}
 
     def _on_roll(self, roll: Roll) -> None:
         if roll.old is None:

@@ -136,6 +136,13 @@ assert tuple(Bar("X", cme_time.from_ns(0), 1, 1, 1, 1, 0).to_dict()) == FIELDS, 
 
 
 @dataclass(frozen=True, slots=True)
+class PrevBar:
+    """A previous front's bar during the roll overlap: ``Keys.prev_bars`` / ``prev_bar_log``."""
+
+    bar: Bar
+
+
+@dataclass(frozen=True, slots=True)
 class MinuteClosed:
     """Every bar starting at or before ``start_ns`` has been queued before this."""
 
@@ -155,7 +162,7 @@ class Publisher:
         self.client = client
         self.keys = keys
         self.maxlen = maxlen
-        self.pending: deque[Bar | MinuteClosed] = deque()
+        self.pending: deque[Bar | PrevBar | MinuteClosed] = deque()
         self.bound = buffer_bars
         self.retry_s = retry_s
         self.monotonic = monotonic
@@ -164,15 +171,21 @@ class Publisher:
         self._next_try = 0.0
         self.up = True
         self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
+        self.prev_published = 0
         self.last_bar: dict[str, str] = {}  # symbol -> ISO start of the last published bar
         self.closed_through = ""  # ISO start of the last minute announced closed
 
     def add_minute_closed(self, start_ns: int) -> None:
         self.add(MinuteClosed(start_ns))
 
-    def add(self, bar: Bar | MinuteClosed) -> None:
+    def add_prev(self, bar: Bar) -> None:
+        self.add(PrevBar(bar))
+
+    def add(self, bar: Bar | PrevBar | MinuteClosed) -> None:
         if len(self.pending) >= self.bound:
             old = self.pending.popleft()
+            if isinstance(old, PrevBar):
+                old = old.bar
             if isinstance(old, Bar):
                 self.dropped += 1
                 if self.dropped <= 20 or self.dropped % 1000 == 0:
@@ -189,7 +202,7 @@ class Publisher:
         if not self.up and not force and self.monotonic() < self._next_try:
             return False
         batch = list(self.pending)
-        bars: list[tuple[Bar, str]] = []  # (bar, ISO start) in reply order
+        bars: list[tuple[Bar, str, bool]] = []  # (bar, ISO start, previous front?) in reply order
         plan: list[int] = []  # per pipeline command: bars in the script call, 0 = a notice
         try:
             pipe = self.client.pipeline(transaction=False)
@@ -203,13 +216,18 @@ class Publisher:
                     continue
                 keys: list[str] = []
                 args: list[object] = [self.maxlen, len(FIELDS), *FIELDS]
-                while i < len(batch) and isinstance(batch[i], Bar) and len(keys) < SCRIPT_BARS:
+                while i < len(batch) and isinstance(batch[i], (Bar, PrevBar)) and len(keys) < SCRIPT_BARS:
                     bar = batch[i]
+                    prev = isinstance(bar, PrevBar)
+                    if prev:
+                        bar = bar.bar  # type: ignore[union-attr]
                     text, values = self._encode(bar)  # type: ignore[arg-type]
-                    keys.append(self.keys.bar_log(bar.symbol))  # type: ignore[union-attr]
-                    args += (f"{bar.start_ms}-0", self.keys.bars(bar.symbol), text)  # type: ignore[union-attr]
+                    log_key = self.keys.prev_bar_log if prev else self.keys.bar_log
+                    channel = self.keys.prev_bars if prev else self.keys.bars
+                    keys.append(log_key(bar.symbol))  # type: ignore[union-attr]
+                    args += (f"{bar.start_ms}-0", channel(bar.symbol), text)  # type: ignore[union-attr]
                     args += values
-                    bars.append((bar, values[1]))  # type: ignore[arg-type]
+                    bars.append((bar, values[1], prev))  # type: ignore[arg-type]
                     i += 1
                 self._script(keys=keys, args=args, client=pipe)
                 plan.append(len(keys))
@@ -230,8 +248,10 @@ class Publisher:
                 self.notices += 1
             else:
                 results += reply if isinstance(reply, list) else [reply] * n
-        for (bar, stamp), res in zip(bars, results):
-            if res == 1:
+        for (bar, stamp, prev), res in zip(bars, results):
+            if res == 1 and prev:
+                self.prev_published += 1
+            elif res == 1:
                 self.published += 1
                 self.last_bar[bar.symbol] = stamp
             elif res != 0:
@@ -269,5 +289,6 @@ class Publisher:
             "dropped": self.dropped,
             "pending": len(self.pending),
             "minute_notices": self.notices,
+            "prev_published": self.prev_published,
             "redis_errors": self.errors,
         }

@@ -12,6 +12,14 @@ Databento continuous symbology (``ES.c.0``/``ES.v.0``) because
 - live continuous subscriptions are not remapped mid-session, so a roll would
   only appear after a reconnect; here it switches at the trading-day boundary.
 
+A root with ``front: volume`` in the map follows Databento's ``ROOT.v.0`` rule
+instead: on trading day D, the outright with the most volume on the previous
+trading day (:meth:`ContractMap.volume_front`), from a ``volumes`` source asked
+once per root and day (``multialpha.hub.volumes.HistoricalVolumes``: why
+Historical ``ohlcv-1h`` over the previous session is the mechanism is written
+there). No answer (no volume, an error) keeps the previous front while it is
+safe to hold, else the calendar front.
+
 The front can only change when the CME trading day changes, and a trading day
 is the same UTC window for every product, so the hot path keeps one window
 ``[lo, hi)`` and a flat ``routes`` dict (instrument id -> the root's target -
@@ -25,10 +33,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Iterable
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
+from multialpha.hub.volumes import VolumeSource
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +53,15 @@ class Roll:
 
 
 class Resolver:
-    def __init__(self, contract_map: ContractMap, roots: Iterable[str], product_ids: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        contract_map: ContractMap,
+        roots: Iterable[str],
+        product_ids: dict[str, str] | None = None,
+        volumes: VolumeSource | None = None,
+    ) -> None:
         self.cmap = contract_map
+        self.volumes = volumes
         self.front: dict[str, str] = {}
         self.set_roots(roots, product_ids)
         self.symbols: dict[int, tuple[str | None, str]] = {}  # iid -> (root or None, raw symbol)
@@ -79,13 +96,30 @@ class Resolver:
         self.day = day.isoformat()
         rolls: list[Roll] = []
         for root in self.roots:
-            new = self.cmap.front(root, day).raw_symbol
+            new = self._front(root, day)
             old = self.front.get(root)
             if new != old:
                 self.front[root] = new
                 rolls.append(Roll(root, old, new, ts_ns, self.day))
         self.rebuild()
         return rolls
+
+    def _front(self, root: str, day: date) -> str:
+        if self.cmap.front_rule(root) != "volume":
+            return self.cmap.front(root, day).raw_symbol
+        prev = cme_time.previous_trading_day(day)
+        try:
+            volumes = self.volumes(root, self.product_ids[root], prev)  # type: ignore[misc]
+            got = self.cmap.volume_front(root, day, volumes)
+        except Exception as e:  # noqa: BLE001 - a Historical outage must not stop the bars
+            log.warning("%s: no volumes for %s (%s): keeping the previous front", root, prev, e)
+            got = None
+        if got is not None:
+            return got.raw_symbol
+        old = self.cmap.parse(self.front.get(root, ""), near=day)
+        if old is not None and day <= self.cmap.last_safe_day(old):
+            return old.raw_symbol
+        return self.cmap.front(root, day).raw_symbol
 
     def bind(self, targets: dict[str, Any]) -> None:
         """Routes hold ``targets[root]`` instead of the root name."""
@@ -109,6 +143,9 @@ class Resolver:
             if root not in self.cmap.rules:
                 raise ValueError(f"root {root!r} is not in the contract map")
             self.parents.setdefault(self.cmap.rules[root].product_id, root)
+            if self.cmap.front_rule(root) == "volume" and self.volumes is None:
+                raise ValueError(f"root {root!r} has front: volume in the contract map: the resolver needs volumes=")
+        self.product_ids = {r: (product_ids or {}).get(r) or self.cmap.rules[r].product_id for r in self.roots}
         self.front = {r: f for r, f in self.front.items() if r in self.roots}
         self.lo = self.hi = 0
 

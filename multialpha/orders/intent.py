@@ -22,6 +22,9 @@ class OrderIntent:
     contract: str  # Databento raw symbol of the front contract, "ESZ5"
     reason: str = ""
     late: bool = False  # produced while replaying missed bars
+    # "" for a strategy's own signal; "roll" / "expiry" for the runtime's roll legs and forced
+    # exits: part of the order id, so they can never collide with a signal's id on the same bar.
+    tag: str = ""
 
     def __post_init__(self) -> None:
         if self.side not in ("long", "short"):
@@ -55,13 +58,15 @@ class OrderIntent:
 
     @property
     def order_id(self) -> str:
-        return order_id(self.strategy, self.symbol, self.bar_start, self.action)
+        return order_id(self.strategy, self.symbol, self.bar_start, self.action, self.tag)
 
 
-def order_id(strategy: str, symbol: str, bar_start: datetime, action: str) -> str:
-    """Same (strategy, symbol, bar, action) -> same id, in any process, after any restart.
+def order_id(strategy: str, symbol: str, bar_start: datetime, action: str, tag: str = "") -> str:
+    """Same (strategy, symbol, bar, action[, tag]) -> same id, in any process, after any restart.
 
-    This is what makes a replayed bar or a restarted worker unable to send twice.
+    This is what makes a replayed bar or a restarted worker unable to send twice. A tag
+    (``roll``, ``expiry``) is appended only when set, so untagged ids are unchanged.
     """
-    text = "|".join((strategy, symbol, cme_time.iso_z(bar_start), action))
+    parts = (strategy, symbol, cme_time.iso_z(bar_start), action) + ((tag,) if tag else ())
+    text = "|".join(parts)
     return hashlib.sha256(text.encode()).hexdigest()[:24]

@@ -186,6 +186,7 @@ class OrderRouter:
                     log.warning("exit %s %s: closing held contract %s (signal bar is %s)",
                                 self.strategy, intent.symbol, held, contract)
                 contract = held
+                intent = dataclasses.replace(intent, contract=held)  # journaled: the contract closed
                 # The gate closes the whole position: so must the order.
                 if held_qty is not None and int(held_qty) != intent.quantity:
                     log.warning("exit %s %s: quantity %d -> %s held", self.strategy, intent.symbol,

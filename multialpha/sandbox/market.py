@@ -19,7 +19,9 @@ front (``ContractMap.front``), the next month, and the previous front until
 its expiry, plus the calendar spreads between consecutive listed months
 (``ESZ5-ESH6``, priced front minus next, in points). Volume migrates to the
 next month over the days before the roll date, but the contract
-``ContractMap.front`` names is always the busiest of the day.
+``ContractMap.front`` names is always the busiest of the day. The volume and
+open-interest ranks that ``ROOT.v.N`` / ``ROOT.n.N`` serve (previous trading
+day) are computed from this market in fronts.py.
 """
 
 from __future__ import annotations

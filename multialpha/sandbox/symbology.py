@@ -1,9 +1,10 @@
 """Resolve Databento input symbols (parent, continuous, raw) to sandbox instruments.
 
 - parent ``ES.FUT``: every instrument of the root that day (outrights and spreads);
-- continuous ``ES.v.0`` / ``ES.n.0`` (volume / open interest: the busiest
-  outright, which is ``ContractMap.front``), ``ES.c.0`` (calendar: nearest
-  expiry still trading); ``.1``, ``.2`` the following ranks;
+- continuous ``ES.v.0`` (volume: the outright with the most volume on the
+  previous trading day), ``ES.n.0`` (open interest at the end of the previous
+  trading day), ``ES.c.0`` (calendar: nearest expiry still trading); ``.1``,
+  ``.2`` the following ranks (fronts.py computes the ranks from the market);
 - raw ``ESH6`` or ``ESZ5-ESH6``; ``ALL_SYMBOLS`` is every root's parent.
 
 :func:`select` answers per CME trading day; which trading day a continuous
@@ -16,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from multialpha.sandbox import fronts
 from multialpha.sandbox.market import Instrument, SyntheticMarket
 
 ALL_SYMBOLS = "ALL_SYMBOLS"
@@ -78,11 +80,7 @@ def select(market: SyntheticMarket, res: Resolved, stype_in: str, day: date) -> 
     if stype_in == "continuous":
         m = _CONT.match(res.symbol)
         assert m
-        outrights = [i for i in insts if not i.is_spread]
-        if m.group("rule") == "c":
-            outrights.sort(key=lambda i: i.expiry)
-        else:
-            outrights.sort(key=lambda i: -i.share)
+        outrights = fronts.ranked(market, res.root, day, m.group("rule"))
         rank = int(m.group("rank"))
         return [outrights[rank]] if rank < len(outrights) else []
     return [i for i in insts if i.raw_symbol == res.symbol]

@@ -59,6 +59,16 @@ class Marker:
     minute: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Not a bar: ``fn`` runs in Cerebro's thread once every batch staged before it was consumed.
+
+    The previous front's bars after a roll (worker/rolls.py) travel this way: they act on
+    positions in order with the minute's other bars, but never step the strategy."""
+
+    fn: Callable[[], None]
+
+
 class FeedBus:
     """Per-feed deques plus one shared wake-up; thread-safe producer side.
 
@@ -81,14 +91,15 @@ class FeedBus:
         # pending: it may stage batches; it returns within its timeout argument.
         self.feeder = feeder
         self.queues: dict[str, collections.deque[Item | Status]] = {}
-        self.staged: collections.deque[tuple[datetime | None, list[tuple[str, Item | Status]] | Marker]] = \
+        self.staged: collections.deque[tuple[datetime | None, list[tuple[str, Item | Status]] | Marker | Call]] = \
             collections.deque()
         self.pending = 0  # items released into the deques, not yet taken
         self.stopping = False
         self.hot = False  # a bar was handed to Cerebro in the current step
         self.turn: datetime | None = None  # turn of the batch in the current step
         self.on_marker = on_marker or (lambda minute: None)
-        self._reached: list[datetime] = []  # markers reached, callbacks not yet run
+        self._reached: list[datetime | Call] = []  # markers and calls reached, not yet run
+        self.calling = 0  # reached markers/calls being run (outside the lock): not idle yet
         self.asks_known = False  # the loop asks only feeds :meth:`wait` named (BusCerebro), never idle ones
 
     def register(self, name: str) -> collections.deque[Item | Status]:
@@ -109,11 +120,40 @@ class FeedBus:
             if self.feeder is None:
                 self.cond.notify_all()
 
+    def put_call(self, fn: Callable[[], None]) -> None:
+        with self.lock:
+            self.staged.append((None, Call(fn)))
+            if self.feeder is None:
+                self.cond.notify_all()
+
+    def _run_reached(self, reached: list[datetime | Call]) -> None:
+        """Outside the lock (they may talk to Redis); ``calling`` keeps the bus busy meanwhile."""
+        try:
+            for r in reached:
+                if isinstance(r, Call):
+                    r.fn()
+                else:
+                    self.on_marker(r)
+        finally:
+            with self.lock:
+                self.calling -= 1
+                self.cond.notify_all()
+
+    def _take_reached(self) -> list[datetime | Call]:
+        """(Lock held.)"""
+        reached, self._reached = self._reached, []
+        if reached:
+            self.calling += 1
+        return reached
+
     def _release(self) -> None:
         while self.pending == 0 and not self.hot and self.staged:
             turn, batch = self.staged.popleft()
             if isinstance(batch, Marker):
                 self._reached.append(batch.minute)
+                continue
+            if isinstance(batch, Call):
+                self._reached.append(batch)
                 continue
             for name, item in batch:
                 self.queues[name].append(item)
@@ -133,7 +173,7 @@ class FeedBus:
             self.cond.notify_all()
 
     def backlog(self) -> int:
-        return self.pending + sum(len(b) for _, b in self.staged if not isinstance(b, Marker))
+        return self.pending + sum(len(b) for _, b in self.staged if not isinstance(b, (Marker, Call)))
 
     def step_done(self) -> None:
         """Cerebro finished a step (Strategy.next ran): the next ask may release/wait again."""
@@ -162,15 +202,15 @@ class FeedBus:
         """
         with self.lock:
             self._fill(timeout, None)
-            reached, self._reached = self._reached, []
+            reached = self._take_reached()
             if self.pending:
                 out: list[str] | bool = [name for name, q in self.queues.items() if q]
             elif self.stopping and not self.staged:
                 out = False
             else:
                 out = []
-        for minute in reached:  # outside the lock: it may talk to Redis
-            self.on_marker(minute)
+        if reached:
+            self._run_reached(reached)
         return out
 
     def _fill(self, timeout: float, q: collections.deque[Item | Status] | None) -> None:
@@ -192,7 +232,7 @@ class FeedBus:
         q = self.queues[name]
         with self.lock:
             self._fill(timeout, q)
-            reached, self._reached = self._reached, []
+            reached = self._take_reached()
             if q:
                 if pop:
                     self.pending -= 1
@@ -206,8 +246,8 @@ class FeedBus:
                 out = False
             else:
                 out = None
-        for minute in reached:  # outside the lock: it may talk to Redis
-            self.on_marker(minute)
+        if reached:
+            self._run_reached(reached)
         return out
 
 

@@ -51,6 +51,7 @@ class _IntentShape:
     contract: str
     reason: str = ""
     late: bool = False
+    tag: str = ""
 
 
 def make_intent(**fields: Any) -> Any:

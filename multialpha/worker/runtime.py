@@ -115,6 +115,9 @@ class Worker:
         from multialpha.worker.flatten import Flattener
 
         self.flattener = Flattener(strategy)  # daily stop / `multialpha flatten` exits
+        from multialpha.worker.rolls import RollManager
+
+        self.rolls = RollManager(self)  # roll policy, old-contract prices, expiry (worker/rolls.py)
 
     # -- entry ---------------------------------------------------------------------
     def run(self) -> int:
@@ -447,6 +450,8 @@ class Worker:
             lambda: fail_fast_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
             on_control=self.flattener.on_control,
+            # previous-front bars act on positions only once live routing runs (catch-up skips them)
+            on_prev_bar=lambda bar, ns: self._live_routing and self.rolls.on_prev_bar(bar),
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
         self.feed_router = FeedRouter(self.plan, self.bus)
@@ -523,11 +528,11 @@ class Worker:
             return
         from multialpha.worker.strategy import BookPosition
 
-        held = []
-        for p in self.router.open_positions():
-            if p.symbol in self.st.instruments:
-                held.append(BookPosition(p.symbol, p.side, p.quantity, p.entry_price, p.entry_time, real=True))
+        held, positions = [], [p for p in self.router.open_positions() if p.symbol in self.st.instruments]
+        for p in positions:
+            held.append(BookPosition(p.symbol, p.side, p.quantity, p.entry_price, p.entry_time, real=True))
         strategy.restore_book(held)
+        self.rolls.restored(positions)
         self.strategy_obj = strategy
         log.info("%d open positions restored from the order router", len(held))
 
@@ -650,6 +655,8 @@ class Worker:
 
         feed = strategy.feed(symbol)
         contract = feed.contract or self._front(symbol, minute_bar_start(feed))
+        if kind == "exit":  # priced at the HELD contract's close, not the new front's
+            price = self.rolls.exit_price(symbol, price)
         intent = make_intent(
             strategy=self.name, symbol=symbol, side=side, kind=kind, quantity=qty, price=price,
             bar_start=minute_bar_start(feed), contract=contract, reason=reason, late=late,
@@ -662,6 +669,7 @@ class Worker:
             self.counters["errors"] += 1
             log.exception("order router failed on %s %s", kind, symbol)
             return Outcome(False, False, "router error")
+        self.rolls.submitted(kind, symbol, contract, bool(decision.accepted))
         self.counters["orders"] += 1 if decision.accepted else 0
         self.counters["rejected"] += 0 if decision.accepted else 1
         log.info("%s %s %s x%d @ %s -> %s %s", kind, side, symbol, qty, price, "accepted" if decision.accepted else "rejected", decision.reason)
@@ -697,6 +705,8 @@ class Worker:
             self.counters["bars"] += 1
             if feed.phase == "live" and feed.recv_ns:
                 self.latencies.append((now_ns - feed.recv_ns) / 1e6)
+            if sym in self.rolls.held:  # a rolled or expiring contract: roll / forced exit
+                self.rolls.after_bar(strategy, sym, feed)
             pos = strategy.book.get(sym)
             held = (pos is not None and pos.real) or sym in getattr(self.router, "still_held", ())
             if held and feed.phase == "live":  # a closing position is still marked until delivered

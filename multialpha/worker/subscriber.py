@@ -47,9 +47,14 @@ class BarSubscriber:
         on_resubscribed: Callable[[], None] = lambda: None,
         on_minute_closed: Callable[[datetime], None] | None = None,
         on_control: Callable[[dict[str, Any]], None] | None = None,
+        on_prev_bar: Callable[[Bar, int], None] | None = None,
     ) -> None:
         self.client_factory = client_factory
         self.channels = {keys.bars(s): s for s in symbols}
+        # The previous front's bars after a roll (Keys.prev_bars): their own channel, their own
+        # order check (key "SYM:prev"), handed to on_prev_bar - never to the strategy's feeds.
+        self.on_prev_bar = on_prev_bar
+        self.prev_channels = {keys.prev_bars(s): s for s in symbols} if on_prev_bar is not None else {}
         self.notice_channel = keys.minute_closed() if on_minute_closed is not None else None
         self.on_minute_closed = on_minute_closed
         # The deployment's control channel (flatten, halt, resume): a flatten reaches the
@@ -70,7 +75,8 @@ class BarSubscriber:
         self.received = 0
         self.last_start: dict[str, datetime] = {}
         self._last_warn = 0.0
-        self._all = [*self.channels, *(c for c in (self.notice_channel, self.control_channel) if c)]
+        self._all = [*self.channels, *self.prev_channels,
+                     *(c for c in (self.notice_channel, self.control_channel) if c)]
         self._client: Any = None
         self._pubsub: Any = None
         self._confirmed = 0
@@ -163,6 +169,9 @@ class BarSubscriber:
             self._control(payload)
             return
         symbol = self.channels.get(channel)
+        prev = symbol is None and channel in self.prev_channels
+        if prev:
+            symbol = self.prev_channels[channel]
         try:
             bar = Bar.from_json(payload)
         except BarError as e:
@@ -171,13 +180,14 @@ class BarSubscriber:
         if bar.symbol != symbol:
             self._drop("wrong_symbol", f"{channel}: bar for {bar.symbol}")
             return
-        last = self.last_start.get(symbol)
+        order_key = f"{symbol}:prev" if prev else symbol
+        last = self.last_start.get(order_key)
         if last is not None and bar.start <= last:
             self._drop("duplicate" if bar.start == last else "out_of_order", f"{channel}: {bar.start.isoformat()}")
             return
-        self.last_start[symbol] = bar.start
+        self.last_start[order_key] = bar.start
         try:
-            self.on_bar(bar, recv_ns)
+            (self.on_prev_bar if prev else self.on_bar)(bar, recv_ns)  # type: ignore[misc]
         except Exception:
             self._drop("handler_error", f"{channel}: handler failed")
             log.exception("bar handler failed for %s", channel)

@@ -165,6 +165,27 @@ def front_pieces(cmap: ContractMap, root: str, start_ns: int, end_ns: int) -> li
     return out
 
 
+def overlap_pieces(cmap: ContractMap, root: str, start_ns: int, end_ns: int, days: int) -> list[Piece]:
+    """The previous front over [start_ns, end_ns): the old contract on the ``days`` trading days
+    from each roll (``hub.overlap.prev_front``, the hub's rule), cut to the range."""
+    from multialpha.hub.overlap import prev_front
+
+    if days <= 0 or end_ns <= start_ns or root not in cmap.rules:
+        return []
+    out: list[Piece] = []
+    for day in cme_time.trading_days(cme_time.trading_day(start_ns), cme_time.trading_day(end_ns - 1)):
+        prev = prev_front(cmap, root, day, days)
+        if prev is None:
+            continue
+        s = max(start_ns, day_start_ns(day))
+        e = min(end_ns, day_start_ns(cme_time.next_trading_day(day)))
+        if out and out[-1].contract == prev and out[-1].end_ns == s:
+            out[-1] = Piece(prev, out[-1].start_ns, e)
+        elif s < e:
+            out.append(Piece(prev, s, e))
+    return out
+
+
 def history_start(boundary: datetime, daily_bars: int, hourly_bars: int) -> datetime:
     """Session open far enough back for ``daily_bars`` days and ``hourly_bars`` hours.
 
@@ -221,22 +242,27 @@ class Historian:
             return empty()
         return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}
 
-    def segments(self, schema: str, root: str, start: datetime, end: datetime) -> list[tuple[str, Columns]]:
-        """``(contract, bars)`` per roll-free piece of [start, end), in time order (contract "" = unknown root)."""
+    def segments(self, schema: str, root: str, start: datetime, end: datetime,
+                 overlap_days: int = 0) -> list[tuple[str, Columns]]:
+        """``(contract, bars)`` per roll-free piece of [start, end), in time order (contract "" = unknown root).
+
+        ``overlap_days`` > 0: the *previous* front's pieces instead (``overlap_pieces``)."""
         before = self.requests
-        self.prefetch(schema, [root], start, end)
+        self.prefetch(schema, [root], start, end, overlap_days)
         if self.requests == before:
             self.cached_ranges += 1  # served from the cache (possibly filled by an earlier batch prefetch)
         return [(p.contract if stype == STYPE else "", self.cache.read(key, p.start_ns, p.end_ns))
-                for key, stype, p in self._pieces(schema, root, cme_time.to_ns(start), cme_time.to_ns(end))]
+                for key, stype, p in self._pieces(schema, root, cme_time.to_ns(start), cme_time.to_ns(end),
+                                                  overlap_days)]
 
-    def prefetch(self, schema: str, roots: Iterable[str], start: datetime, end: datetime) -> None:
+    def prefetch(self, schema: str, roots: Iterable[str], start: datetime, end: datetime,
+                 overlap_days: int = 0) -> None:
         """Fetch whatever the cache lacks for ``roots`` over [start, end): one request per batch
         (hourly: one in all; see ``MAX_OVERFETCH``), each contract's own days cached under its raw symbol."""
         s, e = cme_time.to_ns(start), cme_time.to_ns(end)
         gaps: dict[str, list[tuple[CacheKey, int, int]]] = {}  # stype -> missing (key, start, end)
         for root in roots:
-            missing = [(key, stype, gs, ge) for key, stype, p in self._pieces(schema, root, s, e)
+            missing = [(key, stype, gs, ge) for key, stype, p in self._pieces(schema, root, s, e, overlap_days)
                        for gs, ge in self.cache.missing(key, p.start_ns, p.end_ns)]
             for key, stype, gs, ge in missing:
                 gaps.setdefault(stype, []).append((key, gs, ge))
@@ -253,7 +279,10 @@ class Historian:
                     self.fetched_bars += len(cols["ts"])
                     self.cache.write(key, gs, ge, cols)
 
-    def _pieces(self, schema: str, root: str, s: int, e: int) -> list[tuple[CacheKey, str, Piece]]:
+    def _pieces(self, schema: str, root: str, s: int, e: int, overlap_days: int = 0) -> list[tuple[CacheKey, str, Piece]]:
+        if overlap_days > 0:
+            return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p)
+                    for p in overlap_pieces(self.cmap, root, s, e, overlap_days)]
         if root in self.cmap.rules:
             return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p) for p in front_pieces(self.cmap, root, s, e)]
         key = CacheKey(self.dataset, schema, STYPE_CONTINUOUS, continuous_symbol(root))

@@ -181,7 +181,8 @@ def test_dataset_range_and_symbology_resolve(sb: Sandbox, hist: db.Historical) -
                                  start_date="2025-12-08", end_date="2025-12-13")  # fmt: skip
     ids = {d: sb.market.instruments("ES", date.fromisoformat(d))[0].instrument_id for d in ("2025-12-10", "2025-12-11")}
     intervals = out["result"]["ES.v.0"]
-    assert [(i["d0"], i["d1"]) for i in intervals] == [("2025-12-08", "2025-12-11"), ("2025-12-11", "2025-12-13")]
+    # ES.v.0 follows the previous trading day's volume: one day after the calendar roll (12-11)
+    assert [(i["d0"], i["d1"]) for i in intervals] == [("2025-12-08", "2025-12-12"), ("2025-12-12", "2025-12-13")]
     assert [int(i["s"]) for i in intervals] == [ids["2025-12-10"], ids["2025-12-11"]]
     assert ids["2025-12-10"] != ids["2025-12-11"]  # the roll: ESZ5 then ESH6
 

@@ -226,8 +226,9 @@ def test_roll_continuous_pinned_per_session_parent_gains_new_months(sb: Sandbox,
     pmaps = pcol.of(dbn.SymbolMappingMsg)
     new = {m.stype_out_symbol for m in pmaps if m.ts_event >= roll_open}
     assert new == {"ESM6", "ESH6-ESM6"}  # only instruments listed from the roll day on are announced
-    # a new session after the roll maps ES.v.0 to the new front
-    sb.set_clock(datetime(2025, 12, 11, 15, 0, tzinfo=timezone.utc))
+    # a new session after the roll maps ES.v.0 to the new front (a trading day after the
+    # calendar roll: .v.0 follows the previous day's volume)
+    sb.set_clock(datetime(2025, 12, 12, 15, 0, tzinfo=timezone.utc))
     after, acol = _client(ep, "ES.v.0", "continuous")
     try:
         acol.wait(lambda c: len(c.of(dbn.TradeMsg)) > 0, "trades in the new session")

@@ -49,18 +49,20 @@ def test_evening_session_records_all_have_a_symbol(hist: db.Historical, symbols:
 
 
 def test_continuous_roll_takes_effect_at_utc_midnight(sb: Sandbox, hist: db.Historical) -> None:
-    """ES rolls ESZ5 -> ESH6 on trading day 2025-12-11, whose session opens 12-10 23:00 UTC.
-    ES.v.0 on UTC date 12-10 (its evening included) is ESZ5, from 00:00 UTC 12-11 ESH6."""
-    sb.set_clock(datetime(2025, 12, 11, 2, tzinfo=UTC))
+    """ES rolls ESZ5 -> ESH6 on trading day 2025-12-11 (calendar); ES.v.0 follows the previous
+    day's volume, so it rolls on trading day 2025-12-12, whose session opens 12-11 23:00 UTC.
+    ES.v.0 on UTC date 12-11 (its evening included) is ESZ5, from 00:00 UTC 12-12 ESH6."""
+    sb.set_clock(datetime(2025, 12, 12, 2, tzinfo=UTC))
     ids = {raw: iid for iid, raw in sb.market.raw_symbols("ES", date(2025, 12, 11)).items()}
-    store, evening = _df(hist, "ES.v.0", "continuous", *ROLL_EVENING)
+    v_evening = (datetime(2025, 12, 11, 23, 0, tzinfo=UTC), datetime(2025, 12, 11, 23, 30, tzinfo=UTC))
+    store, evening = _df(hist, "ES.v.0", "continuous", *v_evening)
     assert len(evening) > 10 and set(evening["symbol"]) == {"ES.v.0"}
     assert set(evening["instrument_id"]) == {ids["ESZ5"]}
-    _, night = _df(hist, "ES.v.0", "continuous", datetime(2025, 12, 11, 0, tzinfo=UTC), datetime(2025, 12, 11, 1, tzinfo=UTC))
+    _, night = _df(hist, "ES.v.0", "continuous", datetime(2025, 12, 12, 0, tzinfo=UTC), datetime(2025, 12, 12, 1, tzinfo=UTC))
     assert set(night["symbol"]) == {"ES.v.0"} and set(night["instrument_id"]) == {ids["ESH6"]}
     intervals = store.mappings["ES.v.0"]
     assert [(str(i["start_date"]), str(i["end_date"]), i["symbol"]) for i in intervals] == [
-        ("2025-12-10", "2025-12-11", str(ids["ESZ5"]))
+        ("2025-12-11", "2025-12-12", str(ids["ESZ5"]))
     ]
     # Parent symbology on the same evening names every outright and spread it carries.
     _, par = _df(hist, "ES.FUT", "parent", *ROLL_EVENING)
@@ -72,9 +74,10 @@ def test_resolve_across_a_roll_on_utc_dates(sb: Sandbox, hist: db.Historical) ->
     ids = {raw: str(iid) for iid, raw in sb.market.raw_symbols("ES", date(2025, 12, 11)).items()}
     out = hist.symbology.resolve("GLBX.MDP3", symbols=["ES.v.0"], stype_in="continuous", stype_out="instrument_id",
                                  start_date="2025-12-07", end_date="2025-12-13")
-    # Sunday 12-07 carries Monday's evening session; the roll takes effect on UTC date 12-11.
+    # Sunday 12-07 carries Monday's evening session; ES.v.0 (previous day's volume) rolls one
+    # trading day after the calendar roll of 12-11: on UTC date 12-12.
     assert [(i["d0"], i["d1"], i["s"]) for i in out["result"]["ES.v.0"]] == [
-        ("2025-12-07", "2025-12-11", ids["ESZ5"]), ("2025-12-11", "2025-12-13", ids["ESH6"]),
+        ("2025-12-07", "2025-12-12", ids["ESZ5"]), ("2025-12-12", "2025-12-13", ids["ESH6"]),
     ]
     raw = hist.symbology.resolve("GLBX.MDP3", symbols=["ESH6"], stype_in="raw_symbol", stype_out="instrument_id",
                                  start_date="2025-12-04", end_date="2025-12-10")

@@ -1,0 +1,99 @@
+"""Daily volume per contract for ``front: volume`` roots, from Databento Historical.
+
+The resolver asks, once per root and trading day, for the volume of every
+outright on the **previous** trading day (Databento's ``ROOT.v.0`` rule). How:
+
+``timeseries.get_range(schema="ohlcv-1h", stype_in="parent", symbols="ES.FUT",
+start=<session open>, end=<session close>)`` for that trading day, summed per
+raw symbol (spreads dropped), names from the response's symbology mappings.
+
+Why this request and not another:
+
+- ``ohlcv-1d`` is stamped on the **UTC date**, not the CME session: the bar of
+  UTC date D-1 mixes the end of trading day D-1 with the evening of trading day
+  D, and is not complete when D's session opens, i.e. exactly when the front
+  for D is needed. A CME session (17:00-16:00 CT) is whole UTC hours in summer
+  and winter, so its ``ohlcv-1h`` bars add up to precisely the session's volume
+  and are complete right after the 16:00 CT close.
+- ``trades`` would give the same numbers at 10^3-10^4 times the download
+  (every ES trade of a day); ``statistics`` (the exchange's cleared volume)
+  arrives after the settlement cycle, and the sandbox does not serve it;
+  ``ohlcv-eod`` is not served for every dataset.
+- Counting the trades the hub itself sees would need a whole previous session
+  without a restart or a gap; the Historical answer is the same after a
+  cold start, a crash or a reconnect.
+- Asking Historical for ``symbology.resolve("ES.v.0")`` would hand us
+  Databento's answer instead of checking it; the sandbox test compares the two.
+
+Works unchanged against real Databento and the sandbox (same official client).
+The call blocks the hub thread once per root and trading day, at the first
+record of the new day - normally a heartbeat in the 16:00-17:00 CT halt.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import date
+from typing import Any, Mapping, Protocol
+
+from multialpha import cme_time
+
+log = logging.getLogger(__name__)
+
+
+class VolumeSource(Protocol):
+    def __call__(self, root: str, product_id: str, day: date) -> Mapping[str, int]:
+        """Contracts traded per outright raw symbol of ``root`` on trading day ``day``."""
+
+
+class HistoricalVolumes:
+    """A :class:`VolumeSource` over ``databento.Historical`` (sandbox or real).
+
+    ``client`` is a ``databento.Historical`` or a zero-argument factory of one
+    (resolved on every call, so a restarted sandbox's new port is found).
+    Non-empty answers are cached per (root, day).
+    """
+
+    def __init__(self, client: Any, dataset: str = "GLBX.MDP3") -> None:
+        self._client = client
+        self.dataset = dataset
+        self._cache: dict[tuple[str, date], dict[str, int]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "HistoricalVolumes":
+        def factory() -> Any:
+            from multialpha import endpoints
+
+            return endpoints.historical_client(endpoints.resolve(settings))
+
+        return cls(factory, settings.databento.dataset)
+
+    def _hist(self) -> Any:
+        return self._client() if callable(self._client) and not hasattr(self._client, "timeseries") else self._client
+
+    def __call__(self, root: str, product_id: str, day: date) -> Mapping[str, int]:
+        hit = self._cache.get((root, day))
+        if hit is not None:
+            return hit
+        open_, close = cme_time.session_bounds(day)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # an end clipped to the available range is a BentoWarning
+            store = self._hist().timeseries.get_range(
+                dataset=self.dataset, schema="ohlcv-1h", stype_in="parent", symbols=[product_id],
+                start=cme_time.to_ns(open_), end=cme_time.to_ns(close),
+            )  # fmt: skip
+        from databento.common.symbology import InstrumentMap
+
+        names = InstrumentMap()  # the client's own naming, as to_df() uses it
+        names.insert_metadata(store.metadata)
+        out: dict[str, int] = {}
+        for rec in store:
+            raw = names.resolve(rec.instrument_id, cme_time.from_ns(rec.ts_event).date())
+            if raw is None or "-" in raw:
+                continue
+            out[raw] = out.get(raw, 0) + int(rec.volume)
+        if out:
+            self._cache[(root, day)] = out
+        return out
+

@@ -91,7 +91,7 @@ def main(settings: Settings, *, strategy: str | None, all_: bool, from_date: str
         return EXIT_CONFIG
     with contextlib.ExitStack() as stack:
         try:
-            src = stack.enter_context(open_source(settings, say=err.print))
+            src = stack.enter_context(open_source(settings, say=err.print, until=t))
         except Exception as e:  # a dead sandbox's state file, or the embedded one could not start
             print(f"historical data unavailable: {type(e).__name__}: {e}", file=sys.stderr)
             return EXIT_ERROR

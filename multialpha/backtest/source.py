@@ -8,9 +8,11 @@ Order of preference, as the live worker's endpoints resolution:
 3. No key, none running: an **embedded** sandbox — the same
    :class:`~multialpha.sandbox.server.Sandbox` that ``multialpha sandbox``
    runs, started in this process for the length of the command and stopped
-   at the end. Its clock is pinned (speed 0) at its start: the session open
-   of ``sandbox.from_date``. Its state file is private (a temporary
-   directory), so no hub or worker mistakes it for a long-lived sandbox.
+   at the end. Its clock is pinned (speed 0): at the close of ``--to`` when
+   one is given (the synthetic market is deterministic, so any day it can
+   generate may be asked for), else at the session open of
+   ``sandbox.from_date``. Its state file is private (a temporary directory),
+   so no hub or worker mistakes it for a long-lived sandbox.
 
 Date checks live here too, so both commands say the same thing about a bad
 range (exit 2, ``error: …``).
@@ -21,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -67,8 +69,11 @@ def sandbox_first_day(state: Any) -> date | None:
 
 
 @contextlib.contextmanager
-def open_source(settings: Settings, say: Callable[[str], None] = lambda _msg: None) -> Iterator[Source]:
+def open_source(settings: Settings, say: Callable[[str], None] = lambda _msg: None,
+                until: date | None = None) -> Iterator[Source]:
     """The Source for this command; an embedded sandbox lives exactly as long as the ``with`` block.
+
+    ``until`` (the command's ``--to``): an embedded sandbox's clock is pinned after that day's close.
 
     Raises :class:`~multialpha.endpoints.EndpointError` / OSError when nothing can serve bars
     (e.g. the embedded sandbox cannot bind a port).
@@ -88,7 +93,11 @@ def open_source(settings: Settings, say: Callable[[str], None] = lambda _msg: No
     from multialpha.sandbox.server import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="multialpha-sandbox-") as tmp:
-        sb = Sandbox(settings, speed=0, state_file=Path(tmp) / "sandbox.json")
+        start_at = None
+        if until is not None and until.weekday() < 5:
+            start_at = cme_time.session_bounds(until)[1] + timedelta(minutes=1)
+            start_at = max(start_at, cme_time.session_bounds(date.fromisoformat(settings.sandbox.from_date))[0])
+        sb = Sandbox(settings, speed=0, state_file=Path(tmp) / "sandbox.json", start_at=start_at)
         with sb:
             say(f"no DATABENTO_API_KEY and no sandbox running: started an embedded sandbox "
                 f"(historical gateway {sb.state.historical_url}, history {sb.market.first_day} .. "

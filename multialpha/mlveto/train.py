@@ -269,7 +269,7 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
     syms = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     with contextlib.ExitStack() as stack:
         try:
-            src = stack.enter_context(open_source(settings, say=err.print))  # embedded sandbox if needed
+            src = stack.enter_context(open_source(settings, say=err.print, until=t))  # embedded sandbox if needed
         except Exception as e:
             print(f"historical data unavailable: {type(e).__name__}: {e}", file=sys.stderr)
             return EXIT_ERROR

@@ -112,6 +112,7 @@ class Worker:
         self._stale_logged = False
         self.owns_process = False  # run() in the main thread: the heap is ours to tune
         self.gc_frozen = 0  # objects gc.freeze() moved out of the collector's reach at LIVE
+        self.model_status: dict[str, dict[str, Any]] = {}  # symbol -> {usable, reason} (ML veto on)
         from multialpha.worker.flatten import Flattener
 
         self.flattener = Flattener(strategy)  # daily stop / `multialpha flatten` exits
@@ -157,7 +158,12 @@ class Worker:
         if self.settings.ml_veto.mode != "off":
             from multialpha.mlveto import plugin as model_veto
 
-            model_veto.register(plugins.get_plugin_manager(), self.settings, self.name, self.st.strategy_type)
+            veto = model_veto.register(plugins.get_plugin_manager(), self.settings, self.name, self.st.strategy_type)
+            # Per symbol: is a model usable, and if not why (status shows it before any signal).
+            from multialpha.mlveto.loader import Refusal
+
+            self.model_status = {sym: {"usable": not isinstance(m, Refusal), "reason": getattr(m, "reason", "")}
+                                 for sym, m in veto.gate.models.items()}
         from multialpha.worker.strategy import MultiAlphaStrategy
 
         if not (isinstance(self.cls, type) and issubclass(self.cls, MultiAlphaStrategy)):
@@ -796,6 +802,7 @@ class Worker:
             "closed_through": cme_time.iso_z(self.closed_through) if self.closed_through else None,
             "turns": self.turns.counters() if self.turns is not None else {},
             "gc_frozen": self.gc_frozen,
+            "models": self.model_status,
         }
         self.hb.beat(self.health(), **fields)
 

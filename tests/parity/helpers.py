@@ -69,6 +69,10 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         # At 1500x a worker 2 wall s behind the others is 50 market minutes behind: on a shared
         # CI box that happens, and the production 2 s turn timeout would let the others go ahead.
         "MULTIALPHA__WORKER__TURN_TIMEOUT_S": "60",
+        # Likewise an entry's age is market time: 80 wall ms at 1500x is the production 120 s, so
+        # a busy box would expire live entries the backtest (no delay) sends. Expiry has its own
+        # tests (tests/orders/test_lifecycle.py); here only the decisions are compared.
+        "MULTIALPHA__ORDERS__MAX_AGE_S": "86400",
     })
     env.update(extra or {})
     env.pop("DATABENTO_API_KEY", None)

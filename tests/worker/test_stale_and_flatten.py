@@ -133,3 +133,18 @@ def test_a_real_positions_exit_is_never_simulated_even_on_a_warmup_minute(build_
     # A simulated (not real) position on a warmup bar stays simulated.
     strategy.book["ES"] = BookPosition("ES", "long", 1, 6000.0, T0, real=False)
     assert not w.on_signal(strategy, "exit", "ES", "long", 6001.0, "x").real and len(w.router.intents) == 1
+
+
+def test_the_heartbeat_says_which_veto_models_are_usable(build_settings, redis_client, workers) -> None:
+    """Status shows a missing model before any entry signal: the worker puts it in its heartbeat."""
+    settings = build_settings({"rec": recorder(["ES", "NQ"], tag="models")},
+                              ml_veto={"mode": "enforce", "on_missing": "block"})
+    w = WorkerThread(settings, "rec", OrderRouter(settings, redis_client, "rec", clock=FixedClock(T0), environ={}),
+                     FixedClock(T0)).start()
+    workers.append(w)
+    hb = w.wait_live(redis_client)
+    models = hb["models"]
+    # The recorder type has no shipped models: both symbols refused, each with the loader's reason.
+    assert set(models) == {"ES", "NQ"} and not any(m["usable"] for m in models.values())
+    assert all(m["reason"] for m in models.values())
+    assert w.shutdown() == 0

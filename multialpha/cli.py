@@ -28,6 +28,24 @@ class Ctx:
             config_error(e)
 
 
+def require_redis(settings: cfg.Settings, prefix: str) -> None:
+    """Fail fast, in one line, when the configured Redis does not answer (no retries at start-up)."""
+    from multialpha.supervisor.redis_setup import require
+
+    problem = require(settings)
+    if problem:
+        click.echo(f"{prefix}: {problem} (is `multialpha up` running? `multialpha config check` shows the "
+                   "address; MULTIALPHA__REDIS__HOST/PORT override it)", err=True)
+        sys.exit(1)
+
+
+def redis_failed(settings: cfg.Settings, prefix: str, e: BaseException) -> NoReturn:
+    from multialpha.supervisor.redis_setup import unreachable_line
+
+    click.echo(f"{prefix}: {unreachable_line(settings, e)}", err=True)
+    sys.exit(1)
+
+
 def config_error(e: cfg.ConfigError) -> NoReturn:
     click.echo(f"config error: {e}", err=True)
     sys.exit(EXIT_CONFIG)
@@ -138,6 +156,7 @@ def hub(ctx: click.Context, config_path: str | None) -> None:
     logs.setup("hub", obj.log_json)
     logs.register_secret(settings.databento.api_key)
     logs.register_secret(settings.redis.password)
+    require_redis(settings, "hub")
     from multialpha.hub.main import run
 
     sys.exit(run(settings))
@@ -152,6 +171,7 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
     obj = _ctx(ctx, config_path)
     settings = obj.settings()
     logs.setup(f"worker.{strategy}", obj.log_json)
+    require_redis(settings, f"worker {strategy}")
     from multialpha.worker.runtime import run
 
     sys.exit(run(settings, strategy))
@@ -263,8 +283,7 @@ def halt(ctx: click.Context, config_path: str | None, reason: str) -> None:
     try:  # the configured Redis, else the one `up` manages (password from its 0600 state file)
         text = control.halt(settings, connect(settings, timeout=5), reason)
     except redis.RedisError as e:
-        click.echo(f"halt failed, Redis unreachable: {logs.redact(str(e))}", err=True)
-        sys.exit(1)
+        redis_failed(settings, "halt failed", e)
     click.echo(f"HALTED: no new entries in namespace {settings.redis.namespace!r}: {text}")
 
 
@@ -282,8 +301,7 @@ def resume(ctx: click.Context, config_path: str | None) -> None:
     try:
         was = control.resume(settings, connect(settings, timeout=5))
     except redis.RedisError as e:
-        click.echo(f"resume failed, Redis unreachable: {logs.redact(str(e))}", err=True)
-        sys.exit(1)
+        redis_failed(settings, "resume failed", e)
     click.echo(f"resumed: entries allowed in namespace {settings.redis.namespace!r}"
                + ("" if was else " (was not halted)"))
 
@@ -303,9 +321,7 @@ def _operate(settings: cfg.Settings, prefix: str, action: "Callable[[Any], None]
     try:
         action(connect(settings, timeout=5))
     except redis.RedisError as e:
-        why = " ".join(logs.redact(str(e)).split())
-        click.echo(f"{prefix}: Redis unreachable at {settings.redis.host}:{settings.redis.port} ({why})", err=True)
-        sys.exit(1)
+        redis_failed(settings, prefix, e)
     except CommandError as e:
         click.echo(f"{prefix}: {logs.redact(str(e))}", err=True)
         sys.exit(1)
@@ -504,6 +520,7 @@ def models_group() -> None:
 @click.option("--days", type=int, default=120, show_default=True, help="Trading days when --from is not given.")
 @click.option("--min-trades", type=int, default=20, show_default=True, help="Fewer labelled entries: no model.")
 @click.option("--models-dir", default=None, type=click.Path(file_okay=False), help="Default: models_path from config.")
+@click.option("--force", is_flag=True, help="Allow replacing the shipped models (models_path); else use --models-dir.")
 @click.pass_context
 def models_train(ctx: click.Context, config_path: str | None, **opts: object) -> None:
     """Train the per-symbol veto models on the strategies' own backtested trades."""

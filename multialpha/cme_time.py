@@ -119,6 +119,23 @@ def is_open(instant: datetime | int) -> bool:
     return open_ <= dt.astimezone(UTC) < close
 
 
+def open_seconds(start: datetime, end: datetime) -> float:
+    """Seconds of [start, end) during which Globex trades: the daily halt and the weekend
+    closure do not count (a quiet symbol is not late while the market is shut)."""
+    if end <= start:
+        return 0.0
+    total = 0.0
+    day = trading_day(start)
+    last = trading_day(end)
+    while day <= last:
+        open_, close = session_bounds(day)
+        lo, hi = max(open_, start), min(close, end)
+        if hi > lo:
+            total += (hi - lo).total_seconds()
+        day = next_trading_day(day)
+    return total
+
+
 def next_trading_day(day: date) -> date:
     d = day + timedelta(days=1)
     while d.weekday() >= 5:

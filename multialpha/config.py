@@ -74,6 +74,16 @@ class RedisSettings(_Model):
     password: str = ""
     tls: bool = False
     namespace: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")
+    # Which Redis `up` uses (docs/supervisor.md, "Which Redis"):
+    # auto   - the configured address if a Redis there needs our password (or is one `up`
+    #          started); else a managed redis-server (password, persistence) on loopback.
+    #          An unauthenticated Redis that `up` did not start is never used silently.
+    # always - always a managed redis-server (the configured port, or a free one if taken).
+    # never  - never start one: the configured address, as it is (your own Redis).
+    managed: Literal["auto", "always", "never"] = "auto"
+    # With managed: auto, use a Redis at the configured address that answers without a
+    # password (e.g. Debian's redis-server on 6379) instead of starting a managed one.
+    allow_unauthenticated: bool = False
 
 
 class PortfolioSettings(_Model):
@@ -129,6 +139,9 @@ class RiskSettings(_Model):
 class MlVetoSettings(_Model):
     mode: Literal["enforce", "shadow", "off"] = "enforce"
     on_missing: Literal["block", "allow"] = "block"
+    # With a real DATABENTO_API_KEY, models trained on sandbox data (manifest data_source:
+    # sandbox) run in shadow (logged loudly, never block) unless this is true.
+    allow_sandbox_models: bool = False
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -179,10 +192,23 @@ class SupervisorSettings(_Model):
 
 
 class AlertsSettings(_Model):
-    webhook_url_env: str = "MULTIALPHA_ALERT_WEBHOOK_URL"  # generic JSON webhook (Slack/Discord style)
-    window_s: float = Field(900.0, gt=0)          # one alert per key per window
+    # apprise notification URLs (tgram://, discord://, slack://, mailto://, ntfy://, json://,
+    # jsons://, ...); put secrets in the environment: urls: ["${MULTIALPHA_ALERT_URL:-}"].
+    # Blank entries (an unset variable) are ignored.
+    urls: list[str] = Field(default_factory=list)
+    # Deprecated: a plain http(s) webhook in this variable is posted as JSON (json(s)://).
+    webhook_url_env: str = "MULTIALPHA_ALERT_WEBHOOK_URL"
+    window_s: float = Field(900.0, gt=0)          # one-off events: one per key per window
     hub_disconnect_s: float = Field(60.0, gt=0)
+    # Bar lag, in market seconds of open market, per symbol (status/rules.py):
+    # threshold = max(bar_lag_s, bar_lag_factor x the bar_lag_quantile of the symbol's last
+    # bar_lag_window gaps between bars); at least bar_lag_cold_s until bar_lag_min_gaps are known.
     bar_lag_s: float = Field(180.0, gt=0)
+    bar_lag_factor: float = Field(4.0, ge=1)
+    bar_lag_quantile: float = Field(0.99, gt=0, le=1)
+    bar_lag_window: int = Field(1000, ge=10)
+    bar_lag_min_gaps: int = Field(30, ge=1)
+    bar_lag_cold_s: float = Field(1800.0, gt=0)
     pending_order_s: float = Field(60.0, gt=0)
 
 
@@ -496,10 +522,48 @@ def validate(raw: dict[str, Any], path: str | os.PathLike[str] = "<config>") -> 
         key = ".".join(str(x) for x in err["loc"])
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = "unknown key" + _did_you_mean(err["loc"])
         elif "input" in err and err["type"] != "missing":
             msg = f"{msg} (got {err['input']!r})"
         raise ConfigError(path, key, msg) from None
+
+
+def _did_you_mean(loc: tuple[Any, ...]) -> str:
+    import difflib
+
+    known = _section_keys(loc)
+    if not known:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean `{close[0]}`?"
+    return f"; known keys: {', '.join(sorted(known))}"
+
+
+def _section_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys the section holding ``loc[-1]`` accepts: walk the models along ``loc``; a dict
+    section (strategies, instruments) consumes one more part for its key."""
+    import typing
+
+    model: Any = Settings
+    parts = list(loc[:-1])
+    i = 0
+    while i < len(parts):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+        f = fields.get(str(parts[i]))
+        if f is None:
+            return []
+        ann = f.annotation
+        if typing.get_origin(ann) is dict:
+            ann = typing.get_args(ann)[1]
+            i += 1  # the dict key
+        model = ann
+        i += 1
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or n for n, f in model.model_fields.items() if n != "source_path"]
 
 
 def _expand(node: Any, environ: Mapping[str, str], path: Path, key: str) -> Any:

@@ -93,7 +93,7 @@ def setup(process: str, json_lines: bool = False, level: str | int | None = None
     root.addHandler(handler)
     root.setLevel(level)
     # Chatty libraries stay quiet unless asked.
-    for name in ("databento", "urllib3", "asyncio"):
+    for name in ("databento", "urllib3", "asyncio", "apprise"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
 
 

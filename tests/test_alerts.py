@@ -1,7 +1,9 @@
-"""Alerts: rate limiting with an injected clock; the webhook sink against a real local HTTP receiver."""
+"""Alerts: incidents (open once, resolve once), events per window, apprise to a real local HTTP
+server (json://127.0.0.1, never the internet) with the URL's secrets redacted from every log line."""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import threading
@@ -10,7 +12,8 @@ from typing import Iterator
 
 import pytest
 
-from multialpha.alerts import Alert, Alerter, LogSink, WebhookSink, from_env
+from multialpha import logs
+from multialpha.alerts import Alert, Alerter, AppriseSink, LogSink, from_settings, notification_urls
 
 
 class Recorder:
@@ -22,10 +25,9 @@ class Recorder:
 
 
 class Receiver(ThreadingHTTPServer):
-    def __init__(self, fail_first: int = 0) -> None:
-        self.bodies: list[dict] = []
-        self.fail_first = fail_first
-        self.hits = 0
+    def __init__(self, status: int = 200) -> None:
+        self.posts: list[tuple[str, dict, dict]] = []
+        self.status = status
         super().__init__(("127.0.0.1", 0), _H)
 
 
@@ -33,15 +35,9 @@ class _H(BaseHTTPRequestHandler):
     server: Receiver
 
     def do_POST(self) -> None:  # noqa: N802
-        n = int(self.headers["Content-Length"])
-        body = self.rfile.read(n)
-        self.server.hits += 1
-        if self.server.hits <= self.server.fail_first:
-            self.send_response(502)
-            self.end_headers()
-            return
-        self.server.bodies.append(json.loads(body))
-        self.send_response(200)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.posts.append((self.path, dict(self.headers), json.loads(body)))
+        self.send_response(self.server.status)
         self.end_headers()
 
     def log_message(self, *a: object) -> None:
@@ -57,69 +53,112 @@ def receiver() -> Iterator[Receiver]:
     r.server_close()
 
 
-def test_one_alert_per_outage_key_per_window() -> None:
+def test_an_incident_notifies_once_when_it_opens_and_once_when_it_resolves() -> None:
+    now = [0.0]
+    rec = Recorder()
+    a = Alerter([rec], window_s=60, clock=lambda: now[0])
+    assert a.open("bar_lag:6M", "warning", "6M late")
+    for _ in range(1000):  # hours of checks, windows long past: nothing re-arms an open incident
+        now[0] += 5
+        assert not a.open("bar_lag:6M", "warning", "6M still late")
+    assert a.is_open("bar_lag:6M") and a.incidents["bar_lag:6M"].repeats == 1000
+    assert a.resolve("bar_lag:6M", "6M: bars flowing again")
+    assert not a.resolve("bar_lag:6M")  # resolved once
+    assert [(x.key, x.kind) for x in rec.alerts] == [("bar_lag:6M", "open"), ("bar_lag:6M", "resolved")]
+    assert "open for 83m" in rec.alerts[1].message and rec.alerts[1].title == "[multialpha RESOLVED] bar_lag:6M"
+    assert a.open("bar_lag:6M", "warning", "a new outage")  # a new incident after resolution
+    assert not a.resolve("never-opened")
+
+
+def test_events_once_per_key_per_window() -> None:
     now = [0.0]
     rec = Recorder()
     a = Alerter([rec], window_s=600, clock=lambda: now[0])
-    assert a.alert("bar_lag:ES", "warning", "ES bars 120s late")
-    for i in range(1000):
-        now[0] += 0.5
-        a.alert("bar_lag:ES", "warning", "ES bars late")
-    assert len(rec.alerts) == 1 and a.suppressed == 1000
-    assert a.alert("failed:worker.a", "critical", "worker.a failed")  # another key is independent
+    assert a.alert("order:1", "critical", "rejected")
+    now[0] = 599
+    assert not a.alert("order:1", "critical", "rejected")
+    assert a.alert("order:2", "critical", "rejected")
     now[0] = 601
-    assert a.alert("bar_lag:ES", "warning", "still late")  # reminder after the window
-    assert [x.key for x in rec.alerts] == ["bar_lag:ES", "failed:worker.a", "bar_lag:ES"]
+    assert a.alert("order:1", "critical", "rejected")
+    assert [x.key for x in rec.alerts] == ["order:1", "order:2", "order:1"]
 
 
-def test_resolve_rearms_the_key() -> None:
-    rec = Recorder()
-    a = Alerter([rec], window_s=600, clock=lambda: 0.0)
-    a.alert("halt", "critical", "halted")
-    a.resolve("halt")
-    assert a.alert("halt", "critical", "halted again")
-    assert len(rec.alerts) == 2
-
-
-def test_webhook_sink_posts_slack_and_discord_fields(receiver: Receiver) -> None:
-    url = f"http://127.0.0.1:{receiver.server_address[1]}/hooks/secret-token"
-    sink = WebhookSink(url)
-    a = Alerter([sink], window_s=60)
-    a.alert("failed:worker.a", "critical", "worker.a FAILED: flapping", component="worker.a", restarts=5)
-    a.alert("failed:worker.a", "critical", "again")  # suppressed
-    sink.flush()
-    assert len(receiver.bodies) == 1
-    body = receiver.bodies[0]
-    assert "worker.a FAILED" in body["text"] and body["text"] == body["content"]
-    assert body["severity"] == "critical" and body["key"] == "failed:worker.a"
-    assert body["component"] == "worker.a" and body["fields"] == {"restarts": 5}
-    assert body["ts"].endswith("Z")
-
-
-def test_webhook_retries_then_delivers(receiver: Receiver) -> None:
-    receiver.fail_first = 1
-    sink = WebhookSink(f"http://127.0.0.1:{receiver.server_address[1]}/", background=False)
-    Alerter([sink]).alert("k", "warning", "m")
-    assert receiver.hits == 2 and len(receiver.bodies) == 1 and sink.sent == 1
-
-
-def test_dead_webhook_never_raises_and_url_is_redacted(caplog) -> None:
-    from multialpha.managed_redis import free_port
-
-    url = f"http://127.0.0.1:{free_port()}/webhook/very-secret-token-123"
-    sink = WebhookSink(url, timeout_s=1, attempts=1, background=False)
-    with caplog.at_level(logging.ERROR, logger="multialpha.alerts"):
-        assert Alerter([sink]).alert("k", "critical", f"posting to {url} failed")
-    assert sink.failed == 1
-    assert "alert webhook failed" in caplog.text
-    assert "very-secret-token-123" not in caplog.text
-
-
-def test_log_sink_and_from_env(caplog) -> None:
-    a = from_env({})
+def test_log_sink_and_no_urls(caplog) -> None:
+    a = from_settings([], {})
     assert len(a.sinks) == 1 and isinstance(a.sinks[0], LogSink)
-    with caplog.at_level(logging.WARNING, logger="multialpha.alerts"):
-        a.alert("lag", "warning", "bars late")
-    assert "ALERT lag: bars late" in caplog.text
-    b = from_env({"MULTIALPHA_ALERT_WEBHOOK_URL": "http://127.0.0.1:1/x"})
-    assert any(isinstance(s, WebhookSink) for s in b.sinks)
+    with caplog.at_level(logging.INFO, logger="multialpha.alerts"):
+        a.open("lag", "warning", "bars late")
+        a.resolve("lag", "bars back")
+    assert "ALERT lag: bars late" in caplog.text and "RESOLVED lag: bars back" in caplog.text
+
+
+def test_blank_urls_are_dropped_and_the_old_webhook_variable_becomes_json() -> None:
+    assert notification_urls(["", "  ", "json://127.0.0.1:1/x"], {}) == ["json://127.0.0.1:1/x"]
+    assert notification_urls([], {"MULTIALPHA_ALERT_WEBHOOK_URL": "https://example.invalid/hook/abc"}) == \
+        ["jsons://example.invalid/hook/abc"]
+    assert notification_urls([], {"MULTIALPHA_ALERT_WEBHOOK_URL": "http://127.0.0.1:9/h"}) == ["json://127.0.0.1:9/h"]
+
+
+@pytest.fixture
+def redacted_log() -> Iterator[io.StringIO]:
+    """Every logger (apprise's included, at DEBUG) into a stream behind the production redaction filter."""
+    out = io.StringIO()
+    h = logging.StreamHandler(out)
+    h.addFilter(logs.RedactingFilter())
+    h.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    old = root.level
+    root.addHandler(h)
+    root.setLevel(logging.DEBUG)
+    logging.getLogger("apprise").setLevel(logging.DEBUG)
+    try:
+        yield out
+    finally:
+        root.removeHandler(h)
+        root.setLevel(old)
+
+
+def test_apprise_json_delivery_to_a_local_server_with_secrets_redacted(receiver: Receiver, redacted_log) -> None:
+    port = receiver.server_address[1]
+    secret_pw, secret_path, secret_header = "pw-Sekr3t-991", "tok3n-9f8e7d6c", "hdr-Sekr3t-42"
+    url = f"json://alerts:{secret_pw}@127.0.0.1:{port}/hooks/{secret_path}?+X-Token={secret_header}"
+    sink = AppriseSink([url])
+    a = Alerter([LogSink(), sink], window_s=60)
+    a.open("failed:worker.a", "critical", f"worker.a FAILED: flapping (was posting to {url})", "worker.a")
+    a.open("failed:worker.a", "critical", "again")  # same incident: not sent
+    a.resolve("failed:worker.a", "worker.a running again")
+    sink.flush()
+    assert sink.sent == 2 and sink.failed == 0
+    assert [p[0] for p in receiver.posts] == [f"/hooks/{secret_path}"] * 2
+    (_, headers, first), (_, _, second) = receiver.posts
+    assert first["type"] == "failure" and first["title"] == "[multialpha CRITICAL] failed:worker.a"
+    assert "worker.a FAILED: flapping" in first["message"]
+    assert second["type"] == "success" and "worker.a running again" in second["message"]
+    assert headers["X-Token"] == secret_header and headers["Authorization"].startswith("Basic ")
+    text = redacted_log.getvalue()
+    assert "JSON POST URL" in text or "Sent JSON" in text, text  # apprise did log about it
+    for secret in (secret_pw, secret_path, secret_header):
+        assert secret not in text, (secret, text)
+        assert secret not in first["message"]  # the alert text itself is redacted too
+
+
+def test_a_failing_endpoint_never_raises_and_is_logged_redacted(redacted_log) -> None:
+    r = Receiver(status=500)
+    threading.Thread(target=r.serve_forever, daemon=True).start()
+    try:
+        url = f"json://127.0.0.1:{r.server_address[1]}/hooks/failing-Secr3t-77"
+        sink = AppriseSink([url], background=False, attempts=2, retry_s=0.0)
+        assert Alerter([sink]).open("k", "critical", "m")
+        assert sink.failed == 1 and len(r.posts) == 2
+    finally:
+        r.shutdown()
+        r.server_close()
+    text = redacted_log.getvalue()
+    assert "could not be delivered" in text and "failing-Secr3t-77" not in text
+
+
+def test_unknown_url_scheme_is_reported(redacted_log) -> None:
+    sink = AppriseSink(["nosuchscheme://abc-Secr3t-0001"], background=False)
+    assert len(sink) == 0 and sink.rejected
+    assert "does not understand 1 of 1" in redacted_log.getvalue()
+    assert "abc-Secr3t-0001" not in redacted_log.getvalue()

@@ -172,3 +172,42 @@ def test_yaml_11_booleans_do_not_eat_words(tmp_path: Path) -> None:
     s = cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__WORKER__TRADE_REPLAYED_BARS": "true",
                                           "MULTIALPHA__SANDBOX__SPEED": "120", "MULTIALPHA__REDIS__HOST": "no"})
     assert s.worker.trade_replayed_bars is True and s.sandbox.speed == 120 and s.redis.host == "no"
+
+
+def test_unknown_keys_suggest_the_known_key(tmp_path) -> None:
+    import yaml
+
+    from tests.conftest import SHIPPED_CONFIG
+
+    raw = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    raw["portfolio"]["max_position"] = 3
+    p = tmp_path / "c.yml"
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.load(p, environ={})
+    assert e.value.key == "portfolio.max_position"
+    assert e.value.message == "unknown key; did you mean `max_positions`?"
+    raw["portfolio"].pop("max_position")
+    raw["strategies"]["ibs_a"]["instruments"]["6A"]["sise"] = 1  # inside a dict section
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(cfg.ConfigError, match=r"instruments\.6A\.sise: unknown key; did you mean `size`\?"):
+        cfg.load(p, environ={})
+    raw["strategies"]["ibs_a"]["instruments"]["6A"].pop("sise")
+    raw["zzz_nothing_like_it"] = 1
+    p.write_text(yaml.safe_dump(raw))
+    with pytest.raises(cfg.ConfigError, match="unknown key; known keys: alerts, "):
+        cfg.load(p, environ={})
+
+
+def test_redis_managed_and_alert_urls_settings() -> None:
+    from tests.conftest import SHIPPED_CONFIG
+
+    s = cfg.load(SHIPPED_CONFIG, environ={})
+    assert s.redis.managed == "auto" and not s.redis.allow_unauthenticated
+    assert s.alerts.urls == [""]  # ${MULTIALPHA_ALERT_URL:-} unset: blank, ignored by the alerter
+    s = cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA_ALERT_URL": "tgram://123:abc/456",
+                                          "MULTIALPHA__REDIS__MANAGED": "never"})
+    assert s.alerts.urls == ["tgram://123:abc/456"] and s.redis.managed == "never"
+    with pytest.raises(cfg.ConfigError, match="redis.managed"):
+        cfg.load(SHIPPED_CONFIG, environ={"MULTIALPHA__REDIS__MANAGED": "sometimes"})
+    assert not s.strategies["ibs_a"].instruments["6C"].ml_enabled  # no usable model (config comment)

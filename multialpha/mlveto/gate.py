@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from multialpha.mlveto.loader import LoadedModel, Refusal, load_model
+from multialpha.mlveto.loader import LoadedModel, Refusal, load_model, sandbox_shadow
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,14 @@ class VetoGate:
         mode: str = "enforce",
         on_missing: str = "block",
         features: list[str] | None = None,
+        live_data: bool = False,
+        allow_sandbox_models: bool = False,
     ) -> None:
         self.mode = mode
         self.on_missing = on_missing
         self.models: dict[str, LoadedModel | Refusal] = {}
         self.enabled = dict(symbols)
+        self.shadowed: set[str] = set()  # sandbox-trained models on real data: never block
         if mode == "off":
             return
         for symbol, enabled in symbols.items():
@@ -60,6 +63,13 @@ class VetoGate:
             else:
                 log.info("ML veto model %s/%s loaded (sha256 %s…, threshold %.3f)",
                          strategy_type, symbol, got.entry.sha256[:12], got.entry.threshold)
+                if sandbox_shadow(got.entry, live_data, allow_sandbox_models):
+                    self.shadowed.add(symbol)
+        if self.shadowed:
+            log.warning("ML VETO: DATABENTO_API_KEY is set but the %s model(s) for %s were trained on SANDBOX data "
+                        "(synthetic prices): they run in SHADOW (recorded, never block). Retrain with `multialpha "
+                        "models train` on Databento data, or set ml_veto.allow_sandbox_models: true",
+                        strategy_type, ", ".join(sorted(self.shadowed)))
 
     def decide(self, symbol: str, side: str, features: Mapping[str, float]) -> ModelVerdict:
         feats = {k: float(v) for k, v in features.items()}
@@ -79,9 +89,11 @@ class VetoGate:
         p = float(model.estimator.predict_proba(row)[0][1])
         vetoed = p < model.entry.threshold
         reason = f"p={p:.3f} {'<' if vetoed else '>='} threshold {model.entry.threshold:.3f}"
-        allow = not vetoed or self.mode == "shadow"
-        if vetoed and self.mode == "shadow":
-            reason += " (shadow: trading anyway)"
+        shadow = self.mode == "shadow" or symbol in self.shadowed
+        allow = not vetoed or shadow
+        if vetoed and shadow:
+            reason += " (shadow: trading anyway)" if self.mode == "shadow" else \
+                " (shadow: sandbox-trained model on real data; trading anyway)"
         return ModelVerdict(allow, vetoed, reason, p, model.entry.sha256, self.mode, feats)
 
     def _missing(self, why: str, feats: dict[str, float], sha: str = "") -> ModelVerdict:

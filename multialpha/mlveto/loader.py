@@ -31,6 +31,14 @@ class Refusal:
     reason: str
 
 
+def sandbox_shadow(entry: manifest.ModelEntry, live_data: bool, allow_sandbox_models: bool) -> bool:
+    """True when this model must run in shadow: it was trained on the sandbox's synthetic market
+    (``data_source: sandbox``) while the deployment trades real Databento data (``live_data``: a
+    DATABENTO_API_KEY is set), and ``ml_veto.allow_sandbox_models`` is not set. A model that
+    learned from made-up prices must not block real trades by default."""
+    return live_data and entry.data_source == "sandbox" and not allow_sandbox_models
+
+
 def load_model(models_dir: Path, strategy_type: str, symbol: str, features: list[str] | None) -> LoadedModel | Refusal:
     """Verify, then unpickle. ``features`` is the plugin's own feature order
     (None: accept the manifest's); a different list is refused."""

@@ -12,6 +12,14 @@ by two strategy types with different models).
 ``predict_proba``, e.g. a user's own scikit-learn pipeline (works, but
 unpickling it imports scikit-learn and scipy in every worker: ~150 MB RSS).
 An entry without the field (older manifests) is ``estimator``.
+
+What a model was trained on: ``data_source`` (``sandbox`` — the embedded
+synthetic market, which carries no trading skill — or ``databento``; ""
+in older manifests: unknown), ``data`` (the dataset, and for the sandbox its
+seed, history days and replay start), ``trained_from``/``trained_to``,
+``n_samples`` and ``validation_auc`` (also in ``metrics``). With a real
+``DATABENTO_API_KEY`` the worker runs ``sandbox`` models in shadow unless
+``ml_veto.allow_sandbox_models`` (:func:`multialpha.mlveto.loader.sandbox_shadow`).
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ class ModelEntry:
     libraries: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     format: str = FORMAT_ESTIMATOR  # what the file holds: one of FORMATS
+    data_source: str = ""    # sandbox | databento ("" = unknown: an older manifest)
+    data: dict[str, object] = field(default_factory=dict)  # dataset; sandbox seed/days/from_date
+    validation_auc: float | None = None  # ROC AUC on the last 30 % (time order); None: not measurable
 
     @property
     def key(self) -> str:

@@ -43,6 +43,8 @@ def register(pm: Any, settings: Any, strategy: str, strategy_type: str) -> Model
         {sym: inst.ml_enabled for sym, inst in st.instruments.items()},
         mode="enforce" if settings.ml_veto.mode != "off" else "off",
         on_missing=settings.ml_veto.on_missing,
+        live_data=not settings.databento.uses_sandbox,
+        allow_sandbox_models=settings.ml_veto.allow_sandbox_models,
     )
     name = plugin_name(strategy)
     if pm.get_plugin(name) is not None:

@@ -42,6 +42,7 @@ from multialpha.config import ConfigError, Settings
 from multialpha.mlveto import manifest
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
+MIN_USEFUL_AUC = 0.55  # below this validation AUC the model is little better than a coin: warned
 MIN_ALLOWED = 0.5  # the threshold may veto at most half of the validation entries
 VALIDATION = 0.3
 TRAIN_WARMUP_DAYS = 70  # >= mlveto.bt_features.LOOKBACK (60) daily bars + margin
@@ -160,8 +161,18 @@ def libraries() -> dict[str, str]:
             "numpy": numpy.__version__}
 
 
+def data_provenance(settings: Settings) -> tuple[str, dict[str, object]]:
+    """(data_source, data) for the manifest: the embedded sandbox without a key, else Databento."""
+    if settings.databento.uses_sandbox:
+        sb = settings.sandbox
+        return "sandbox", {"dataset": settings.databento.dataset, "sandbox_seed": sb.seed, "sandbox_days": sb.days,
+                           "sandbox_from_date": sb.from_date}
+    return "databento", {"dataset": settings.databento.dataset}
+
+
 def save_model(models_dir: Path, strategy_type: str, symbol: str, estimator: Any, names: list[str], threshold: float,
-               first: date, last: date, n: int, metrics: dict[str, float]) -> manifest.ModelEntry:
+               first: date, last: date, n: int, metrics: dict[str, float],
+               provenance: tuple[str, dict[str, object]] = ("", {})) -> manifest.ModelEntry:
     """Export ``estimator`` (a fitted :func:`_model` pipeline, or a LinearVetoModel already), write the
     joblib file, then its manifest entry (sha256 of the bytes written)."""
     import joblib
@@ -182,6 +193,8 @@ def save_model(models_dir: Path, strategy_type: str, symbol: str, estimator: Any
         strategy_type=strategy_type, symbol=symbol, file=rel, sha256=manifest.sha256_of(path), features=list(names),
         threshold=threshold, trained_from=first.isoformat(), trained_to=last.isoformat(), n_samples=n,
         libraries=libraries(), metrics={k: round(v, 6) for k, v in metrics.items()}, format=linear.FORMAT,
+        data_source=provenance[0], data=dict(provenance[1]),
+        validation_auc=round(metrics["validation_auc"], 6) if "validation_auc" in metrics else None,
     )
     entries = manifest.load(models_dir)
     entries[entry.key] = entry
@@ -234,14 +247,15 @@ def train(settings: Settings, strategies: list[str], symbols: list[str] | None, 
             continue
         names = list(samples[0].features)
         est, threshold, metrics = fit(samples, names)
-        entry = save_model(models_dir, stype, sym, est, names, threshold, first, last, len(samples), metrics)
+        entry = save_model(models_dir, stype, sym, est, names, threshold, first, last, len(samples), metrics,
+                           data_provenance(settings))
         out.append(Outcome(stype, sym, len(samples), "trained", "", entry, metrics))
     return out
 
 
 def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_date: str | None, to_date: str | None,
          days: int, min_trades: int, models_dir: str | None, config_path: str | None = None,
-         progress: bool | None = None) -> int:
+         progress: bool | None = None, force: bool = False) -> int:
     import contextlib
 
     from rich.console import Console
@@ -250,6 +264,12 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
     from multialpha.backtest.source import DateError, check_days, open_source
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)  # long paths/messages: no hard wraps in logs
+    shipped = settings.path(settings.models_path)
+    out_dir = Path(models_dir) if models_dir else shipped
+    if not force and out_dir.resolve() == shipped.resolve():
+        print(f"error: models train would overwrite the shipped models in {shipped} (models_path); pass --force "
+              "to replace them, or --models-dir DIR to write elsewhere", file=sys.stderr)
+        return EXIT_ERROR
     command.setup_logging("models-train")
     try:
         if strategy:
@@ -278,7 +298,6 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
         except DateError as e:
             print(f"error: {e}", file=sys.stderr)
             return EXIT_CONFIG
-        out_dir = Path(models_dir) if models_dir else settings.path(settings.models_path)
         return _train_and_report(settings, names, syms, first, last, src, out_dir, min_trades, progress, err)
     raise AssertionError("unreachable")  # pragma: no cover (ExitStack never swallows here)
 
@@ -316,4 +335,10 @@ def _train_and_report(settings: Settings, names: list[str], syms: list[str] | No
         table.add_row(f"{o.strategy_type}/{o.symbol}", str(o.n_samples), o.status,
                       f"{o.entry.threshold:.3f}" if o.entry else "-", f"{auc:.2f}" if auc is not None else "-", o.reason)
     Console().print(table)
+    for o in outcomes:
+        auc = o.metrics.get("validation_auc")
+        if o.status == "trained" and (auc is None or auc < MIN_USEFUL_AUC):
+            what = "could not be measured" if auc is None else f"is {auc:.2f}"
+            err.print(f"warning: {o.strategy_type}/{o.symbol}: validation AUC {what} (< {MIN_USEFUL_AUC}): this model "
+                      "barely tells winners from losers; consider ml_enabled: false for it, or more/real data")
     return EXIT_OK

@@ -23,12 +23,18 @@ PROCESS = _obj({
     "name": {"type": "string"},
     "state": {"enum": ["pending", "starting", "running", "stopping", "backoff", "failed", "stopped", "down"]},
     "pid": _int, "uptime_s": _num, "restarts": _int, "heartbeat_age_s": _num,
-    "detail": {"type": "string"}, "degraded": _bool,
+    "heartbeat_state": {"type": "string"},  # what the process says of itself ('' = no heartbeat)
+    # heartbeat state, then why it last exited -- only until it has recovered (LIVE/connected
+    # again, or running longer than supervisor.healthy_reset_s)
+    "detail": {"type": "string"},
+    "last_exit": _str, "recovered": _bool, "degraded": _bool,
 })
 
 SYMBOL = _obj({
     "symbol": {"type": "string"}, "last_bar": _str, "lag_s": _num, "close": _num, "contract": _str,
-    "source": _str, "degraded": _bool,
+    "source": _str,
+    "quiet": _bool,  # no bar for a while but the hub closes minutes on time: no trades (a thin market)
+    "degraded": _bool,
 })
 
 ORDER = _obj({"ts": {"type": "string"}, "event": {"type": "string"}, "symbol": {"type": "string"},
@@ -39,9 +45,26 @@ STRATEGY = _obj({
     "state": {"type": "string", "pattern": "^[A-Z_ ]+$"},
     "mode": {"enum": ["paper", "live"]},
     "instruments": {"type": "array", "items": {"type": "string"}},
-    "positions": _int, "pnl_today": _num, "open_pnl": _num, "vetoes": _int,
+    "positions": _int,
+    # realised today (from today's order journal) + open P&L of its positions since their day reference
+    "pnl_today": _num, "realized_today": _num,
+    "open_pnl": _num,  # since entry
+    "vetoes": _int,
     "last_orders": {"type": "array", "items": ORDER},
+    # symbols without a usable veto model and what ml_veto.on_missing does (block | allow)
+    "model_problems": {"type": "array", "items": _obj({"symbol": {"type": "string"}, "reason": {"type": "string"},
+                                                      "on_missing": {"type": "string"}})},
+    "reduce_only": _str, "exit_failed": {"type": "array", "items": {"type": "string"}},
+    "flatten_pending": _bool,
     "detail": {"type": "string"}, "degraded": _bool,
+})
+
+POSITION = _obj({
+    "strategy": {"type": "string"}, "symbol": {"type": "string"}, "dir": _int, "quantity": _int,
+    "entry_price": _num, "mark": _num, "open_pnl": _num,
+    "day_pnl": _num,  # since the position's day reference (entry today, else the previous day's last mark)
+    "contract": {"type": "string"}, "entry_time": {"type": "string"}, "mark_time": {"type": "string"},
+    "state": {"enum": ["open", "closing", "exit_failed"]},
 })
 
 PORTFOLIO = _obj({
@@ -49,7 +72,12 @@ PORTFOLIO = _obj({
     "open_positions": _int, "max_positions": {"type": "integer"}, "day_pnl": _num,
     "daily_stop_loss": {"type": "number"}, "stopped": {"type": ["boolean", "null"]},
     "halted": {"type": ["boolean", "null"]}, "halt_reason": _str, "pending_orders": _int,
-    "positions": {"type": "array", "items": {"type": "object"}}, "degraded": _bool,
+    "realized": _num,  # the gate's realised P&L today (all strategies)
+    "unattributed_pnl": _num,  # day_pnl minus the strategies' pnl_today (what the journal cannot assign)
+    "on_daily_stop": {"enum": ["flatten", "block"]}, "stopped_at": _str,
+    "pending_order_ids": {"type": "array", "items": {"type": "string"}},
+    "entries": {"enum": ["allowed", "blocked"]},
+    "positions": {"type": "array", "items": POSITION}, "degraded": _bool,
     # scope ('*' or a strategy) -> why it may only reduce risk (flatten, a failed exit)
     "reduce_only": {"type": "object", "additionalProperties": {"type": "string"}},
     "exit_failed": {"type": "array", "items": {"type": "string"}},  # strategy:symbol, broker may hold it
@@ -69,6 +97,12 @@ STATUS_SCHEMA: dict[str, Any] = {
         "clock": _obj({"source": {"enum": ["wall", "sandbox"]},
                        "market_now": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$"}}),
         "market_open": _bool,
+        "hub_lag_s": _num,  # market seconds the hub's last closed minute is behind (null: unknown/closed)
+        # OK | WARN | DEGRADED | HALTED and why, most severe first (what: portfolio = a trading restriction)
+        "overall": _obj({"state": {"enum": ["OK", "WARN", "DEGRADED", "HALTED"]},
+                         "reasons": {"type": "array", "items": _obj({
+                             "level": {"enum": ["halt", "error", "warning", "info"]}, "text": {"type": "string"},
+                             "what": {"type": "string"}})}}),
         "order_mode": _obj({"summary": {"enum": ["paper", "live", "mixed"]},
                             "strategies": {"type": "object", "additionalProperties": {"enum": ["paper", "live"]}}}),
         "supervisor": _obj({"present": _bool, "pid": _int, "state": _str, "heartbeat_age_s": _num,

@@ -61,7 +61,9 @@ def restart(settings: Settings, component: str) -> None:
     try:
         client = connect(settings)
     except redis.RedisError as e:
-        _fail(f"cannot reach Redis: {e}")
+        from multialpha.supervisor.redis_setup import unreachable_line
+
+        _fail(unreachable_line(settings, e))
     from multialpha.supervisor.watch import is_supervisor_component
 
     keys = Keys(settings.redis.namespace)

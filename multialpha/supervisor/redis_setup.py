@@ -1,13 +1,27 @@
 """Finding Redis, or running a managed one, and letting every client find it.
 
-``up`` first tries the configured address. If nothing answers there and the
-address is loopback, it starts a managed ``redis-server`` (via
-:class:`ManagedRedis`) with a generated password, and records
-``{host, port, password}`` in ``<runtime>/managed_redis.json`` (mode 0600).
+Which Redis ``up`` uses follows ``redis.managed`` (:func:`ensure`; it says
+which and why in one log line):
+
+- ``auto`` (default): the configured address when a Redis there requires
+  our password and accepts it. A Redis that answers *without* a password
+  (Debian's ``redis-server`` on 6379: no password, no persistence) was not
+  started by us and is not used unless ``redis.allow_unauthenticated: true``;
+  ``up`` starts a managed one instead (on a free port if the configured one is
+  taken). Nothing answering on a loopback address: a managed one.
+- ``always``: a managed one, whatever answers at the configured address.
+- ``never``: the configured address as it is (your own Redis); nothing
+  answering there is an error.
+
+A managed ``redis-server`` (via :class:`ManagedRedis`) gets a generated
+password, and ``{host, port, password}`` go to
+``<runtime>/managed_redis.json`` (mode 0600).
 Children learn it from ``MULTIALPHA__REDIS__*`` environment overrides (never
-the command line); ``status``/``restart`` read the file through
-:func:`connect`. The password is set with ``CONFIG SET requirepass`` right
-after start so it never appears in ``redis-server``'s argv either.
+the command line); ``status``/``restart``/``halt``/``orders`` … read the file
+through :func:`connect`, unless ``MULTIALPHA__REDIS__HOST``/``PORT`` name an
+address explicitly (overrides win over the file). The password is set with
+``CONFIG SET requirepass`` right after start so it never appears in
+``redis-server``'s argv either.
 
 The managed server persists (``appendonly yes``, ``appendfsync everysec``,
 data in ``<runtime>/redis``): a kill -9 of Redis, of ``up``, or a plain
@@ -39,12 +53,71 @@ class RedisSetupError(RuntimeError):
     pass
 
 
+class RedisUnreachable(redis.ConnectionError):
+    """No usable Redis for a command; ``line`` is one line naming the address and the reason."""
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host, self.port, self.reason = host, port, reason
+        super().__init__(reason)  # callers say where: `status` prints "cannot reach Redis at H:P: <this>"
+
+    @property
+    def line(self) -> str:
+        return f"cannot reach Redis at {self.host}:{self.port}: {self.reason}"
+
+
+def unreachable_line(settings: Settings, e: BaseException) -> str:
+    """One line for any Redis failure of a command: where, and why, in plain words."""
+    if isinstance(e, RedisUnreachable):
+        return e.line
+    return f"cannot reach Redis at {settings.redis.host}:{settings.redis.port}: {reason(e)}"
+
+
+def require(settings: Settings, timeout: float = 2.0) -> str | None:
+    """Fail-fast start-up probe of the configured address (what the hub and workers use): one PING,
+    no retries. None when it answers, else the one line to print."""
+    client = _configured_client(settings, timeout)
+    try:
+        client.ping()
+        return None
+    except redis.RedisError as e:
+        return unreachable_line(settings, e)
+    finally:
+        client.close()
+
+
+def reason(e: BaseException) -> str:
+    """A redis-py error in a few plain words (no traceback, no secret)."""
+    text = " ".join(logs.redact(str(e)).split())
+    low = text.lower()
+    if isinstance(e, redis.AuthenticationError) or "invalid username-password" in low or "wrongpass" in low:
+        if "hello must be called" in low or "noauth" in low or "authentication required" in low:
+            return "it requires a password (set REDIS_PASSWORD / redis.password)"
+        return "it refused our password (check REDIS_PASSWORD / redis.password)"
+    if "noauth" in low or "authentication required" in low:
+        return "it requires a password (set REDIS_PASSWORD / redis.password)"
+    if isinstance(e, redis.TimeoutError) or "timed out" in low:
+        return "timed out"
+    if "connection refused" in low:
+        return "connection refused (nothing listening there)"
+    if "name or service not known" in low or "temporary failure in name resolution" in low:
+        return "unknown host"
+    return text[:200] or type(e).__name__
+
+
+def explicit_address(environ: "dict[str, str] | None" = None) -> bool:
+    """MULTIALPHA__REDIS__HOST/PORT in the environment: an address chosen on purpose, which wins
+    over ``managed_redis.json``."""
+    env = os.environ if environ is None else environ
+    return any(k.upper() in ("MULTIALPHA__REDIS__HOST", "MULTIALPHA__REDIS__PORT") for k in env)
+
+
 @dataclass(frozen=True)
 class RedisAddress:
     host: str
     port: int
     password: str
     managed: bool
+    why: str = ""  # one line: which Redis and why (logged by `up`)
 
     def child_env(self) -> dict[str, str]:
         if not self.managed:
@@ -73,42 +146,85 @@ def _configured_client(settings: Settings, timeout: float) -> "redis.Redis":
     return redis_conn.connect(settings, timeout=timeout, connect_timeout=timeout, retries=0, decode_responses=True)
 
 
-def connect(settings: Settings, timeout: float = 2.0) -> "redis.Redis":
-    """A decode_responses client to this deployment's Redis (configured, else the managed one)."""
-    client = _configured_client(settings, timeout)  # (registers the password for redaction)
-    try:
-        client.ping()
-        client.close()
-        return redis_conn.connect(settings, timeout=timeout, connect_timeout=timeout, decode_responses=True)
-    except redis.RedisError as first:
-        client.close()
-        st = runtime.read_json(state_path(settings))
-        if not st:
-            raise
-        managed = redis.Redis(host=st["host"], port=int(st["port"]), password=st.get("password") or None,
-                              db=settings.redis.db, socket_connect_timeout=timeout, socket_timeout=timeout,
-                              decode_responses=True, retry=_no_retry())
+def connect(settings: Settings, timeout: float = 2.0, environ: "dict[str, str] | None" = None) -> "redis.Redis":
+    """A decode_responses client to this deployment's Redis, checked with one PING (no retries:
+    a wrong address fails in milliseconds, not after redis-py's ~4 s of backoff).
+
+    Which one: with ``MULTIALPHA__REDIS__HOST``/``PORT`` set (or ``redis.managed: never``), the
+    configured address — its password from ``managed_redis.json`` when that file names the same
+    address and none is configured. Otherwise the managed Redis of ``managed_redis.json`` when it
+    answers (it is what ``up`` runs), else the configured address. Raises
+    :class:`RedisUnreachable` (a ``redis.ConnectionError``) with one plain line.
+    """
+    r = settings.redis
+    st = runtime.read_json(state_path(settings)) if r.managed != "never" else None
+    explicit = explicit_address(environ) or r.managed == "never"
+    if st and not explicit:
+        managed = _client(st["host"], int(st["port"]), st.get("password") or "", settings, timeout)
         try:
             managed.ping()
+            logs.register_secret(st.get("password"))
+            return managed
         except redis.RedisError:
-            managed.close()
-            raise first from None
-        logs.register_secret(st.get("password"))
-        return managed
+            managed.close()  # stale file (that `up` is gone): the configured address
+    password = r.password
+    if not password and st and st.get("host") == r.host and int(st.get("port", 0)) == r.port:
+        password = st.get("password") or ""
+    logs.register_secret(password)
+    client = _client(r.host, r.port, password, settings, timeout, tls=r.tls)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        client.close()
+        raise RedisUnreachable(r.host, r.port, reason(e)) from None
+    return client
+
+
+def _client(host: str, port: int, password: str, settings: Settings, timeout: float, tls: bool = False) -> "redis.Redis":
+    return redis.Redis(host=host, port=port, password=password or None, db=settings.redis.db, ssl=tls,
+                       socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
+                       retry=_no_retry())
 
 
 def probe(settings: Settings, timeout: float = 1.0) -> str:
-    """'ok', 'refused' (nothing listening / unreachable) or 'auth' (wrong or missing password)."""
+    """'ok' (it requires a password and accepts ours), 'open' (it answers without any password),
+    'refused' (nothing listening / unreachable) or 'auth' (wrong or missing password)."""
+    r = settings.redis
+    bare = redis.Redis(host=r.host, port=r.port, db=r.db, ssl=r.tls, socket_connect_timeout=timeout,
+                       socket_timeout=timeout, retry=_no_retry())
+    try:
+        bare.ping()
+        return "open"
+    except (redis.AuthenticationError, redis.ResponseError) as e:
+        if not isinstance(e, redis.AuthenticationError) and "auth" not in str(e).lower():
+            return "refused"
+    except redis.RedisError:
+        return "refused"
+    finally:
+        bare.close()
+    if not r.password:
+        return "auth"
     client = _configured_client(settings, timeout)
     try:
         client.ping()
         return "ok"
-    except redis.AuthenticationError:
+    except (redis.AuthenticationError, redis.ResponseError):
         return "auth"
-    except redis.ResponseError as e:  # NOAUTH comes back as a ResponseError on some servers
-        return "auth" if "auth" in str(e).lower() else "refused"
     except redis.RedisError:
         return "refused"
+    finally:
+        client.close()
+
+
+def _persistence(settings: Settings) -> str:
+    """', no persistence (appendonly no)' when the server says so; '' otherwise or if it will not say."""
+    client = _configured_client(settings, 1.0)
+    try:
+        aof = client.config_get("appendonly").get("appendonly")
+        return ", WITHOUT persistence (appendonly no): the order journal would not survive a Redis crash" \
+            if aof == "no" else ""
+    except redis.RedisError:
+        return ""
     finally:
         client.close()
 
@@ -127,7 +243,7 @@ def _wrapper(rt: Path, supervisor_pid: int) -> str:
     return str(path)
 
 
-def start_managed(settings: Settings) -> tuple[RedisAddress, ManagedRedis]:
+def start_managed(settings: Settings, why: str = "") -> tuple[RedisAddress, ManagedRedis]:
     host = settings.redis.host
     if not is_loopback(host):
         raise RedisSetupError(
@@ -157,7 +273,10 @@ def start_managed(settings: Settings) -> tuple[RedisAddress, ManagedRedis]:
     c = redis.Redis(host=host, port=port)
     c.config_set("requirepass", password)
     c.close()
-    address = RedisAddress(host, port, password, managed=True)
+    moved = f" (port {settings.redis.port} is taken)" if port != settings.redis.port else ""
+    address = RedisAddress(host, port, password, managed=True,
+                           why=f"{why}started a managed redis-server on {host}:{port}{moved} with a password and "
+                               f"append-only persistence (state in {state_path(settings)})")
     record(settings, address, mr)
     return address, mr
 
@@ -170,14 +289,36 @@ def record(settings: Settings, address: RedisAddress, mr: ManagedRedis) -> None:
 
 
 def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
-    """The Redis to use: the configured one if it answers, else a managed one."""
+    """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why."""
     r = settings.redis
+    where = f"{r.host}:{r.port}"
+    if r.managed == "always":
+        return start_managed(settings, "redis.managed: always: ")
     state = probe(settings)
     if state == "ok":
-        return RedisAddress(r.host, r.port, r.password, managed=False), None
+        return RedisAddress(r.host, r.port, r.password, managed=False,
+                            why=f"using the Redis at {where} (redis.managed: {r.managed}; it requires a password and "
+                                f"accepted ours){_persistence(settings)}"), None
     if state == "auth":
         raise RedisSetupError(
-            f"Redis at {r.host}:{r.port} refused our credentials: set REDIS_PASSWORD (redis.password) "
-            "to its password"
+            f"Redis at {where} refused our credentials: set REDIS_PASSWORD (redis.password) to its password"
+            + ("" if r.managed == "never" else ", or use another redis.port for a managed one")
         )
-    return start_managed(settings)
+    if state == "open":
+        if r.managed == "never" or r.allow_unauthenticated:
+            told = "redis.managed: never" if r.managed == "never" else "redis.allow_unauthenticated: true"
+            return RedisAddress(r.host, r.port, r.password, managed=False,
+                                why=f"using the Redis at {where} WITHOUT a password ({told})"
+                                    f"{_persistence(settings)}"), None
+        if not is_loopback(r.host):
+            raise RedisSetupError(
+                f"the Redis at {where} answers without a password and was not started by multialpha: not using it. "
+                "Give it a password (REDIS_PASSWORD), or set redis.managed: never (or "
+                "redis.allow_unauthenticated: true) to use it as it is")
+        return start_managed(settings, f"not using the Redis at {where}: it answers without a password and was not "
+                                       "started by multialpha (redis.managed: never or redis.allow_unauthenticated: "
+                                       "true would use it); ")
+    if r.managed == "never":
+        raise RedisSetupError(f"no Redis answers at {where} and redis.managed is never: start your Redis there, "
+                              "or set redis.managed: auto to let `up` run one")
+    return start_managed(settings, f"no Redis answers at {where}; ")

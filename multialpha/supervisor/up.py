@@ -24,7 +24,7 @@ import redis
 
 from multialpha import cme_time, logs, runtime
 from multialpha.alerts import Alerter
-from multialpha.alerts import from_env as alerts_from_env
+from multialpha.alerts import from_settings as alerts_from_settings
 from multialpha.config import Settings
 from multialpha.health import Metrics, serve_health
 from multialpha.keys import Keys
@@ -199,12 +199,10 @@ class AlertLoop(threading.Thread):
     def __init__(self, settings: Settings, client: Any, alerter: Alerter, every_s: float = 5.0,
                  thresholds: Any = None, paused: Callable[[], bool] = lambda: False) -> None:
         super().__init__(daemon=True, name="alerts")
-        from multialpha.status.rules import AlertRules, Thresholds
+        from multialpha.status.rules import AlertRules, thresholds_from_settings
 
         self.settings, self.client, self.every_s = settings, client, every_s
-        a = settings.alerts
-        self.rules = AlertRules(alerter, time.monotonic, thresholds or Thresholds(
-            hub_disconnect_s=a.hub_disconnect_s, bar_lag_s=a.bar_lag_s, pending_order_s=a.pending_order_s))
+        self.rules = AlertRules(alerter, time.monotonic, thresholds or thresholds_from_settings(settings.alerts))
         self.halt = threading.Event()
         self.paused = paused
 
@@ -216,11 +214,12 @@ class AlertLoop(threading.Thread):
             if self.paused():  # shutting down: children (and the sandbox clock) go away on purpose
                 continue
             try:
+                self.rules.learn(self.client, keys, self.settings.hub_symbols())  # each symbol's bar rhythm
                 self.rules.check(collect(self.settings, self.client))
                 self.rules.check_orders(self.client, keys)
-                self.rules.alerter.resolve("redis:unreachable")
+                self.rules.alerter.resolve("redis:unreachable", "Redis reachable again")
             except redis.RedisError as e:
-                self.rules.alerter.alert("redis:unreachable", "critical", f"Redis unreachable from the supervisor: {e}")
+                self.rules.alerter.open("redis:unreachable", "critical", f"Redis unreachable from the supervisor: {e}")
             except Exception as e:  # noqa: BLE001 - alerting must never take the supervisor down
                 log.warning("alert rules skipped this round: %s", e)
 
@@ -235,11 +234,7 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
     log_dir = runtime.log_dir(settings)
     _setup_file_log(log_dir)
     address, managed = redis_setup.ensure(settings)
-    if managed:
-        log.info("started managed redis-server on %s:%d (password in %s)", address.host, address.port,
-                 redis_setup.state_path(settings))
-    else:
-        log.info("using Redis at %s:%d", address.host, address.port)
+    log.info("redis: %s", address.why)  # which Redis, and why (redis.managed)
     keys = Keys(settings.redis.namespace)
     client = address.client(db=settings.redis.db, socket_timeout=2.0, socket_connect_timeout=2.0)
     sandbox_args: tuple[str, ...] = ()
@@ -254,7 +249,8 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
                  sandbox_args=sandbox_args)
     pid_file = pid_path(settings)
     pid_file.write_text(f"{os.getpid()}\n")
-    alerter = alerts_from_env(dict(os.environ), window_s=settings.alerts.window_s, url_env=settings.alerts.webhook_url_env)
+    alerter = alerts_from_settings(settings.alerts.urls, dict(os.environ), window_s=settings.alerts.window_s,
+                                   legacy_env=settings.alerts.webhook_url_env)
     modes = {n: settings.order_destination(n) for n in settings.enabled_strategies}
 
     def extra() -> dict[str, Any]:

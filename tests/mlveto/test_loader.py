@@ -117,3 +117,44 @@ def test_loading_the_shipped_models_imports_neither_sklearn_nor_scipy() -> None:
     assert r.returncode == 0, r.stderr
     n, heavy = r.stdout.split(" ", 1)
     assert heavy.strip() == "[]" and int(n) >= 10
+
+
+# -- issue #20: sandbox-trained models on real data run in shadow -----------------------------------
+
+
+def test_sandbox_models_run_in_shadow_with_a_databento_key(settings_for, caplog) -> None:
+    """Only the loader's decision: a fake key that nothing can reach, no network."""
+    import logging
+
+    import pluggy
+
+    from multialpha.mlveto import plugin
+    from multialpha.mlveto.loader import sandbox_shadow
+
+    e = manifest.ModelEntry("ibs", "6A", "ibs/6A.joblib", "0" * 64, ["f"], 0.5, data_source="sandbox")
+    assert sandbox_shadow(e, live_data=True, allow_sandbox_models=False)
+    assert not sandbox_shadow(e, live_data=False, allow_sandbox_models=False)  # the demo: enforce
+    assert not sandbox_shadow(e, live_data=True, allow_sandbox_models=True)
+    for source in ("databento", ""):
+        assert not sandbox_shadow(manifest.ModelEntry("ibs", "6A", "f", "0", ["f"], 0.5, data_source=source),
+                                  live_data=True, allow_sandbox_models=False)
+
+    key = "db-" + "F4ke" * 7 + "x"
+    pm = pluggy.PluginManager("multialpha")
+    with caplog.at_level(logging.WARNING, logger="multialpha.mlveto.gate"):
+        veto = plugin.register(pm, settings_for(DATABENTO_API_KEY=key), "breakout", "breakout")
+    assert veto.gate.shadowed == {"ES", "NQ", "RTY", "YM"}
+    loud = [r for r in caplog.records if "trained on SANDBOX data" in r.getMessage()]
+    assert len(loud) == 1 and "SHADOW" in loud[0].getMessage()
+    names = veto.gate.models["ES"].entry.features
+    v = veto.gate.decide("ES", "long", {n: -50.0 for n in names})
+    v2 = veto.gate.decide("ES", "long", {n: 50.0 for n in names})
+    assert v.allow and v2.allow  # whatever the model says, it never blocks
+    assert any("sandbox-trained model on real data" in x.reason for x in (v, v2) if x.vetoed) or \
+        not (v.vetoed or v2.vetoed)
+    caplog.clear()
+    allowed = plugin.register(pm, settings_for(DATABENTO_API_KEY=key, MULTIALPHA__ML_VETO__ALLOW_SANDBOX_MODELS="true"),
+                              "breakout", "breakout")
+    assert allowed.gate.shadowed == set() and "SANDBOX" not in caplog.text
+    demo = plugin.register(pm, settings_for(DATABENTO_API_KEY=""), "breakout", "breakout")
+    assert demo.gate.shadowed == set()

@@ -21,8 +21,8 @@ def test_model_veto_answers_for_its_strategy_only(settings_for, tmp_path: Path) 
         good = hook(strategy="ibs_a", symbol="6A", side="long", features={"ibs": -2.0, "ret_5d": 0.0})
         assert bad is not None and not bad.allow and len(bad.extra["model_sha256"]) == 64
         assert good is not None and good.allow and good.score is not None and good.score > 0.5
-        # no model for 6C: on_missing=block (the shipped default) answers veto
-        missing = hook(strategy="ibs_a", symbol="6C", side="long", features={"ibs": -2.0, "ret_5d": 0.0})
+        # no model for 6M: on_missing=block (the shipped default) answers veto
+        missing = hook(strategy="ibs_a", symbol="6M", side="long", features={"ibs": -2.0, "ret_5d": 0.0})
         assert missing is not None and not missing.allow and "on_missing=block" in missing.reason
         # another strategy's question is not this plugin's to answer
         assert hook(strategy="ibs_b", symbol="6A", side="long", features={"ibs": 2.0}) is None

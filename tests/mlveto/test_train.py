@@ -116,3 +116,58 @@ def test_shipped_models_verify_and_cover_the_config() -> None:
             got = load_model(models, st.strategy_type, sym, feature_names(list(refs)))
             assert isinstance(got, LoadedModel), got
             assert got.entry.format == manifest.FORMAT_LINEAR and isinstance(got.estimator, LinearVetoModel)
+
+
+# -- issue #20: the shipped models are not overwritten by accident; provenance in the manifest --------
+
+
+def test_train_without_force_leaves_the_shipped_models_untouched(tmp_path: Path) -> None:
+    import hashlib
+
+    from tests.conftest import REPO, SHIPPED_CONFIG
+
+    models = REPO / "models"
+
+    def snapshot() -> dict[str, str]:
+        return {str(p.relative_to(models)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(models.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    for extra in ([], ["--models-dir", str(models)]):
+        r = CliRunner().invoke(main, ["models", "train", "--config", str(SHIPPED_CONFIG), "--strategy", "ibs_a",
+                                      *extra], terminal_width=200)
+        assert r.exit_code == 1, r.output
+        assert "would overwrite the shipped models" in r.output and "--force" in r.output
+    assert snapshot() == before
+
+
+def test_the_manifest_records_what_a_model_was_trained_on(make_settings, tmp_path: Path) -> None:  # noqa: F811
+    from multialpha.mlveto import train
+
+    settings = make_settings()
+    assert train.data_provenance(settings)[0] == "sandbox"
+    models = tmp_path / "models"
+    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, "--strategy", "breakout",
+                                  "--from", "2025-11-24", "--to", "2025-12-04", "--min-trades", "4",
+                                  "--models-dir", str(models)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    entries = manifest.load(models)
+    assert entries
+    for e in entries.values():
+        assert e.data_source == "sandbox"
+        assert e.data["sandbox_seed"] == settings.sandbox.seed and e.data["dataset"] == "GLBX.MDP3"
+        assert (e.trained_from, e.trained_to) == ("2025-11-24", "2025-12-04") and e.n_samples >= 4
+        assert e.validation_auc == e.metrics.get("validation_auc")
+    low = [e for e in entries.values() if e.validation_auc is None or e.validation_auc < train.MIN_USEFUL_AUC]
+    for e in low:  # a weak model is trained, and said to be weak
+        assert f"warning: breakout/{e.symbol}: validation AUC" in r.output
+    keyed = settings.model_copy(update={"databento": settings.databento.model_copy(update={"api_key": "db-" + "x" * 29})})
+    assert train.data_provenance(keyed) == ("databento", {"dataset": "GLBX.MDP3"})
+
+
+def test_the_shipped_manifest_says_sandbox() -> None:
+    from tests.conftest import REPO
+
+    entries = manifest.load(REPO / "models")
+    assert entries and {e.data_source for e in entries.values()} == {"sandbox"}
+    assert all(e.trained_from and e.trained_to and e.n_samples for e in entries.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import jsonschema
@@ -65,7 +66,7 @@ def test_document_rows_and_schema(redis_client, settings_for) -> None:
     assert not syms["ES"]["degraded"] and syms["NQ"]["degraded"]
     assert syms["CL"]["last_bar"] is None and syms["CL"]["degraded"]  # garbage entry ignored
     strats = {s["name"]: s for s in doc["strategies"]}
-    assert strats["ibs_a"]["state"] == "LIVE" and strats["ibs_a"]["pnl_today"] == 125.5
+    assert strats["ibs_a"]["state"] == "LIVE" and strats["ibs_a"]["pnl_today"] == 0.0  # from the gate, not a beat
     assert strats["ibs_a"]["vetoes"] == 2 and strats["ibs_a"]["last_orders"][0]["symbol"] == "6A"
     assert strats["ibs_b"]["state"] == "WARMING" and strats["ibs_b"]["detail"] == "warmup 3/5 symbols"
     assert strats["breakout"]["state"] == "FAILED" and strats["breakout"]["degraded"]
@@ -136,8 +137,87 @@ def test_two_supervisors_split_with_only_are_merged(redis_client, settings_for) 
     doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
     procs = {p["name"]: p for p in doc["processes"]}
     assert procs["hub"]["state"] == "running" and procs["hub"]["pid"] == 1
-    assert procs["worker.ibs_a"]["state"] == "backoff" and "retry in 4.0s" in procs["worker.ibs_a"]["detail"]
+    assert procs["worker.ibs_a"]["state"] == "backoff" and "retry in 4s" in procs["worker.ibs_a"]["detail"]
     assert "supervisor.host-a" not in procs and doc["supervisor"]["present"]
+
+
+def test_realistic_deployment_pnl_adds_up_and_reasons(redis_client, settings_for) -> None:
+    """Orders through the real paper router and gate: per-strategy P&L today = the gate's day P&L."""
+    from multialpha.portfolio import control
+    from multialpha.status.collect import Status
+    from tests.status.realistic import seed
+
+    s = settings_for()
+    want = seed(s, redis_client)
+    status = Status(s, redis_client, environ={})
+    doc = status()
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    strat = {x["name"]: x for x in doc["strategies"]}
+    assert {n: strat[n]["pnl_today"] for n in strat} == {k: v for k, v in want.items() if k != "total"}
+    snap = control.snapshot(s, redis_client, clock=lambda: NOW)  # the gate's own read
+    assert doc["portfolio"]["day_pnl"] == snap["day_pnl"] == want["total"]
+    assert doc["portfolio"]["realized"] == snap["realized"] and doc["portfolio"]["unattributed_pnl"] == 0.0
+    assert strat["ibs_a"]["realized_today"] == -507.5 and strat["ibs_a"]["positions"] == 1
+    # The veto journal (ibs_a/6C) and the proposed heartbeat field (ibs_b/6N) both surface model problems.
+    assert strat["ibs_a"]["model_problems"] == [{"symbol": "6C", "reason": "model file missing: models/ibs/6C.joblib",
+                                                 "on_missing": "block"}]
+    assert [m["symbol"] for m in strat["ibs_b"]["model_problems"]] == ["6N"]
+    ov = doc["overall"]
+    assert ov["state"] == "DEGRADED"
+    assert [r["text"] for r in ov["reasons"]] == ["ibs_a/6C no veto model: BLOCKING entries",
+                                                  "ibs_b/6N no veto model: BLOCKING entries", "6M quiet"]
+    syms = {x["symbol"]: x for x in doc["symbols"]}
+    assert syms["6M"]["quiet"] and not syms["6M"]["degraded"]  # the hub closes minutes: no trades, not a fault
+    # ibs_a was killed -9 and is LIVE again: its last exit is history, in the table and in the errors.
+    procs = {p["name"]: p for p in doc["processes"]}
+    assert procs["worker.ibs_a"]["recovered"] and procs["worker.ibs_a"]["detail"] == "live"
+    assert procs["worker.ibs_a"]["last_exit"] is None
+    assert not any("-9" in e["message"] for e in doc["errors"])
+    assert status.round_trips == 1 or status() and status.round_trips == 1  # steady state: one round trip
+    status()
+    assert status.round_trips == 1
+
+
+def test_trouble_reasons_and_restrictions(redis_client, settings_for) -> None:
+    from tests.status.realistic import seed
+
+    s = settings_for()
+    seed(s, redis_client, trouble=True)
+    doc = collect(s, redis_client, environ={})  # wall clock for ages, the pinned sandbox clock for the market
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    ov = doc["overall"]
+    texts = [r["text"] for r in ov["reasons"]]
+    assert ov["state"] == "HALTED" and texts[0].startswith("HALTED: desk call")
+    assert "hub lag 4m20s" in texts and "worker.breakout restarting (exited with code 1; retry in 8s)" in texts
+    assert any(t.startswith("EXIT FAILED breakout:ES") for t in texts)
+    assert any(t.startswith("ibs_a reduce-only (flatten: risk check") for t in texts)
+    p = doc["portfolio"]
+    assert p["halted"] and p["exit_failed"] == ["breakout:ES"] and p["flatten_pending"] == ["ibs_a"]
+    assert p["entries"] == "blocked" and doc["ok"] is False
+    strat = {x["name"]: x for x in doc["strategies"]}
+    assert strat["breakout"]["exit_failed"] == ["breakout:ES"] and strat["ibs_a"]["flatten_pending"]
+
+
+@pytest.mark.parametrize("child,beat,recovered", [
+    ({"state": "running", "pid": 5, "uptime_s": 20, "restarts": 1, "reason": "exited with code -9"}, "live", True),
+    ({"state": "running", "pid": 5, "uptime_s": 20, "restarts": 1, "reason": "exited with code -9"}, "warming", False),
+    ({"state": "running", "pid": 5, "uptime_s": 301, "restarts": 1, "reason": "exited with code -9"}, "warming", True),
+])
+def test_recovery_clears_the_last_exit(redis_client, settings_for, child, beat, recovered) -> None:
+    Heartbeat(redis_client, KEYS, "worker.ibs_a", ttl_s=60, clock=lambda: NOW).beat(beat)
+    Heartbeat(redis_client, KEYS, "supervisor", ttl_s=60, clock=lambda: NOW).beat(
+        "running", children={"worker.ibs_a": child})
+    redis_client.xadd(KEYS.events(), event_fields("warning", "worker.ibs_a", "exited with code -9; restart in 1s",
+                                                  "2026-01-06T15:29:00Z"))
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    p = {x["name"]: x for x in doc["processes"]}["worker.ibs_a"]
+    assert p["recovered"] is recovered
+    if recovered:  # healthy_reset_s is 300 in the shipped config
+        assert p["detail"] == beat and p["last_exit"] is None
+        assert not [e for e in doc["errors"] if e["component"] == "worker.ibs_a"]
+    else:
+        assert p["detail"] == "warming — restarted after: exited with code -9"
+        assert [e["message"] for e in doc["errors"] if e["component"] == "worker.ibs_a"]
 
 
 def test_portfolio_through_the_real_gate(redis_client, settings_for) -> None:
@@ -185,5 +265,5 @@ def test_a_failed_exit_and_reduce_only_show_in_status(redis_client, settings_for
     console = Console(width=100, record=True)
     console.print(portfolio_panel(doc))
     text = console.export_text()
-    assert "EXIT FAILED breakout:ES" in text and "[EXIT_FAILED]" in text
+    assert "EXIT FAILED breakout:ES" in text and re.search(r"ES\s.*EXIT FAILED$", text, re.M)
     assert "REDUCE-ONLY ibs_a: flatten: desk call" in text

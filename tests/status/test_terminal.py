@@ -66,11 +66,11 @@ def test_status_once_in_a_pty(redis_server, redis_client, tmp_path) -> None:
     raw = out.decode(errors="replace")
     text = ANSI.sub("", raw)
     assert "\x1b[" in raw  # a real terminal: colours on
-    assert re.search(r"hub\s+│\s+RUNNING\s+│\s+4242\s+│\s+61s\s+│\s+2\s+│", text)
-    assert re.search(r"worker\.breakout\s+│\s+FAILED", text)
-    assert re.search(r"ES\s+│\s+ESH6\s+│.*│\s+6012\.25", text)
-    assert re.search(r"ibs_a\s+│\s+LIVE\s+│\s+PAPER\s+│.*-42\.00", text)
-    assert "PAPER — orders are journaled only" in text and "DEGRADED" in text
+    assert re.search(r"^hub\s+RUNNING\s+4242\s+1m01s\s+2\s", text, re.M)
+    assert re.search(r"^worker\.breakout\s+FAILED", text, re.M)
+    assert re.search(r"ES 6012\.25 [\dm]+s", text)
+    assert re.search(r"^ibs_a\s+LIVE\s+0\s+0\.00", text, re.M)
+    assert text.lstrip().startswith("DEGRADED") and "worker.breakout FAILED (flapping)" in text
     # The failed worker is drawn in bold red.
     line = next(l for l in raw.splitlines() if "FAILED" in l and "breakout" in ANSI.sub("", l))
     assert "\x1b[1;31m" in line
@@ -106,10 +106,10 @@ def test_live_view_refreshes_in_tmux(redis_server, redis_client, tmp_path) -> No
     env = env_for(redis_server, tmp_path)
     exports = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("MULTIALPHA"))
     cmd = f"env {exports} {sys.executable} -m multialpha --config {SHIPPED_CONFIG} status"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "60", cmd], check=True)
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", "160", "-y", "60", cmd], check=True)
     try:
         def pane() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+            return subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session], capture_output=True,
                                   text=True).stdout
 
         wait_for(lambda: "RUNNING" in pane() and "4242" in pane(), timeout=20, what="first frame")
@@ -120,4 +120,70 @@ def test_live_view_refreshes_in_tmux(redis_server, redis_client, tmp_path) -> No
         wait_for(lambda: "BACKOFF" in pane(), timeout=20, what="refreshed frame")
         assert "4242" not in pane()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)
+
+
+def _tmux(session: str, size: tuple[int, int], env: dict[str, str]) -> None:
+    exports = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("MULTIALPHA"))
+    cmd = f"env {exports} TERM=xterm-256color {sys.executable} -m multialpha --config {SHIPPED_CONFIG} status"
+    # A server of its own (-L): a server left exiting by the previous test's kill-session cannot take it along.
+    subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", str(size[0]), "-y", str(size[1]),
+                    cmd], check=True)
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+@pytest.mark.parametrize("size", [(80, 24), (200, 50)])
+@pytest.mark.parametrize("trouble", [False, True])
+def test_at_a_glance_in_tmux(redis_server, redis_client, tmp_path, size, trouble) -> None:
+    """A deployment's Redis state (seeded through the real writers): the view at 80x24 and 200x50."""
+    from multialpha import config as cfg
+    from tests.status.realistic import seed
+
+    env = env_for(redis_server, tmp_path)
+    s = cfg.load(SHIPPED_CONFIG, environ=env)
+    seed(s, redis_client, trouble=trouble)
+    session = f"ma-{uuid.uuid4().hex[:8]}"
+    _tmux(session, size, env)
+    try:
+        w, h = size
+        # The wide layout once tmux has given the pane its size (the view follows a resize within 1 s).
+        try:
+            wait_for(lambda: "TOTAL" in (c := _capture(session)) and (w < 120 or "trading day" in c), timeout=20,
+                     what="a frame of this size")
+        except AssertionError:
+            raise AssertionError(_capture(session)) from None
+        screen = _capture(session)
+        rows = screen.splitlines()
+        assert len(rows) <= h and all(len(r) <= w for r in rows)
+        # First line: the state WITH its reasons.
+        if trouble:
+            assert rows[0].startswith(" HALTED  worker.breakout restarting (exited with code 1; retry in 8s)")
+            assert "hub lag 4m20s" in screen
+            assert re.search(r"^HALTED: desk call", screen, re.M) and "EXIT FAILED breakout:ES" in screen
+            assert "REDUCE-ONLY ibs_a: flatten: risk check" in screen
+        else:
+            assert rows[0].startswith(" DEGRADED  ibs_a/6C no veto model: BLOCKING entries")
+            assert "6M quiet" in screen
+        # Positions and P&L per strategy and in total, visible on the first screen.
+        assert re.search(r"^ibs_a\s+LIVE\s+1\s+-707\.50", screen, re.M)
+        assert re.search(r"^ibs_b\s+LIVE\s+0\s+0\.00", screen, re.M)
+        assert re.search(r"^breakout\s+(LIVE|DOWN)\s+1\s+\+497\.50", screen, re.M)
+        assert re.search(r"^TOTAL\s+2\s+-210\.00", screen, re.M) and "day P&L -210.00" in screen
+        assert re.search(r"^ibs_a\s+LONG\s+1\s+6A\s", screen, re.M)
+        assert re.search(r"^breakout\s+LONG\s+1\s+ES\s", screen, re.M)
+        # ibs_a's kill -9 is history: it is LIVE again.
+        assert "-9" not in screen
+        # No cell wraps: every process name and money figure is whole (or ends in an ellipsis).
+        for token in re.split(r"[\s,;()]+", screen):
+            if token.startswith("worker."):
+                assert token in ("worker.breakout", "worker.ibs_a", "worker.ibs_b") or token.endswith("…"), token
+        assert not re.search(r"^(t|akout|s_a)\b", screen, re.M)  # no continuation of a wrapped cell
+        if w == 200:
+            assert re.search(r"^worker\.ibs_a\s+RUNNING\s+4242\s+4m\d\ds\s+1\s+\d+s\s+live$", screen, re.M)
+    finally:
+        subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)

@@ -43,9 +43,60 @@ def test_unmanaged_redis_adds_no_env() -> None:
     assert redis_setup.RedisAddress("10.0.0.5", 6379, "pw", managed=False).child_env() == {}
 
 
-def test_existing_redis_is_used(settings_for, redis_server) -> None:
-    address, managed = redis_setup.ensure(settings_for())
-    assert managed is None and address.port == redis_server.port and not address.managed
+def test_an_unauthenticated_redis_is_used_only_when_told(settings_for, redis_server) -> None:
+    """The test Redis answers without a password, like Debian's redis-server on 6379."""
+    assert redis_setup.probe(settings_for()) == "open"
+    for env, told in (({"MULTIALPHA__REDIS__ALLOW_UNAUTHENTICATED": "true"}, "allow_unauthenticated"),
+                      ({"MULTIALPHA__REDIS__MANAGED": "never"}, "redis.managed: never")):
+        address, managed = redis_setup.ensure(settings_for(**env))
+        assert managed is None and address.port == redis_server.port and not address.managed
+        assert "WITHOUT a password" in address.why and told in address.why
+        assert "WITHOUT persistence" in address.why  # appendonly no
+
+
+def test_auto_never_uses_an_unauthenticated_redis_it_did_not_start(settings_for, redis_server) -> None:
+    s = settings_for()
+    address, managed = redis_setup.ensure(s)
+    try:
+        assert managed is not None and address.managed and address.password
+        assert address.port != redis_server.port  # that port is taken: a free one
+        assert f"not using the Redis at 127.0.0.1:{redis_server.port}: it answers without a password" in address.why
+        assert f"started a managed redis-server on 127.0.0.1:{address.port} (port {redis_server.port} is taken)" \
+            in address.why
+        # Commands find the managed one (not the open one on the configured port) through the state file...
+        import os
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIALPHA__REDIS__")}
+        c = redis_setup.connect(s, environ=env)
+        assert c.connection_pool.connection_kwargs["port"] == address.port
+        # ...unless MULTIALPHA__REDIS__HOST/PORT name an address: the override wins over the file.
+        c = redis_setup.connect(s, environ={"MULTIALPHA__REDIS__PORT": str(redis_server.port)})
+        assert c.connection_pool.connection_kwargs["port"] == redis_server.port
+    finally:
+        managed.stop()
+
+
+def test_managed_always_and_never(settings_for, redis_server) -> None:
+    address, managed = redis_setup.ensure(settings_for(MULTIALPHA__REDIS__MANAGED="always"))
+    try:
+        assert managed is not None and address.port != redis_server.port
+        assert address.why.startswith("redis.managed: always: started a managed redis-server")
+    finally:
+        managed.stop()
+    nothing = str(free_port())
+    with pytest.raises(redis_setup.RedisSetupError, match="no Redis answers at 127.0.0.1:.* and redis.managed is never"):
+        redis_setup.ensure(settings_for(MULTIALPHA__REDIS__MANAGED="never", MULTIALPHA__REDIS__PORT=nothing))
+
+
+def test_a_redis_with_our_password_is_used(settings_for, tmp_path) -> None:
+    from multialpha.managed_redis import ManagedRedis
+
+    (tmp_path / "own").mkdir()
+    with ManagedRedis(password="their-password", workdir=tmp_path / "own") as srv:
+        s = settings_for(MULTIALPHA__REDIS__PORT=str(srv.port), MULTIALPHA__REDIS__PASSWORD="their-password")
+        address, managed = redis_setup.ensure(s)
+        assert managed is None and address.port == srv.port
+        assert "it requires a password and accepted ours" in address.why
 
 
 def test_managed_refused_on_non_loopback(settings_for) -> None:

@@ -22,7 +22,7 @@ import redis
 from multialpha import heartbeat as hb
 from multialpha.keys import Keys
 from multialpha.managed_redis import free_port
-from tests.conftest import SHIPPED_CONFIG
+from tests.conftest import REPO, SHIPPED_CONFIG
 from tests.supervisor.test_processes import alive, wait_for
 
 KEYS = Keys("multialpha")
@@ -31,7 +31,10 @@ KEYS = Keys("multialpha")
 def cli_env(tmp_path: Path) -> dict[str, str]:
     env = {**os.environ, "MULTIALPHA_RUNTIME_DIR": str(tmp_path / "run"), "MULTIALPHA__REDIS__PORT": str(free_port()),
            "MULTIALPHA_CACHE_DIR": str(tmp_path / "cache"), "DATABENTO_API_KEY": "",
-           "MULTIALPHA__SANDBOX__DAYS": "5"}
+           "MULTIALPHA__SANDBOX__DAYS": "5",
+           # cwd is tmp_path: without this the child imports whichever `multialpha` is installed,
+           # not this checkout's (whose config keys it may not know).
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))}
     env.pop("MULTIALPHA__REDIS__PASSWORD", None)
     env.pop("REDIS_PASSWORD", None)
     return env

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # Set up everything multialpha needs on a fresh Debian machine with Python
-# 3.11: redis-server (apt, if missing), a virtualenv in .venv, the package
+# 3.11: redis-server and tmux (apt, if missing), a virtualenv in .venv, the package
 # and its plugins (editable), and the test tools. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "bootstrap: installing redis-server from apt"
+# redis-server: the bus (and every test's real Redis); tmux: the status view's terminal tests.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]} from apt"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # The Debian package starts a system redis on 6379; multialpha never relies on it.
 

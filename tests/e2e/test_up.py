@@ -118,6 +118,7 @@ def test_up_end_to_end(tmp_path: Path) -> None:
             return all(strat.get(n.split(".")[1]) == "LIVE" for n in good) and len(bars) >= 15
 
         doc = _wait("every worker LIVE with bars flowing", all_live, cfg, env)
+        _status_in_tmux(cfg, env)
         procs = _procs(doc)
         assert procs["hub"]["state"] == "running" and procs["sandbox"]["state"] == "running"
         assert doc["order_mode"]["summary"] == "paper"
@@ -165,3 +166,36 @@ def test_up_end_to_end(tmp_path: Path) -> None:
     while any(_alive(p) for p in seen_pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in seen_pids if _alive(p)], "processes left behind after SIGTERM"
+
+
+def _status_in_tmux(cfg: Path, env: dict[str, str]) -> None:
+    """`multialpha status` against this running `up`, in real 80x24 and 200x50 terminals: the state
+    line comes first, every strategy's row (positions, P&L today) and the TOTAL are on the first
+    screen, and nothing is wider or taller than the terminal."""
+    import re
+    import uuid
+
+    exports = " ".join(f"{k}={v}" for k, v in env.items() if k.startswith("MULTIALPHA"))
+    for w, h in ((80, 24), (200, 50)):
+        session = f"ma-up-{uuid.uuid4().hex[:8]}"
+        cmd = f"env {exports} TERM=xterm-256color {sys.executable} -m multialpha --config {cfg} status"
+        subprocess.run(["tmux", "-L", session, "new-session", "-d", "-s", session, "-x", str(w), "-y", str(h), cmd],
+                       check=True)
+
+        def screen() -> str:
+            return subprocess.run(["tmux", "-L", session, "capture-pane", "-p", "-t", session],
+                                  capture_output=True, text=True).stdout
+
+        try:
+            deadline = time.monotonic() + 30
+            while "TOTAL" not in (text := screen()) or (w >= 120 and "trading day" not in text):
+                assert time.monotonic() < deadline, f"no status frame at {w}x{h}:\n{text}"
+                time.sleep(0.2)
+            rows = text.splitlines()
+            assert len(rows) <= h and all(len(r) <= w for r in rows), text
+            assert re.match(r"^ (OK|WARN|DEGRADED|HALTED)\b", rows[0]), text
+            for name in ("ibs_a", "ibs_b", "breakout"):
+                assert re.search(rf"^{name}\s+LIVE\s+\d+\s+[-+]?[\d,]+\.\d\d", text, re.M), (name, text)
+            assert re.search(r"^TOTAL\s+\d+\s+[-+]?[\d,]+\.\d\d", text, re.M), text
+        finally:
+            subprocess.run(["tmux", "-L", session, "kill-server"], capture_output=True)

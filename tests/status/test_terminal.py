@@ -6,7 +6,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -99,7 +98,6 @@ def test_status_without_redis_says_so(tmp_path) -> None:
     assert r.returncode == 1 and "cannot reach Redis" in r.stderr
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 def test_live_view_refreshes_in_tmux(redis_server, redis_client, tmp_path) -> None:
     seed(redis_client)
     session = f"ma-{uuid.uuid4().hex[:8]}"
@@ -136,7 +134,6 @@ def _capture(session: str) -> str:
                           text=True).stdout
 
 
-@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])
 @pytest.mark.parametrize("trouble", [False, True])
 def test_at_a_glance_in_tmux(redis_server, redis_client, tmp_path, size, trouble) -> None:

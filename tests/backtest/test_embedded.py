@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import threading
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -100,13 +100,29 @@ def test_models_train_starts_an_embedded_sandbox(tmp_path: Path) -> None:
 
 def test_models_train_date_errors_exit_2_before_any_sandbox(tmp_path: Path) -> None:
     path = _private_config(tmp_path)
+    models = ["--models-dir", str(tmp_path / "models")]  # not the shipped models/ (that needs --force)
     r = CliRunner().invoke(main, ["models", "train", "--config", str(path), "--from", "2025-11-28",
-                                  "--to", "2025-11-20"], env={"DATABENTO_API_KEY": ""})
+                                  "--to", "2025-11-20", *models], env={"DATABENTO_API_KEY": ""})
     assert r.exit_code == 2 and r.output.strip() == "error: --from 2025-11-28 is after --to 2025-11-20"
-    r = CliRunner().invoke(main, ["models", "train", "--config", str(path), "--from", "2025-12-15",
-                                  "--to", "2025-12-16"], env={"DATABENTO_API_KEY": ""})
-    assert r.exit_code == 2 and "error: --from 2025-12-15 is in the future: the embedded sandbox data ends at " \
-        "2025-11-30T23:00:00Z" in r.output, r.output
+    r = CliRunner().invoke(main, ["models", "train", "--config", str(path), "--from", "2020-01-06",
+                                  "--to", "2020-01-07", *models],
+                           env={"DATABENTO_API_KEY": ""})
+    assert r.exit_code == 2 and "error: --from 2020-01-06 is before the embedded sandbox's first trading day" \
+        in r.output, (r.exit_code, r.output)
+
+
+def test_an_embedded_sandbox_covers_the_requested_to_day(tmp_path: Path) -> None:
+    """The synthetic market is deterministic: an embedded sandbox pins its clock after --to's close, so a
+    backtest can span days after sandbox.from_date (the December rolls with the shipped config)."""
+    from multialpha import cme_time
+    from multialpha import config as cfg
+    from multialpha.backtest.source import date_range, open_source
+
+    settings = cfg.load(_private_config(tmp_path), environ={})
+    to = date(2025, 12, 12)
+    with open_source(settings, until=to) as src:
+        assert src.embedded and src.now == cme_time.session_bounds(to)[1] + timedelta(minutes=1)
+        assert date_range(src, date(2025, 12, 8), to, 3) == (date(2025, 12, 8), to)
 
 
 def test_progress_is_a_rich_bar_on_a_terminal_and_lines_elsewhere() -> None:

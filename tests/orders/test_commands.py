@@ -359,7 +359,8 @@ def test_unreachable_redis_is_one_line_and_exit_1(args, tmp_path):
     res = CliRunner().invoke(main, ["--config", str(SHIPPED_CONFIG), *args], env=env)
     assert res.exit_code == 1 and res.stdout == ""
     [line] = res.stderr.splitlines()
-    assert line.startswith(f"{args[0]}: Redis unreachable at 127.0.0.1:1 (") and "hunter2-redis-pw" not in line
+    # The same words as every other command's (tests/test_redis_errors.py), the password never shown.
+    assert line.startswith(f"{args[0]}: cannot reach Redis at 127.0.0.1:1: ") and "hunter2-redis-pw" not in line
 
 
 def test_state_choices_match_the_lifecycle():

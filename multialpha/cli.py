@@ -171,6 +171,16 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
     obj = _ctx(ctx, config_path)
     settings = obj.settings()
     logs.setup(f"worker.{strategy}", obj.log_json)
+    # A config problem (exit 2, naming the key) is said before a Redis problem (exit 1).
+    from multialpha import plugins as plug
+
+    try:
+        if strategy not in settings.strategies:
+            raise cfg.ConfigError(settings.source_path, "strategies",
+                                  f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
+        plug.strategy_type_of(settings, strategy)
+    except cfg.ConfigError as e:
+        config_error(e)
     require_redis(settings, f"worker {strategy}")
     from multialpha.worker.runtime import run
 

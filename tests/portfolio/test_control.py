@@ -76,5 +76,5 @@ def test_halt_cli_reports_unreachable_redis(tmp_path):
     env = {**os.environ, "MULTIALPHA__REDIS__PORT": "1", "MULTIALPHA__REDIS__PASSWORD": "hunter2-redis-pw"}
     res = subprocess.run([sys.executable, "-m", "multialpha", "--config", str(SHIPPED_CONFIG), "halt"],
                          env=env, capture_output=True, text=True, timeout=60)
-    assert res.returncode == 1 and "Redis unreachable" in res.stderr
+    assert res.returncode == 1 and "cannot reach Redis at 127.0.0.1:1" in res.stderr
     assert "hunter2-redis-pw" not in res.stderr + res.stdout

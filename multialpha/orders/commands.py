@@ -1,5 +1,5 @@
 """What an operator does with orders: `multialpha flatten` and `multialpha orders
-list|show|ack|retry|export` (the click wiring is in multialpha/cli.py).
+list|show|ack|retry|export` (the click wiring is in multialpha/cli_orders.py).
 
 Everything goes through the APIs the workers use (journal, Gate, sender), never a
 hand-edited hash, so the gate's invariants (open set, exit_failed set, day P&L) hold

@@ -38,6 +38,7 @@ import redis
 from multialpha import cme_time
 from multialpha.alerts import Alerter
 from multialpha.keys import Keys
+from multialpha.status.values import _parse
 
 BAD_ORDER_RESULTS = {"rejected", "failed", "ambiguous", "unresolved", "abandoned"}
 BAR_SPAN = timedelta(minutes=1)
@@ -215,15 +216,6 @@ class AlertRules:
                 self.alerter.alert(f"order:{oid}", "critical",
                                    f"order {oid} {f.get('result')}: {f.get('strategy', '')} {f.get('symbol', '')} "
                                    f"{f.get('detail', '')}".strip(), "orders")
-
-
-def _parse(iso: Any) -> datetime | None:
-    if not isinstance(iso, str) or not iso:
-        return None
-    try:
-        return cme_time.parse_iso(iso)
-    except ValueError:
-        return None
 
 
 def thresholds_from_settings(a: Any) -> Thresholds:

@@ -215,8 +215,8 @@ class RollSettings(_Model):
     """What a strategy does with a position open when its root rolls (docs/worker.md, "Rolls")."""
 
     policy: Literal["forward", "exit", "hold"] = "forward"
-    # How hour/day series are made continuous across a roll (orders and P&L stay raw).
-    adjust: Literal["difference", "ratio"] = "difference"
+    # (Back-adjusted hour/day series, `adjust: difference | ratio`, come with issue #18 item 4:
+    # no setting before it does something.)
 
 
 class StrategySettings(_Model):

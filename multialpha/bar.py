@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from multialpha import cme_time
 
@@ -150,3 +151,9 @@ def parse_minute_closed(payload: str | bytes) -> datetime:
     if start.second or start.microsecond:
         raise BarError(f"minute {ts!r} is not a minute start")
     return start
+
+
+def phase_of(bar: Any) -> str:
+    """The worker's phase for a published bar: one the hub recovered after a gap (``source:
+    replay``) is as stale as the worker's own catch-up; it never opens a position."""
+    return "replay" if getattr(bar, "source", "live") == "replay" else "live"  # backtest bars carry none

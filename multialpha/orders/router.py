@@ -98,7 +98,7 @@ class OrderRouter:
         self.destination_key = settings.destination_key(strategy, env)
         self.max_age = timedelta(seconds=settings.orders.max_age_s)
         # Symbols whose exit is claimed but not delivered yet (in flight), and whose exit failed:
-        # both still on the book, so the worker keeps marking them (``still_held``).
+        # both still on the book, so the worker keeps marking them (``still_holds``).
         self.closing: set[str] = set()
         self.exit_failed: set[str] = set()
         self._settled = threading.Condition()  # notified whenever the sender settles an order
@@ -424,10 +424,10 @@ class OrderRouter:
                 self.exit_failed.add(symbol)
             self._settled.notify_all()
 
-    @property
-    def still_held(self) -> set[str]:
-        """Symbols the strategy no longer manages whose position is still on the book: marked."""
-        return self.closing | self.exit_failed
+    def still_holds(self, symbol: str) -> bool:
+        """The strategy no longer manages ``symbol``'s position, but it is still on the book: keep
+        marking it. (Called per bar: two set lookups, no set built.)"""
+        return symbol in self.closing or symbol in self.exit_failed
 
     def pending(self) -> int:
         """Orders handed to the sender thread and not finished yet."""

@@ -67,3 +67,10 @@ def default_router(settings: Any, client: Any, strategy: str, clock: Any = None)
     from multialpha.orders.router import OrderRouter
 
     return OrderRouter(settings, client, strategy, clock=clock) if clock else OrderRouter(settings, client, strategy)
+
+
+def still_holds(router: Any, symbol: str) -> bool:
+    """A position the strategy no longer manages (exit in flight or failed) is still on the book:
+    marked like a held one. Routers without the lifecycle (test doubles) hold none."""
+    check = getattr(router, "still_holds", None)
+    return bool(check is not None and check(symbol))

@@ -41,6 +41,8 @@ from typing import Any
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
+from multialpha.worker.orders import still_holds
+from multialpha.bar import phase_of
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ class RollManager:
     # -- the previous front's bars ---------------------------------------------------
     def on_prev_bar(self, bar: Any, recv_ns: int = 0) -> None:
         """Producer side (the subscriber's pump, or the backtest's conductor): staged in order."""
-        phase = "replay" if getattr(bar, "source", "live") == "replay" else "live"
+        phase = phase_of(bar)
         self.w.bus.put_call(lambda: self._prev_step(bar, phase))
 
     def _prev_step(self, bar: Any, phase: str) -> None:
@@ -108,7 +110,7 @@ class RollManager:
         self.first_prev_day.setdefault(contract, cme_time.trading_day(bar.start))
         strategy = self.w.strategy_obj
         if strategy is None or self.held.get(sym) != contract:
-            if sym in getattr(self.w.router, "still_held", ()):  # a closing position in the old contract
+            if still_holds(self.w.router, sym):  # a closing position in the old contract
                 self._mark(sym, bar)
             return
         pos = strategy.book.get(sym)

@@ -31,6 +31,8 @@ from typing import Any, Callable
 from multialpha import cme_time, plugins, redis_conn
 from multialpha.config import ConfigError, Settings
 from multialpha.keys import Keys
+from multialpha.worker.orders import still_holds
+from multialpha.bar import phase_of
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +242,7 @@ class Worker:
             if not self._live_routing:
                 self._buffer.append((bar, recv_ns))
                 return
-        self._route_bar(bar, _phase_of(bar), recv_ns)
+        self._route_bar(bar, phase_of(bar), recv_ns)
 
     def _route_bar(self, bar: Any, phase: str, recv_ns: int = 0, deliver: bool = True) -> bool:
         from multialpha.worker.routing import minute_ohlcv
@@ -382,7 +384,7 @@ class Worker:
             self.feed_router.go_live(bt.feed.DataBase.LIVE)
             buffered, self._buffer = self._buffer, []
             for bar, recv_ns in buffered:
-                self._route_bar(bar, _phase_of(bar), recv_ns)
+                self._route_bar(bar, phase_of(bar), recv_ns)
             self._live_routing = True
             self._notice_mono = time.monotonic()
 
@@ -714,7 +716,7 @@ class Worker:
             if sym in self.rolls.held:  # a rolled or expiring contract: roll / forced exit
                 self.rolls.after_bar(strategy, sym, feed)
             pos = strategy.book.get(sym)
-            held = (pos is not None and pos.real) or sym in getattr(self.router, "still_held", ())
+            held = (pos is not None and pos.real) or still_holds(self.router, sym)
             if held and feed.phase == "live":  # a closing position is still marked until delivered
                 try:
                     self._await_turn()
@@ -805,11 +807,6 @@ class Worker:
             "models": self.model_status,
         }
         self.hb.beat(self.health(), **fields)
-
-
-def _phase_of(bar: Any) -> str:
-    """A bar the hub recovered after a gap is as stale as the worker's own catch-up."""
-    return "replay" if getattr(bar, "source", "live") == "replay" else "live"
 
 
 def run(

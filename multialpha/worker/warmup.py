@@ -283,11 +283,14 @@ class Historian:
 
     def _pieces(self, schema: str, root: str, s: int, e: int, overlap_days: int = 0,
                 roll_gaps: bool = False) -> list[tuple[CacheKey, str, Piece]]:
-        if roll_gaps and root in self.cmap.rules:
+        if roll_gaps and root in self.cmap.rules:  # plus the rolls' gap hours not inside those pieces
             from multialpha.worker.adjust import gap_pieces
 
-            return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p)
-                    for p in gap_pieces(self.cmap, root, s, e)] + self._pieces(schema, root, s, e, overlap_days)
+            own = self._pieces(schema, root, s, e, overlap_days)
+            return own + [(CacheKey(self.dataset, schema, STYPE, g.contract), STYPE, g)
+                          for g in gap_pieces(self.cmap, root, s, e)
+                          if not any(p.contract == g.contract and p.start_ns <= g.start_ns and g.end_ns <= p.end_ns
+                                     for _, _, p in own)]
         if overlap_days > 0:
             return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p)
                     for p in overlap_pieces(self.cmap, root, s, e, overlap_days)]

@@ -187,6 +187,26 @@ def back_adjust(segments: list[tuple[str, "Columns"]], gaps: dict[tuple[str, str
     return out
 
 
+def adjusted_hours(historian: "Historian", root: str, start: datetime, boundary: datetime,
+                   mode: str) -> tuple["Columns", str]:
+    """Warmup's hours of [start, boundary), back-adjusted into the boundary's front, and that
+    contract (the anchor; "" for a root without a contract rule: raw ``ROOT.c.0`` history)."""
+    from multialpha.worker.cache import empty
+    from multialpha.worker.warmup import SCHEMA
+
+    segs = historian.segments(SCHEMA, root, start, boundary)
+    cmap = historian.cmap
+    anchor = cmap.front(root, cme_time.trading_day(boundary)).raw_symbol if root in cmap.rules else ""
+    if mode != "none" and anchor:
+        s, e = cme_time.to_ns(start), cme_time.to_ns(boundary)
+        gaps = {(r.old, r.new): historical_gap(historian, root, r) for r in rolls_in(cmap, root, s, e)}
+        segs = back_adjust(segs, gaps, anchor, mode)  # type: ignore[arg-type]
+    parts = [cols for _, cols in segs]
+    if not parts:
+        return empty(), anchor
+    return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, anchor
+
+
 GapSource = Callable[[str, Roll], "Gap | None"]
 
 

@@ -333,7 +333,9 @@ def warm_symbol(historian: Historian, root: str, boundary: datetime, daily_bars:
     if daily_bars <= 0 and hourly_bars <= 0:
         return SymbolWarmup(root, [], [], Resampler("day"))
     start = history_start(boundary, daily_bars, hourly_bars)
-    cols, anchor = _adjusted_hours(historian, root, start, boundary, adjust)
+    from multialpha.worker.adjust import adjusted_hours
+
+    cols, anchor = adjusted_hours(historian, root, start, boundary, adjust)
     days: list[OHLCV] = []
     day_r = Resampler("day")
     # Days from every hour (plain values: ~6,000 hours per symbol); OHLCV objects only for the hours kept.
@@ -347,23 +349,6 @@ def warm_symbol(historian: Historian, root: str, boundary: datetime, daily_bars:
     days.extend(day_r.flush(boundary))
     keep = {k: a[-hourly_bars:] if hourly_bars else a[:0] for k, a in cols.items()}
     return SymbolWarmup(root, to_bars(keep), days[-daily_bars:] if daily_bars else [], day_r, anchor)
-
-
-def _adjusted_hours(historian: Historian, root: str, start: datetime, boundary: datetime,
-                    adjust: str) -> tuple[Columns, str]:
-    """The hours of [start, boundary) in the level of the boundary's front, and that contract."""
-    from multialpha.worker import adjust as adj
-
-    segs = historian.segments(SCHEMA, root, start, boundary)
-    anchor = historian.cmap.front(root, cme_time.trading_day(boundary)).raw_symbol if root in historian.cmap.rules else ""
-    if adjust != "none" and anchor:
-        s, e = cme_time.to_ns(start), cme_time.to_ns(boundary)
-        gaps = {(r.old, r.new): adj.historical_gap(historian, root, r) for r in adj.rolls_in(historian.cmap, root, s, e)}
-        segs = adj.back_adjust(segs, gaps, anchor, adjust)  # type: ignore[arg-type]
-    parts = [cols for _, cols in segs]
-    if not parts:
-        return empty(), anchor
-    return {c: np.concatenate([p[c] for p in parts]) for c in parts[0]}, anchor
 
 
 def warm_all(

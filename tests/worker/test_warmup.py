@@ -291,12 +291,16 @@ def front_trade_days(market, cmap: ContractMap, root: str, days: list) -> dict:
     return out
 
 
-def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, sandbox_for, tmp_path):
-    settings = build_settings({"rec": recorder(["ES"], tag="roll")})
+def roll_sandbox(build_settings, sandbox_for, tag: str):
+    """A sandbox at ROLL_NOW (after the 6S and ES rolls): (sandbox, endpoints, contract map)."""
+    settings = build_settings({"rec": recorder(["ES"], tag=tag)})
     sb = sandbox_for(settings)
     sb.set_clock(ROLL_NOW)
-    ep = endpoints.from_state(sb.state)
-    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    return sb, endpoints.from_state(sb.state), ContractMap.load(settings.path(settings.contract_map_path))
+
+
+def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, sandbox_for, tmp_path):
+    sb, ep, cmap = roll_sandbox(build_settings, sandbox_for, "roll")
     cache = BarCache(tmp_path / "cache")
     start = warmup.history_start(ROLL_NOW, 8, 120)
     # A cache written by the old code (continuous ES.c.0) with impossible prices: must never be read.
@@ -400,11 +404,7 @@ def contract_hour_closes(market, root: str, contract: str, start_ns: int, end_ns
 
 
 def test_warmup_across_a_sandbox_roll_back_adjusts_hours_and_days(build_settings, sandbox_for, tmp_path):
-    settings = build_settings({"rec": recorder(["ES"], tag="adjust")})
-    sb = sandbox_for(settings)
-    sb.set_clock(ROLL_NOW)
-    ep = endpoints.from_state(sb.state)
-    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    sb, ep, cmap = roll_sandbox(build_settings, sandbox_for, "adjust")
     fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
     h = warmup.Historian(BarCache(tmp_path / "cache"), fetch, ep.dataset, contracts=cmap)
     adjusted = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 150, progress=False, adjust="difference")

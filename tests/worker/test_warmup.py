@@ -437,3 +437,32 @@ def test_warmup_across_a_sandbox_roll_back_adjusts_hours_and_days(build_settings
         moves = [abs(y.open - x.close) for x, y in zip(hours[:i - 1], hours[1:i])]  # the old front's own
         assert len(moves) >= 20 and abs(hours[i].open - hours[i - 1].close) <= max(moves), root
         assert abs(raw[root].hours[i].open - raw[root].hours[i - 1].close) > max(moves), root  # can fail
+
+
+def test_a_live_worker_continues_its_hours_across_the_roll_in_the_warmup_level(build_settings, sandbox_for,
+                                                                                redis_client, workers):
+    """Warmed before the ES roll (anchor ESZ5), the live worker meets ESH6 minutes: its hour bar is
+    shifted by the gap of the two contracts' last common hour of 12-10 (Historical, asked once)."""
+    settings = build_settings({"rec": recorder(["ES"], tag="liveroll")},
+                              worker={"warmup_daily_bars": 3, "warmup_hourly_bars": 30})
+    sb = sandbox_for(settings)
+    sb.set_clock(datetime(2025, 12, 10, 21, 30, tzinfo=UTC))  # 15:30 CT, the old front's last half hour
+    w = SandboxWorker(settings, "rec", RecordingRouter(), None).start()
+    workers.append(w)
+    before = w.wait_live(redis_client, 60)["historical_requests"]
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 21, 59, tzinfo=UTC), 6000.0, contract="ESZ5"))
+    wait_for(lambda: any(e["dt"] == "2025-12-10T22:00:00" for e in events("liveroll", "ES_hour")), what="ESZ5 hour")
+    sb.set_clock(datetime(2025, 12, 11, 0, 5, tzinfo=UTC))  # the new session is on: 12-10 is history
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 23, 0, tzinfo=UTC), 6100.0, contract="ESH6"))
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 23, 59, tzinfo=UTC), 6110.0, contract="ESH6"))
+    hour = wait_for(lambda: [e for e in events("liveroll", "ES_hour") if e["dt"] == "2025-12-11T00:00:00"],
+                    what="ESH6 hour")[0]
+    s, e = warmup.day_start_ns(date(2025, 12, 10)), warmup.day_start_ns(date(2025, 12, 11))
+    a, b = contract_hour_closes(sb.market, "ES", "ESZ5", s, e), contract_hour_closes(sb.market, "ES", "ESH6", s, e)
+    gap = b[max(set(a) & set(b))] - a[max(set(a) & set(b))]
+    old = [x for x in events("liveroll", "ES_hour") if x["dt"] == "2025-12-10T22:00:00"][0]
+    assert old["close"] == 6000.0  # the anchor's own bars stay raw
+    assert hour["close"] == pytest.approx(6110.0 - gap) and hour["open"] == pytest.approx(6100.0 - 0.5 - gap)
+    # The gap: one Historical request for the roll (the heartbeat reports it on its next beat).
+    wait_for(lambda: w.heartbeat(redis_client)["historical_requests"] == before + 1, what="one gap request")
+    assert w.shutdown() == 0

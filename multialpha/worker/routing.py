@@ -120,8 +120,10 @@ class FeedRouter:
                     owner = cur if b.start <= bar.start < b.end else prev
                     items.extend(self._span_items(sym, span, [b], phase, owner))
             if deliver:
+                level = self.adjuster.level(sym, cur) if cur else None  # (cur is "" without an adjuster)
+                level = None if level is None or level.identity else level
                 for name in self.plan.routes.get((sym, "minute"), ()):
-                    items.append((name, Item(bar, phase, contract, recv_ns)))
+                    items.append((name, Item(bar, phase, contract, recv_ns, level=level)))
                 for f in self.plan.neutral.get("minute", ()):
                     if f.name not in self.neutral_last or self.neutral_last[f.name] < bar.end:
                         self.neutral_last[f.name] = bar.end

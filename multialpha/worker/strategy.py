@@ -143,6 +143,14 @@ class MultiAlphaStrategy(bt.Strategy):
         raw = getattr(data, "raw_close", None)
         return float(data.close[0]) if raw is None else float(raw)
 
+    @staticmethod
+    def adjusted_close(data: Any) -> float:
+        """The current close in the roll-adjusted level of the symbol's hour/day series: compare a
+        minute price with an hourly indicator through this (after a roll during a run the series
+        continues in the level of the contract the worker started on; worker/adjust.py)."""
+        level = getattr(data, "level", None)
+        return float(data.close[0]) if level is None else float(level(data.close[0]))
+
     def _signal(self, kind: str, sym: str, side: Side, price: float, reason: str) -> Outcome:
         rt = self.p.runtime
         if rt is None:

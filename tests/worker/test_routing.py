@@ -57,6 +57,10 @@ def test_a_breakout_channel_spanning_a_live_roll_does_not_fire_on_the_gap(tmp_pa
     else:
         assert entries == []
         assert [it.raw_close for it in new] == raw_new
+        # Minute items (raw) carry their contract's level: a minute close compares with the hours.
+        minutes = items(bus, "ES")
+        assert all(it.level is None for it in minutes if it.bar.start < roll_at)
+        assert [it.level(it.bar.close) for it in minutes if it.bar.start >= roll_at] == [c - 40.0 for c in raw_new]
         assert [it.bar.close for it in new] == [c - 40.0 for c in raw_new]  # the anchor's level
         assert historian.requests == 1 and sorted(calls[0]) == ["ESH6", "ESZ5"]  # the gap's hours, once
         # The roll day's daily bar is in the anchor's level too; the day before it is raw.

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import backtrader as bt
 
+from multialpha.worker.adjust import Level
 from multialpha.worker.feeds import FeedBus, Item, RedisLiveData
 from multialpha.worker.resample import OHLCV
 from multialpha.worker.strategy import MultiAlphaStrategy
@@ -61,3 +62,26 @@ def test_a_roll_adjusted_bar_is_traded_at_its_raw_close():
     cerebro.addstrategy(Flip, log=log, symbols=("ES",), quantities={"ES": 1})
     cerebro.run()
     assert [entry[2] for entry in log] == [("short", 1, 10.5, False), None, ("short", 1, 52.5, False)]
+
+
+class Levels(MultiAlphaStrategy):
+    params = (("log", None),)
+
+    def next(self) -> None:
+        self.p.log.append(self.adjusted_close(self.feed("ES")))
+
+
+def test_adjusted_close_brings_a_minute_close_into_the_hour_series_level():
+    bus = FeedBus()
+    t0 = datetime(2025, 12, 11, 0, 0, tzinfo=UTC)
+    bars = [OHLCV(t0 + timedelta(minutes=i), t0 + timedelta(minutes=i + 1), 6100, 6101, 6099, 6100.5 + i, 5)
+            for i in range(2)]
+    cerebro = bt.Cerebro(runonce=False, preload=False, stdstats=False)
+    cerebro.adddata(RedisLiveData(bus=bus, feed_name="ES", symbol="ES", span="minute", qcheck=0.0), name="ES")
+    bus.put_many([("ES", Item(bars[0], "live"))])  # the anchor contract: its own level
+    bus.put_many([("ES", Item(bars[1], "live", level=Level(1.0, -68.5)))])  # after a roll during the run
+    bus.stop()
+    log: list = []
+    cerebro.addstrategy(Levels, log=log, symbols=("ES",))
+    cerebro.run()
+    assert log == [6100.5, 6101.5 - 68.5]

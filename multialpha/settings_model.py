@@ -215,8 +215,9 @@ class RollSettings(_Model):
     """What a strategy does with a position open when its root rolls (docs/worker.md, "Rolls")."""
 
     policy: Literal["forward", "exit", "hold"] = "forward"
-    # (Back-adjusted hour/day series, `adjust: difference | ratio`, come with issue #18 item 4:
-    # no setting before it does something.)
+    # Hour/day series (warmup, live, backtest) adjusted at each roll so the calendar spread never
+    # looks like a move (worker/adjust.py); orders, marks and P&L stay raw.
+    adjust: Literal["difference", "ratio", "none"] = "difference"
 
 
 class StrategySettings(_Model):

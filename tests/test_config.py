@@ -49,6 +49,7 @@ BROKEN = [
     ("unknown key", "  max_positions: 2\n", "  max_positions: 2\n  max_postions: 3\n", "portfolio.max_postions", "unknown key"),
     ("unknown instrument", "      SI: {size: 1,", "      XX: {size: 1,", "strategies.ibs_b.instruments.XX", "unknown instrument"),
     ("bad enum", "mode: paper", "mode: papr", "orders.mode", "paper"),
+    ("bad roll adjustment", "adjust: difference}", "adjust: diff}", "strategies.breakout.roll.adjust", "ratio"),
     ("bad product id", "product_id: ES.FUT,  multiplier", "product_id: ES,  multiplier", "instruments.ES.product_id", "pattern"),
     ("unknown reference feed", "reference_feeds: [VIX, TLT_day]", "reference_feeds: [VIX, TLT_week]",
      "strategies.breakout.reference_feeds.1", "unknown reference feed"),

@@ -213,9 +213,10 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
         w.bus = LockstepBus()
         w.feed_router = FeedRouter(w.plan, w.bus, FLUSH_GRACE)
         warm = warmup.warm_all(historian, w.plan.warm_sources(), start, settings.worker.warmup_daily_bars,
-                               settings.worker.warmup_hourly_bars, progress=False)
+                               settings.worker.warmup_hourly_bars, progress=False, adjust=w.st.roll.adjust)
         for sym, sw in warm.items():
             w.feed_router.seed_day(sym, sw.day_resampler)
+        w.feed_router.adjust_rolls(w.st.roll.adjust, historian, {s: x.contract for s, x in warm.items()})
         w.feed_router.warmup({s: x.hours for s, x in warm.items()}, {s: x.days for s, x in warm.items()})
         w.feed_router.go_live(bt.feed.DataBase.LIVE)  # history before `start` is warmup; from here on it trades
         w.cerebro = w._build_cerebro()

@@ -197,7 +197,8 @@ class SyntheticMarket:
             return path
 
     def close_anchor(self, root: str, day: date) -> float:
-        """The front contract's settlement-ish price at the end of ``day``."""
+        """The underlying's price at the end of ``day``: the price of the front on ``from_date``
+        (other months differ by their carry)."""
         return float(np.exp(self._anchor_path(root)[self._day_index(day)]))
 
     # -- contracts ---------------------------------------------------------------------
@@ -324,8 +325,12 @@ class SyntheticMarket:
         shares = np.array([i.share for i in insts])
         pick = np.searchsorted(np.cumsum(shares) / shares.sum(), rng.random(n), side="right")
         pick = np.minimum(pick, len(insts) - 1)
-        front = insts[0].contract
-        months0 = front.year * 12 + front.month
+        # Carry is counted from one fixed month per root (the front on from_date, priced at the
+        # underlying), never from the day's front: a contract's price must not jump when another
+        # month becomes the front. (It did: the front was always priced at the underlying, so at a
+        # roll every listed month jumped by the calendar spread and the front series showed no gap.)
+        ref = self.contracts.front(root, self.from_date)
+        months0 = ref.year * 12 + ref.month
         tick = spec.tick_size
         tick_ns = int(round(tick * 1e9))
         sizes = _size_table(prof.mean_size * thin)[rng.integers(0, 256, n, dtype=np.uint8)]

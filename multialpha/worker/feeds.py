@@ -50,6 +50,8 @@ class Item:
     phase: str  # warmup | replay | live
     contract: str = ""
     recv_ns: int = 0  # perf counter when the worker received it (latency stats)
+    raw_close: float | None = None  # the raw close of a roll-adjusted hour/day bar (worker/adjust.py)
+    level: Any = None  # a minute bar's adjust.Level into its hour/day series' level (None: the same level)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +268,8 @@ class BusData(bt.feed.DataBase):
         self.contract = ""
         self.bar_start: datetime | None = None  # aware UTC start of the latest bar
         self.recv_ns = 0
+        self.raw_close: float | None = None  # latest bar's raw close if it was roll-adjusted, else None
+        self.level: Any = None  # latest (minute) bar's adjust.Level into the hour/day series, None: same
         self.loaded = 0
         self._ma_bufs: tuple[Any, ...] | None = None  # the line buffers _load writes, looked up once
         self._ma_tick: tuple[float, ...] = ()  # the loaded bar in Backtrader's line order (close first)
@@ -343,6 +347,8 @@ class BusData(bt.feed.DataBase):
             self.contract = item.contract or self.contract
             self.bar_start = bar.start
             self.recv_ns = item.recv_ns
+            self.raw_close = item.raw_close
+            self.level = item.level
             self.loaded += 1
             return True
 

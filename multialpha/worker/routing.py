@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Any, Iterable
 
+from multialpha.worker.adjust import RollAdjuster
 from multialpha.worker.feeds import SPANS, FeedBus, Item, Status
 from multialpha.worker.plan import FeedPlan
 from multialpha.worker.resample import OHLCV, Resampler
@@ -35,13 +36,21 @@ class FeedRouter:
         self.neutral_last: dict[str, datetime] = {}
         self.overlap = 0  # live bars already delivered by catch-up (join de-duplication)
         self.late = 0  # minute bars older than what was routed (dropped)
+        # Hour/day bars in each symbol's anchor level across rolls (roll.adjust; worker/adjust.py).
+        # None: raw. Resamplers stay raw; a bar is mapped as it leaves, by its contract.
+        self.adjuster: RollAdjuster | None = None
 
     # -- items -------------------------------------------------------------------
-    def _span_items(self, sym: str, span: str, bars: Iterable[OHLCV], phase: str) -> list[tuple[str, Item]]:
+    def _span_items(self, sym: str, span: str, bars: Iterable[OHLCV], phase: str,
+                    contract: str = "") -> list[tuple[str, Item]]:
         out: list[tuple[str, Item]] = []
+        level = self.adjuster.level(sym, contract) if self.adjuster is not None and contract else None
         for b in bars:
+            raw_close = None
+            if level is not None and not level.identity:
+                raw_close, b = b.close, level.bar(b)  # orders are priced from the raw close
             for name in self.plan.routes.get((sym, span), ()):
-                out.append((name, Item(b, phase)))
+                out.append((name, Item(b, phase, raw_close=raw_close)))
             for f in self.plan.neutral.get(span, ()):
                 if self.neutral_last.get(f.name, datetime.min.replace(tzinfo=b.end.tzinfo)) < b.end:
                     self.neutral_last[f.name] = b.end
@@ -53,6 +62,15 @@ class FeedRouter:
         """Adopt the warmup's open trading day so live minutes complete it."""
         with self.lock:
             self.resamplers[sym]["day"] = resampler
+
+    def adjust_rolls(self, mode: str, historian: Any, anchors: dict[str, str]) -> None:
+        """Roll-adjust hour/day bars (``roll.adjust``) from each symbol's warmup anchor on; a roll's
+        gap comes from ``historian`` (``adjust.historical_gap``: the warmup's and backtest's rule)."""
+        from multialpha.worker.adjust import historical_gap
+
+        if mode != "none":
+            self.adjuster = RollAdjuster(mode, lambda sym, roll: historical_gap(historian, sym, roll),  # type: ignore[arg-type]
+                                         {s: c for s, c in anchors.items() if c})
 
     def warmup(self, hours: dict[str, list[OHLCV]], days: dict[str, list[OHLCV]]) -> int:
         """Queue warmup hour/day bars of every symbol in time order; returns the item count."""
@@ -91,12 +109,21 @@ class FeedRouter:
                 return False
             self.last_minute[sym] = bar.start
             items: list[tuple[str, Item | Status]] = []
+            prev = cur = ""
+            if self.adjuster is not None:
+                prev = self.adjuster.current.get(sym, "")
+                cur = self.adjuster.observe(sym, contract, bar.start)
             for span in RESAMPLED:
-                closed = self.resamplers[sym][span].add(bar)
-                items.extend(self._span_items(sym, span, closed, phase))
+                for b in self.resamplers[sym][span].add(bar):
+                    # A roll falls on a trading-day (so hour) boundary: a bucket this bar does not
+                    # belong to was closed by it and holds the previous bar's contract.
+                    owner = cur if b.start <= bar.start < b.end else prev
+                    items.extend(self._span_items(sym, span, [b], phase, owner))
             if deliver:
+                level = self.adjuster.level(sym, cur) if cur else None  # (cur is "" without an adjuster)
+                level = None if level is None or level.identity else level
                 for name in self.plan.routes.get((sym, "minute"), ()):
-                    items.append((name, Item(bar, phase, contract, recv_ns)))
+                    items.append((name, Item(bar, phase, contract, recv_ns, level=level)))
                 for f in self.plan.neutral.get("minute", ()):
                     if f.name not in self.neutral_last or self.neutral_last[f.name] < bar.end:
                         self.neutral_last[f.name] = bar.end
@@ -122,8 +149,9 @@ class FeedRouter:
         items: list[tuple[str, Item | Status]] = []
         with self.lock:
             for sym, rs in self.resamplers.items():
+                contract = self.adjuster.current.get(sym, "") if self.adjuster is not None else ""
                 for span in RESAMPLED:
-                    items.extend(self._span_items(sym, span, rs[span].flush(cutoff), phase))
+                    items.extend(self._span_items(sym, span, rs[span].flush(cutoff), phase, contract))
             items.sort(key=lambda it: it[1].bar.end)  # type: ignore[union-attr]
             self.bus.put_many(items, turn)
         return len(items)

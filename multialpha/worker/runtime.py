@@ -446,6 +446,7 @@ class Worker:
         warm = warmup.warm_all(
             self.historian, self.plan.warm_sources(), boundary,
             self.settings.worker.warmup_daily_bars, self.settings.worker.warmup_hourly_bars, self.progress,
+            adjust=self.st.roll.adjust,
         )
         log.info(
             "warmup: %d symbols before %s (%d Historical requests, %d cached ranges)",
@@ -470,6 +471,7 @@ class Worker:
                                list(self.settings.enabled_strategies), self.settings.worker.turn_timeout_s)
         for sym, w in warm.items():
             self.feed_router.seed_day(sym, w.day_resampler)
+        self.feed_router.adjust_rolls(self.st.roll.adjust, self.historian, {s: w.contract for s, w in warm.items()})
         self.feed_router.warmup({s: w.hours for s, w in warm.items()}, {s: w.days for s, w in warm.items()})
         if not self.subscriber.subscribe(10.0):
             log.error("could not subscribe to the bar channels within 10 s")

@@ -119,7 +119,7 @@ class MultiAlphaStrategy(bt.Strategy):
         sym = self.symbol_of(data)
         if sym in self.book or side not in ("long", "short"):
             return False
-        price = float(data.close[0])
+        price = self.raw_price(data)
         out = self._signal("entry", sym, side, price, reason)
         if out.accepted:
             self.book[sym] = BookPosition(sym, side, self.quantity_for(sym), price, self.bar_time(data), out.real)
@@ -131,10 +131,25 @@ class MultiAlphaStrategy(bt.Strategy):
         pos = self.book.get(sym)
         if pos is None:
             return False
-        out = self._signal("exit", sym, pos.side, float(data.close[0]), reason)
+        out = self._signal("exit", sym, pos.side, self.raw_price(data), reason)
         if out.accepted:
             del self.book[sym]
         return out.accepted
+
+    @staticmethod
+    def raw_price(data: Any) -> float:
+        """The current bar's close as traded: a roll-adjusted hour/day bar carries its raw close
+        (worker/adjust.py); orders, marks and P&L never use an adjusted price."""
+        raw = getattr(data, "raw_close", None)
+        return float(data.close[0]) if raw is None else float(raw)
+
+    @staticmethod
+    def adjusted_close(data: Any) -> float:
+        """The current close in the roll-adjusted level of the symbol's hour/day series: compare a
+        minute price with an hourly indicator through this (after a roll during a run the series
+        continues in the level of the contract the worker started on; worker/adjust.py)."""
+        level = getattr(data, "level", None)
+        return float(data.close[0]) if level is None else float(level(data.close[0]))
 
     def _signal(self, kind: str, sym: str, side: Side, price: float, reason: str) -> Outcome:
         rt = self.p.runtime

@@ -202,6 +202,7 @@ class SymbolWarmup:
     hours: list[OHLCV]  # last N complete hours before the boundary
     days: list[OHLCV]  # last M complete trading days ending at or before the boundary
     day_resampler: Resampler  # holds the boundary's (partial) trading day
+    contract: str = ""  # the boundary's front: hours and days are in its price level (worker/adjust.py)
 
 
 @dataclass
@@ -256,13 +257,14 @@ class Historian:
                                                   overlap_days)]
 
     def prefetch(self, schema: str, roots: Iterable[str], start: datetime, end: datetime,
-                 overlap_days: int = 0) -> None:
+                 overlap_days: int = 0, roll_gaps: bool = False) -> None:
         """Fetch whatever the cache lacks for ``roots`` over [start, end): one request per batch
-        (hourly: one in all; see ``MAX_OVERFETCH``), each contract's own days cached under its raw symbol."""
+        (hourly: one in all; see ``MAX_OVERFETCH``), each contract's own days cached under its raw symbol.
+        ``roll_gaps``: also both contracts around each roll that define its gap (``adjust.gap_pieces``)."""
         s, e = cme_time.to_ns(start), cme_time.to_ns(end)
         gaps: dict[str, list[tuple[CacheKey, int, int]]] = {}  # stype -> missing (key, start, end)
         for root in roots:
-            missing = [(key, stype, gs, ge) for key, stype, p in self._pieces(schema, root, s, e, overlap_days)
+            missing = [(key, stype, gs, ge) for key, stype, p in self._pieces(schema, root, s, e, overlap_days, roll_gaps)
                        for gs, ge in self.cache.missing(key, p.start_ns, p.end_ns)]
             for key, stype, gs, ge in missing:
                 gaps.setdefault(stype, []).append((key, gs, ge))
@@ -279,7 +281,16 @@ class Historian:
                     self.fetched_bars += len(cols["ts"])
                     self.cache.write(key, gs, ge, cols)
 
-    def _pieces(self, schema: str, root: str, s: int, e: int, overlap_days: int = 0) -> list[tuple[CacheKey, str, Piece]]:
+    def _pieces(self, schema: str, root: str, s: int, e: int, overlap_days: int = 0,
+                roll_gaps: bool = False) -> list[tuple[CacheKey, str, Piece]]:
+        if roll_gaps and root in self.cmap.rules:  # plus the rolls' gap hours not inside those pieces
+            from multialpha.worker.adjust import gap_pieces
+
+            own = self._pieces(schema, root, s, e, overlap_days)
+            return own + [(CacheKey(self.dataset, schema, STYPE, g.contract), STYPE, g)
+                          for g in gap_pieces(self.cmap, root, s, e)
+                          if not any(p.contract == g.contract and p.start_ns <= g.start_ns and g.end_ns <= p.end_ns
+                                     for _, _, p in own)]
         if overlap_days > 0:
             return [(CacheKey(self.dataset, schema, STYPE, p.contract), STYPE, p)
                     for p in overlap_pieces(self.cmap, root, s, e, overlap_days)]
@@ -316,11 +327,15 @@ def to_bars(cols: Columns, span: timedelta = timedelta(hours=1)) -> list[OHLCV]:
     return out
 
 
-def warm_symbol(historian: Historian, root: str, boundary: datetime, daily_bars: int, hourly_bars: int) -> SymbolWarmup:
+def warm_symbol(historian: Historian, root: str, boundary: datetime, daily_bars: int, hourly_bars: int,
+                adjust: str = "none") -> SymbolWarmup:
+    """``adjust`` (``roll.adjust``): history back-adjusted into the boundary's front (worker/adjust.py)."""
     if daily_bars <= 0 and hourly_bars <= 0:
         return SymbolWarmup(root, [], [], Resampler("day"))
     start = history_start(boundary, daily_bars, hourly_bars)
-    cols = historian.hourly(root, start, boundary)
+    from multialpha.worker.adjust import adjusted_hours
+
+    cols, anchor = adjusted_hours(historian, root, start, boundary, adjust)
     days: list[OHLCV] = []
     day_r = Resampler("day")
     # Days from every hour (plain values: ~6,000 hours per symbol); OHLCV objects only for the hours kept.
@@ -333,7 +348,7 @@ def warm_symbol(historian: Historian, root: str, boundary: datetime, daily_bars:
     # A day whose close is exactly the boundary is complete but unflushed if its last hour printed nothing.
     days.extend(day_r.flush(boundary))
     keep = {k: a[-hourly_bars:] if hourly_bars else a[:0] for k, a in cols.items()}
-    return SymbolWarmup(root, to_bars(keep), days[-daily_bars:] if daily_bars else [], day_r)
+    return SymbolWarmup(root, to_bars(keep), days[-daily_bars:] if daily_bars else [], day_r, anchor)
 
 
 def warm_all(
@@ -343,20 +358,22 @@ def warm_all(
     daily_bars: int,
     hourly_bars: int,
     progress: bool | None = None,
+    adjust: str = "none",
 ) -> dict[str, SymbolWarmup]:
-    """Warm every root; a rich progress bar on an interactive terminal."""
+    """Warm every root (``adjust``: see :func:`warm_symbol`); a rich progress bar on an interactive terminal."""
     if progress is None:
         progress = sys.stderr.isatty()
     out: dict[str, SymbolWarmup] = {}
 
     def download() -> None:  # one request for every root's missing hours (cold start), not one per root
         if daily_bars > 0 or hourly_bars > 0:
-            historian.prefetch(SCHEMA, roots, history_start(boundary, daily_bars, hourly_bars), boundary)
+            historian.prefetch(SCHEMA, roots, history_start(boundary, daily_bars, hourly_bars), boundary,
+                               roll_gaps=adjust != "none")  # the rolls' gaps in the same request
 
     if not progress:
         download()
         for root in roots:
-            out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars)
+            out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars, adjust)
         return out
     from rich.progress import Progress
 
@@ -365,7 +382,7 @@ def warm_all(
         download()
         for root in roots:
             bar.update(task, description=f"warmup {root}")
-            out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars)
+            out[root] = warm_symbol(historian, root, boundary, daily_bars, hourly_bars, adjust)
             bar.advance(task)
     return out
 

@@ -46,14 +46,14 @@ def holder_plugin() -> Iterator[None]:
 
 
 def backtest(roll_sandbox: Any, tmp_path: Path, policy: str, overlap: int = 2,
-             days: tuple[date, date] = DAYS) -> runner.BacktestRun:
+             days: tuple[date, date] = DAYS, strategy_type: str = "roll_holder") -> runner.BacktestRun:
     from multialpha.backtest.command import Source
     from multialpha.worker import warmup
 
     sb, dirs = roll_sandbox
     settings = cfg.load(write_config(
         tmp_path / f"{policy}.yml", dirs, ml_veto={"mode": "off"}, hub={"roll_overlap_days": overlap},
-        strategies={"holder": {"strategy_type": "roll_holder", "roll": {"policy": policy},
+        strategies={"holder": {"strategy_type": strategy_type, "roll": {"policy": policy},
                                "webhook_url_env": "TEST_ROLL_HOLDER_URL",
                                "instruments": {"ES": {"size": 1}, "6S": {"size": 2}}}}), environ={})
     ep = endpoints.from_state(sb.state, sb.state_file)
@@ -149,3 +149,32 @@ def test_hold_exits_when_the_overlap_ends(roll_sandbox, holder_plugin, tmp_path)
     assert [(o.symbol, o.contract, cme_time.trading_day(cme_time.parse_iso(o.bar_start))) for o in ex] == [
         ("6S", "6SZ5", date(2025, 12, 9)), ("ES", "ESZ5", date(2025, 12, 12))]
     assert not run.open_positions
+
+
+def test_hour_bars_are_roll_adjusted_and_orders_stay_raw(roll_sandbox, holder_plugin, tmp_path) -> None:
+    """roll.adjust (default difference) in the backtest: across each roll inside the range the hour
+    feed continues in the level of the front at --from, by the gap of the two contracts' last
+    common hour before the roll; an entry signalled on an adjusted hour is priced at the raw close."""
+    from tests.worker.test_warmup import contract_hour_closes
+    from multialpha.worker import warmup
+
+    roll_plugin.HOURS.clear()
+    run = backtest(roll_sandbox, tmp_path, "exit", strategy_type="roll_reentry")
+    orders = check_contracts(run)  # every order at its own contract's raw bar close
+    sb, _ = roll_sandbox
+    cmap = ContractMap.load(run.settings.path(run.settings.contract_map_path))
+    for sym, roll in (("6S", date(2025, 12, 8)), ("ES", date(2025, 12, 11))):
+        old, new = cmap.front(sym, DAYS[0]).raw_symbol, cmap.front(sym, roll).raw_symbol
+        assert [(o.kind, o.contract, o.tag) for o in orders if o.symbol == sym] == [
+            ("entry", old, ""), ("exit", old, "roll"), ("entry", new, "")]  # re-entered after the roll
+        s, e = warmup.day_start_ns(cme_time.previous_trading_day(roll)), warmup.day_start_ns(roll)
+        a, b = contract_hour_closes(sb.market, sym, old, s, e), contract_hour_closes(sb.market, sym, new, s, e)
+        gap = b[max(set(a) & set(b))] - a[max(set(a) & set(b))]  # the rule, from the market's own trades
+        hours = roll_plugin.HOURS[sym]
+        before = [h for h in hours if h[3] == old]
+        after = [h for h in hours if h[3] == new]
+        assert before and after and all(c == raw for _, c, raw, _ in before)  # the anchor is raw
+        for _, close, raw, _ in after:
+            assert close == pytest.approx(raw - gap, abs=1e-9) and raw != close
+        steps = [abs(y[1] - x[1]) for x, y in zip(before, before[1:])]
+        assert abs(after[0][1] - before[-1][1]) <= max(steps) < abs(after[0][2] - before[-1][2]), sym

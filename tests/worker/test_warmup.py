@@ -13,7 +13,7 @@ import numpy as np
 from multialpha import cme_time, endpoints
 from multialpha.contracts import ContractMap
 from multialpha.sandbox.server import Sandbox
-from multialpha.worker import warmup
+from multialpha.worker import adjust, warmup
 from multialpha.worker.cache import BarCache, CacheKey
 from multialpha.worker.resample import OHLCV, resample
 from multialpha.worker.runtime import run
@@ -81,12 +81,14 @@ def test_six_symbols_warm_up_then_second_start_hits_the_cache(build_settings, sa
                 assert (close.hour, close.minute) == (16, 0), d
         assert w.shutdown() == 0
     cache = Path(settings.path(settings.worker.cache_dir))
-    # One chunk per (root, front contract) piece of the year, each under its raw symbol; no continuous key.
+    # One chunk per (root, front contract) piece of the year, each under its raw symbol, plus the
+    # new front's hours of the day before each roll (roll.adjust's gap); no continuous key.
     cmap = ContractMap.load(settings.path(settings.contract_map_path))
     start = warmup.history_start(NOW, 250, 338)
     pieces = {(sym, p.contract) for sym in SIX for p in warmup.front_pieces(cmap, sym, cme_time.to_ns(start), cme_time.to_ns(NOW))}
+    rolls = [r for sym in SIX for r in adjust.rolls_in(cmap, sym, cme_time.to_ns(start), cme_time.to_ns(NOW))]
     files = list(cache.rglob("*.parquet"))
-    assert {f.parent.name for f in files} == {c for _, c in pieces} and len(files) == len(pieces)
+    assert {f.parent.name for f in files} == {c for _, c in pieces} and len(files) == len(pieces) + len(rolls)
     assert all(f.parent.parent.name == "raw_symbol" for f in files)
 
 
@@ -289,12 +291,16 @@ def front_trade_days(market, cmap: ContractMap, root: str, days: list) -> dict:
     return out
 
 
-def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, sandbox_for, tmp_path):
-    settings = build_settings({"rec": recorder(["ES"], tag="roll")})
+def roll_sandbox(build_settings, sandbox_for, tag: str):
+    """A sandbox at ROLL_NOW (after the 6S and ES rolls): (sandbox, endpoints, contract map)."""
+    settings = build_settings({"rec": recorder(["ES"], tag=tag)})
     sb = sandbox_for(settings)
     sb.set_clock(ROLL_NOW)
-    ep = endpoints.from_state(sb.state)
-    cmap = ContractMap.load(settings.path(settings.contract_map_path))
+    return sb, endpoints.from_state(sb.state), ContractMap.load(settings.path(settings.contract_map_path))
+
+
+def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, sandbox_for, tmp_path):
+    sb, ep, cmap = roll_sandbox(build_settings, sandbox_for, "roll")
     cache = BarCache(tmp_path / "cache")
     start = warmup.history_start(ROLL_NOW, 8, 120)
     # A cache written by the old code (continuous ES.c.0) with impossible prices: must never be read.
@@ -385,3 +391,78 @@ def test_a_root_without_a_contract_rule_falls_back_to_c0(tmp_path):
     (contract, cols), = h.segments("ohlcv-1h", "XX", t0, t0 + timedelta(hours=3))
     assert contract == "" and len(cols["ts"]) == 3 and [c[0] for c in calls] == [["XX.c.0"]]
     assert (tmp_path / "GLBX.MDP3" / "ohlcv-1h" / "continuous" / "XX.c.0").is_dir()
+
+
+def contract_hour_closes(market, root: str, contract: str, start_ns: int, end_ns: int) -> dict[int, float]:
+    """Independent of worker/adjust.py: hour start -> last trade price of ``contract``, from the sandbox market."""
+    trades = market.trades(root, start_ns, end_ns)
+    out: dict[int, float] = {}
+    for ts, iid, px in zip(trades["ts_recv"].tolist(), trades["instrument_id"].tolist(), trades["price"].tolist()):
+        if market.raw_symbols(root, cme_time.trading_day(ts)).get(iid) == contract:
+            out[ts - ts % cme_time.HOUR_NS] = px / 1e9
+    return out
+
+
+def test_warmup_across_a_sandbox_roll_back_adjusts_hours_and_days(build_settings, sandbox_for, tmp_path):
+    sb, ep, cmap = roll_sandbox(build_settings, sandbox_for, "adjust")
+    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    h = warmup.Historian(BarCache(tmp_path / "cache"), fetch, ep.dataset, contracts=cmap)
+    adjusted = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 150, progress=False, adjust="difference")
+    assert h.requests == 1  # both roots' history and both rolls' gap hours: one request
+    raw = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 150, progress=False)
+    assert h.requests == 1
+
+    for root, roll in (("ES", date(2025, 12, 11)), ("6S", date(2025, 12, 8))):
+        old, new = cmap.front(root, cme_time.previous_trading_day(roll)).raw_symbol, cmap.front(root, roll).raw_symbol
+        assert adjusted[root].contract == new
+        # The rule, recomputed from the market's trades: last hour of the day before the roll both traded.
+        s, e = warmup.day_start_ns(cme_time.previous_trading_day(roll)), warmup.day_start_ns(roll)
+        a, b = contract_hour_closes(sb.market, root, old, s, e), contract_hour_closes(sb.market, root, new, s, e)
+        common = max(set(a) & set(b))
+        gap = b[common] - a[common]
+        assert abs(gap) > 0  # the sandbox's calendar spread: a real jump to remove
+        at = warmup.day_start_ns(roll)
+        for adj_bar, raw_bar in zip(adjusted[root].hours, raw[root].hours, strict=True):
+            shift = gap if cme_time.to_ns(adj_bar.start) < at else 0.0  # the new front is raw
+            assert adj_bar.start == raw_bar.start and adj_bar.volume == raw_bar.volume
+            for k in ("open", "high", "low", "close"):
+                assert getattr(adj_bar, k) == pytest.approx(getattr(raw_bar, k) + shift, abs=1e-9), (root, k)
+        for adj_day, raw_day in zip(adjusted[root].days, raw[root].days, strict=True):
+            shift = gap if cme_time.to_ns(adj_day.start) < at else 0.0
+            assert adj_day.close == pytest.approx(raw_day.close + shift, abs=1e-9), root
+        # Continuous across the roll: the step from the old front's last hour to the new front's
+        # first is no larger than the market's own hour-to-hour moves (raw, it is the spread).
+        hours = adjusted[root].hours
+        i = next(i for i, x in enumerate(hours) if cme_time.to_ns(x.start) >= at)
+        moves = [abs(y.open - x.close) for x, y in zip(hours[:i - 1], hours[1:i])]  # the old front's own
+        assert len(moves) >= 20 and abs(hours[i].open - hours[i - 1].close) <= max(moves), root
+        assert abs(raw[root].hours[i].open - raw[root].hours[i - 1].close) > max(moves), root  # can fail
+
+
+def test_a_live_worker_continues_its_hours_across_the_roll_in_the_warmup_level(build_settings, sandbox_for,
+                                                                                redis_client, workers):
+    """Warmed before the ES roll (anchor ESZ5), the live worker meets ESH6 minutes: its hour bar is
+    shifted by the gap of the two contracts' last common hour of 12-10 (Historical, asked once)."""
+    settings = build_settings({"rec": recorder(["ES"], tag="liveroll")},
+                              worker={"warmup_daily_bars": 3, "warmup_hourly_bars": 30})
+    sb = sandbox_for(settings)
+    sb.set_clock(datetime(2025, 12, 10, 21, 30, tzinfo=UTC))  # 15:30 CT, the old front's last half hour
+    w = SandboxWorker(settings, "rec", RecordingRouter(), None).start()
+    workers.append(w)
+    before = w.wait_live(redis_client, 60)["historical_requests"]
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 21, 59, tzinfo=UTC), 6000.0, contract="ESZ5"))
+    wait_for(lambda: any(e["dt"] == "2025-12-10T22:00:00" for e in events("liveroll", "ES_hour")), what="ESZ5 hour")
+    sb.set_clock(datetime(2025, 12, 11, 0, 5, tzinfo=UTC))  # the new session is on: 12-10 is history
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 23, 0, tzinfo=UTC), 6100.0, contract="ESH6"))
+    publish(redis_client, make_bar("ES", datetime(2025, 12, 10, 23, 59, tzinfo=UTC), 6110.0, contract="ESH6"))
+    hour = wait_for(lambda: [e for e in events("liveroll", "ES_hour") if e["dt"] == "2025-12-11T00:00:00"],
+                    what="ESH6 hour")[0]
+    s, e = warmup.day_start_ns(date(2025, 12, 10)), warmup.day_start_ns(date(2025, 12, 11))
+    a, b = contract_hour_closes(sb.market, "ES", "ESZ5", s, e), contract_hour_closes(sb.market, "ES", "ESH6", s, e)
+    gap = b[max(set(a) & set(b))] - a[max(set(a) & set(b))]
+    old = [x for x in events("liveroll", "ES_hour") if x["dt"] == "2025-12-10T22:00:00"][0]
+    assert old["close"] == 6000.0  # the anchor's own bars stay raw
+    assert hour["close"] == pytest.approx(6110.0 - gap) and hour["open"] == pytest.approx(6100.0 - 0.5 - gap)
+    # The gap: one Historical request for the roll (the heartbeat reports it on its next beat).
+    wait_for(lambda: w.heartbeat(redis_client)["historical_requests"] == before + 1, what="one gap request")
+    assert w.shutdown() == 0

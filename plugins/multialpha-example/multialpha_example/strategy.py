@@ -20,7 +20,8 @@ class SmaExample(MultiAlphaStrategy):
             minute, hour = self.feed(sym), self.feed(sym, "hour")
             if not self.ready(minute) or len(hour) < self.p.period:
                 continue
-            above = minute.close[0] > self.sma[sym][0]
+            # The SMA is of roll-adjusted hours: the minute close is brought into their level.
+            above = self.adjusted_close(minute) > self.sma[sym][0]
             pos = self.position_of(sym)
             if pos is None:
                 if above:

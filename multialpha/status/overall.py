@@ -23,6 +23,8 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
         add("error", f"daily stop hit ({p['day_pnl']:,.2f} vs -{p['daily_stop_loss']:,.0f}): {what}", "portfolio")
     for pid in p["exit_failed"]:
         add("error", f"EXIT FAILED {pid}: broker may hold it (orders retry/ack)", "portfolio")
+    for strategy, why in sorted(p["unmanaged"].items()):
+        add("error", f"UNMANAGED {strategy}: positions without a running worker ({why})", "portfolio")
     if p["pending_orders"]:
         add("error", f"{p['pending_orders']} order(s) need review", "portfolio")
     for scope, why in sorted(p["reduce_only"].items()):

@@ -82,6 +82,8 @@ PORTFOLIO = _obj({
     "reduce_only": {"type": "object", "additionalProperties": {"type": "string"}},
     "exit_failed": {"type": "array", "items": {"type": "string"}},  # strategy:symbol, broker may hold it
     "flatten_pending": {"type": "array", "items": {"type": "string"}},  # strategies still being flattened
+    # strategy -> why its positions have no running worker (`stop`/`reload --leave-positions`)
+    "unmanaged": {"type": "object", "additionalProperties": {"type": "string"}},
 })
 
 ERROR = _obj({"ts": {"type": "string"}, "level": {"type": "string"}, "component": {"type": "string"},

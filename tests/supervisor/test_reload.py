@@ -31,9 +31,9 @@ def rig(redis_server: Any, redis_client: Any, tmp_path: Path, monkeypatch: pytes
     doc["contract_map_path"] = str(SHIPPED_CONFIG.parent / doc["contract_map_path"])
     path.write_text(yaml.safe_dump(doc))
     settings = cfg.load(path)
-    fos, clock = FakeOS(), FakeClock()
+    fos, fake_clock = FakeOS(), FakeClock()
     names = [n for n in up.components(settings) if n != "sandbox"]  # its ready() waits for a state file
-    sup = Supervisor(up.plan(settings, path, names, {}), fos.spawn, fos.kill, clock, POLICY, TIMING)
+    sup = Supervisor(up.plan(settings, path, names, {}), fos.spawn, fos.kill, fake_clock, POLICY, TIMING)
     sup.tick()
     beat_all(sup, "t0")
     dep = Deployer(settings, path, redis_client, sup.handle, lambda s, n: up.plan(s, path, n, {}))

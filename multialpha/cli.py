@@ -172,6 +172,9 @@ def plugins(ctx: click.Context, config_path: str | None) -> None:
     Console(width=max(100, Console().width)).print(table)
     if not rows:
         click.echo("no plugins installed (entry-point group 'multialpha')")
+    from multialpha import plugin_versions  # per running worker: the version it runs vs the installed one
+
+    plugin_versions.show(_ctx(ctx, config_path).config_path, Console(width=max(100, Console().width)))
 
 
 @main.command()

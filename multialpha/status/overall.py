@@ -59,6 +59,10 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
             add("warning", f"{s['name']} warming")
         elif s["state"] != "FAILED":  # a failed worker is said by its process
             add("error", f"{s['name']} {s['state']}")
+        pl = s["plugin"]
+        if pl and pl["mismatch"]:
+            add("warning", f"{s['name']} runs {pl['plugin']} {pl['running']}, {pl['installed']} installed "
+                           f"(`multialpha restart {s['name']}`)")
         for m in s["model_problems"]:
             block = m["on_missing"] == "block"
             add("error" if block else "warning",

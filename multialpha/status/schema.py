@@ -57,6 +57,10 @@ STRATEGY = _obj({
     "reduce_only": _str, "exit_failed": {"type": "array", "items": {"type": "string"}},
     "flatten_pending": _bool,
     "detail": {"type": "string"}, "degraded": _bool,
+    # the strategy's plugin: the version the worker runs vs the one installed (null: not reported)
+    "plugin": {"oneOf": [{"type": "null"}, _obj({"worker": {"type": "string"}, "plugin": {"type": "string"},
+                                                 "running": {"type": "string"}, "installed": _str,
+                                                 "mismatch": _bool})]},
 })
 
 POSITION = _obj({

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any, Iterable
 
-from multialpha import cme_time
+from multialpha import cme_time, plugin_versions
 from multialpha.bar import Bar, BarError
 from multialpha.config import Settings
 from multialpha.status.raw import Raw
@@ -237,6 +237,8 @@ def strategies(settings: Settings, beats: dict[str, dict[str, Any]], procs: list
             "flatten_pending": name in port["flatten_pending"],
             "detail": str(beat.get("detail") or beat.get("warmup") or beat.get("last_error") or ""),
             "degraded": cfg.enabled and state not in ("LIVE", "WARMING"),
+            # the plugin version it runs vs the one installed now (after `pip install -U`)
+            "plugin": plugin_versions.row(comp, beat) if beat else None,
         })
     return out
 

@@ -10,12 +10,16 @@ reused for every step, since starting the system is the expensive part:
    gate's limits change at once and a halt survives;
 3. changing one strategy's parameter restarts only that worker;
 4. `stop` holds a strategy down (the watchdog does not restart it) until `start`;
+   (2b) a plugin upgrade on disk shows as a mismatch until `restart` runs the new version;
 5. removing a strategy that holds a position is refused, then `reload --flatten` exits the
    position through the normal order path (webhook delivered) and stops the worker.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from typing import Any
@@ -25,6 +29,7 @@ import yaml
 
 from multialpha.portfolio.gate import Gate
 from multialpha.supervisor.reload import STOP_FLATTEN
+from tests import tiny_plugin
 from tests.e2e import up_rig as R
 
 
@@ -50,6 +55,9 @@ def _live(run: R.UpRun, name: str) -> bool:
 @pytest.mark.slow
 def test_reload_stop_start_on_a_running_deployment(tmp_path: Any) -> None:
     run = R.new_run(tmp_path, "reload", tmp_path / "cache")
+    site = tmp_path / "site"  # a plugin distribution installed for this deployment only
+    tiny_plugin.install(site, "1.0")
+    run.env["PYTHONPATH"] = os.pathsep.join(x for x in (str(site), run.env.get("PYTHONPATH", "")) if x)
     try:
         run.begin()
         assert run.client is not None
@@ -70,7 +78,7 @@ def test_reload_stop_start_on_a_running_deployment(tmp_path: Any) -> None:
 
         # 2. Add a strategy on a new root + lower max_positions, while halted.
         assert _cli(run, "halt", "--reason", "reload test").returncode == 0
-        doc["strategies"]["sma_c"] = {"strategy_type": "example_sma", "enabled": True,
+        doc["strategies"]["sma_c"] = {"strategy_type": "tiny_sma", "enabled": True,
                                       "params": {"period": 1, "allow_short": True}, "reference_feeds": [],
                                       "instruments": {"ES": {"size": 1}}}
         doc["portfolio"]["max_positions"] = 40
@@ -86,6 +94,22 @@ def test_reload_stop_start_on_a_running_deployment(tmp_path: Any) -> None:
         assert run.client.hget(gate.limits_key(), "max_positions") == "40"
         assert run.client.get(gate.halt_key()) is not None  # the halt survived the reload
         assert _cli(run, "resume").returncode == 0
+
+        # 2b. Plugin upgrade: the worker reports the version it runs; after the upgrade on disk
+        # `plugins` and status show the mismatch, and `restart` runs the new version.
+        assert ((run.hb("worker.sma_c") or {}).get("plugin") or {}).get("version") == "1.0"
+        tiny_plugin.install(site, "1.1")
+        out = _cli(run, "plugins")
+        assert out.returncode == 0 and re.search(r"worker\.sma_c .*tinyplug .*1\.0 .*1\.1 .*MISMATCH", out.stdout), out
+        status = json.loads(_cli(run, "status", "--json").stdout)
+        [row] = [x for x in status["strategies"] if x["name"] == "sma_c"]
+        assert row["plugin"]["mismatch"] and any("sma_c runs tinyplug 1.0, 1.1 installed" in r["text"]
+                                                 for r in status["overall"]["reasons"])
+        old = _pids(run)
+        assert _cli(run, "restart", "sma_c").returncode == 0
+        R.poll("sma_c runs 1.1", lambda: _live(run, "sma_c")
+               and ((run.hb("worker.sma_c") or {}).get("plugin") or {}).get("version") == "1.1", context=run.tail)
+        assert {n: p for n, p in _pids(run).items() if p != old[n]}.keys() == {"worker.sma_c"}
 
         # 3. One strategy's parameter: only that worker restarts.
         before = _pids(run)

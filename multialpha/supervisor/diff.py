@@ -48,7 +48,11 @@ def strategy_parts(settings: Settings, name: str, environ: Mapping[str, str]) ->
         "ml_veto": _digest(settings.ml_veto.model_dump(mode="json")),
         "orders": _digest({"orders": settings.orders.model_dump(mode="json"),
                            "risk": settings.risk.model_dump(mode="json")}),
-        "worker": _digest(settings.worker.model_dump(mode="json")),
+        # Worker i (config order, disabled ones included) serves health on base + i: deleting a
+        # strategy above it moves its port, which only a restart applies.
+        "worker": _digest({"worker": settings.worker.model_dump(mode="json"),
+                           "health_port": None if settings.worker.health_port_base is None
+                           else settings.worker.health_port_base + list(settings.strategies).index(name)}),
     }
 
 

@@ -8,7 +8,7 @@ reused for every step, since starting the system is the expensive part:
 2. adding a strategy (on a new instrument) and lowering a portfolio limit: the new worker
    goes LIVE, the hub resubscribes without restarting, every other pid is the same, the
    gate's limits change at once and a halt survives;
-3. changing one strategy's parameter restarts only that worker;
+3. changing one strategy's parameter (SIGHUP to `up`) restarts only that worker;
 4. `stop` holds a strategy down (the watchdog does not restart it) until `start`;
    (2b) a plugin upgrade on disk shows as a mismatch until `restart` runs the new version;
 5. removing a strategy that holds a position is refused, then `reload --flatten` exits the
@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -27,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
+from multialpha import runtime
 from multialpha.portfolio.gate import Gate
 from multialpha.supervisor.reload import STOP_FLATTEN
 from tests import tiny_plugin
@@ -111,13 +113,15 @@ def test_reload_stop_start_on_a_running_deployment(tmp_path: Any) -> None:
                and ((run.hb("worker.sma_c") or {}).get("plugin") or {}).get("version") == "1.1", context=run.tail)
         assert {n: p for n, p in _pids(run).items() if p != old[n]}.keys() == {"worker.sma_c"}
 
-        # 3. One strategy's parameter: only that worker restarts.
+        # 3. One strategy's parameter, applied by SIGHUP to `up`: only that worker restarts.
         before = _pids(run)
         doc["strategies"]["sma_b"]["params"]["period"] = 2
         _write(run, doc)
-        out = _cli(run, "reload")
-        assert out.returncode == 0, out
-        assert "[params]" in out.stdout, out.stdout
+        assert run.up is not None
+        run.up.send_signal(signal.SIGHUP)  # what `systemctl reload` / `kill -HUP` do: same as `reload`
+        log = runtime.log_dir(run.settings) / "supervisor.log"
+        R.poll("the supervisor logged the reload", lambda: re.search(
+            r"reload applied: .*worker\.sma_b: restarting pid \d+ \(settings changed\) \[params\]", log.read_text()))
         R.poll("sma_b LIVE again", lambda: _live(run, "sma_b") and _pids(run)["worker.sma_b"] != before["worker.sma_b"],
                context=run.tail)
         after = _pids(run)

@@ -82,3 +82,15 @@ def test_new_instrument_set_resubscribes_the_hub_limits_and_full_restart_section
     assert not d.hub_restart
     assert d.limits == {"max_positions": ("2", "5")}
     assert d.not_applied == ["databento"]
+
+
+def test_a_health_port_moved_by_a_deletion_above_restarts_that_worker() -> None:
+    old = changed(load(), worker={**load().worker.model_dump(mode="json"), "health_port_base": 9300})
+    strategies = old.model_dump(mode="json")["strategies"]
+    del strategies["ibs_a"]  # ibs_b and breakout move up one port
+    d = diff(old, changed(old, strategies=strategies), ENV, ENV)
+    assert d.removed == ["ibs_a"] and d.changed == {"ibs_b": ["worker"], "breakout": ["worker"]}
+    strategies = old.model_dump(mode="json")["strategies"]
+    strategies["ibs_a"]["enabled"] = False  # disabling keeps everyone's port
+    d = diff(old, changed(old, strategies=strategies), ENV, ENV)
+    assert d.removed == ["ibs_a"] and not d.changed

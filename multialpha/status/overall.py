@@ -38,6 +38,8 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
             add("error", f"{pr['name']} FAILED ({pr['detail'] or 'see logs'})")
         elif pr["state"] == "backoff":
             add("error", f"{pr['name']} restarting ({pr['detail']})")
+        elif pr["state"] == "stopped" and not doc["supervisor"]["state"] == "stopping":
+            add("info", f"{pr['name']} stopped on request (`multialpha start`)")
         elif pr["state"] in ("down", "stopping"):
             add("error", f"{pr['name']} {pr['state']}")
         elif pr["degraded"]:

@@ -289,3 +289,15 @@ def test_positions_left_unmanaged_show_in_status(redis_client, settings_for) -> 
     console = Console(width=100, record=True)
     console.print(portfolio_panel(doc))
     assert "UNMANAGED breakout: positions without a worker" in console.export_text()
+
+
+def test_a_strategy_stopped_on_request_is_said_not_an_error(redis_client, settings_for) -> None:
+    Heartbeat(redis_client, KEYS, "supervisor", ttl_s=60, clock=lambda: NOW).beat("running", children={
+        "worker.ibs_a": {"state": "stopped", "pid": None, "restarts": 0,
+                         "reason": "stopped on request (`multialpha start` runs it again)"}})
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    strat = {x["name"]: x for x in doc["strategies"]}["ibs_a"]
+    assert strat["state"] == "STOPPED" and not strat["degraded"]
+    reasons = {r["text"]: r["level"] for r in doc["overall"]["reasons"]}
+    assert reasons["worker.ibs_a stopped on request (`multialpha start`)"] == "info"

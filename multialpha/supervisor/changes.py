@@ -20,6 +20,7 @@ from multialpha.supervisor.manager import Change, Child, ChildSpec, Supervisor
 from multialpha.supervisor.policy import RestartPolicy
 
 Done = Callable[[dict[str, str]], None]
+NOT_HERE = "error: not supervised here"
 
 
 def _stop(sup: Supervisor, c: Child, now: float, after: str, reason: str) -> str:
@@ -75,7 +76,7 @@ def apply_plan(sup: Supervisor, now: float, add: list[ChildSpec], remove: list[s
 def stop_child(sup: Supervisor, now: float, name: str, reason: str) -> dict[str, str]:
     c = sup.children.get(name)
     if c is None:
-        return {name: "error: not supervised here"}
+        return {name: NOT_HERE}
     if c.state == "stopped":
         return {name: "already stopped"}
     return {name: _stop(sup, c, now, "stopped", reason)}
@@ -84,7 +85,7 @@ def stop_child(sup: Supervisor, now: float, name: str, reason: str) -> dict[str,
 def start_child(sup: Supervisor, now: float, name: str) -> dict[str, str]:
     c = sup.children.get(name)
     if c is None:
-        return {name: "error: not supervised here"}
+        return {name: NOT_HERE}
     if c.proc is not None and c.state != "stopping":
         return {name: f"already running, pid {c.pid}"}
     sup._restart_request(name, now)

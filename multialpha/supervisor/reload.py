@@ -75,6 +75,8 @@ class Deployer:
     def answer(self, doc: dict[str, Any]) -> None:
         """Handle and publish the answer on the request's reply channel (control-listener thread)."""
         out = self.handle(doc)
+        if out.get("not_here") and not self.whole:
+            return  # `up --only` on several hosts: the supervisor that runs it answers
         rid = doc.get("id")
         if isinstance(rid, str) and rid:
             try:
@@ -112,6 +114,9 @@ class Deployer:
             return _refused("the supervisor is stopping; nothing changed")
         for name in d.added:
             self._managed_again(gate, name)
+        for name in d.removed:  # flattened and gone: its `stop --flatten` hold has nothing left to hold
+            if not gate.positions(name):
+                self._managed_again(gate, name)
         for name, parts in d.changed.items():
             out[f"worker.{name}"] += f" [{', '.join(parts)}]"
         if d.limits:
@@ -162,7 +167,7 @@ class Deployer:
 
     def _leave(self, gate: Gate, strategy: str, why: str) -> None:
         now = cme_time.iso_z(cme_time.utcnow())
-        positions = [f"{p.get('symbol', '?')} {p.get('direction', '')}x{p.get('quantity', '')}"
+        positions = [f"{p.get('symbol', '?')} {'long' if p.get('dir') == '1' else 'short'} x{p.get('quantity', '?')}"
                      for p in gate.positions(strategy)]
         text = f"{why} at {now}: {', '.join(positions)}"
         pipe = self.client.pipeline(transaction=True)
@@ -188,6 +193,7 @@ class Deployer:
                 self.client.hdel(key, strategy)
 
 
+NOT_HERE = changes.NOT_HERE
 STOP_FLATTEN = "stop --flatten"  # the reason the CLI's flatten carries; `start` lifts that hold only
 
 
@@ -204,7 +210,8 @@ def _result(out: dict[str, str] | None) -> dict[str, Any]:
         return _refused("the supervisor is stopping or did not answer")
     errors = [f"{k}: {v}" for k, v in out.items() if v.startswith("error")]
     if errors:
-        return {**_refused("; ".join(errors)), "components": out}
+        return {**_refused("; ".join(errors)), "components": out,
+                "not_here": all(v == NOT_HERE for v in out.values())}
     return {"ok": True, "code": 0, "components": out, "notes": []}
 
 

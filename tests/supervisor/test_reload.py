@@ -122,3 +122,18 @@ def test_start_lifts_only_the_hold_that_stop_flatten_set(rig: Any) -> None:
     assert rig.client.hget(gate.reduce_only_key(), "ibs_b") == "flatten: operator"
     assert rig.client.hget(gate.unmanaged_key(), "ibs_a") is None
     assert not rig.dep.handle({"command": "start", "component": "nope"})["ok"]
+
+
+def test_removing_a_flattened_strategy_clears_its_stop_hold_and_partial_supervisors(rig: Any) -> None:
+    gate = Gate(rig.settings, rig.client)
+    rig.client.hset(gate.reduce_only_key(), "ibs_b", "flatten: stop --flatten (by x)")
+    del rig.doc["strategies"]["ibs_b"]
+    _write(rig)
+    out = rig.dep.handle({"command": "reload"})
+    assert out["ok"] and out["components"]["worker.ibs_b"].startswith("stopping pid")
+    assert rig.client.hget(gate.reduce_only_key(), "ibs_b") is None
+    # `up --only` on several hosts: a request for another host's child is not this one's to answer.
+    rig.dep.whole = False
+    assert rig.dep.handle({"command": "stop", "component": "elsewhere"})["not_here"]
+    assert rig.dep.handle({"command": "stop", "component": "ibs_a"})["ok"]
+    assert "--only" in rig.dep.handle({"command": "reload"})["error"]

@@ -8,7 +8,7 @@ Exit codes: 0 done, 1 refused or failed (nothing changed), 2 bad config (nothing
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -31,7 +31,7 @@ def _client(settings: cfg.Settings, prefix: str) -> Any:
         redis_failed(settings, prefix, e)
 
 
-def _fail(prefix: str, message: str, code: int = 1) -> None:
+def _fail(prefix: str, message: str, code: int = 1) -> NoReturn:
     click.echo(f"{prefix}: {logs.redact(message)}", err=True)
     sys.exit(code)
 
@@ -109,9 +109,10 @@ def reload(ctx: click.Context, config_path: str | None, flatten: bool, leave_pos
     from multialpha.supervisor import request as rq
 
     client = _client(new, "reload")
-    running = [n.split(".", 1)[1] for n in rq.children(client, Keys(new.redis.namespace)) if n.startswith("worker.")]
+    supervised = rq.children(client, Keys(new.redis.namespace))  # empty: no `up` heartbeat
+    running = [n.split(".", 1)[1] for n in supervised if n.startswith("worker.")]
     removed = [n for n in running if n not in new.enabled_strategies]
-    if not running:
+    if not supervised:
         try:  # no `up`: under systemd each process is a unit (ExecReload runs this)
             for name, line in rq.reload_without_supervisor(new, client).items():
                 click.echo(f"  {name:<22} {line}")

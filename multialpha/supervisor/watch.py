@@ -118,9 +118,10 @@ class RedisWatch(threading.Thread):
     def once(self, final: bool = False) -> None:
         if not final:
             pipe = self.client.pipeline(transaction=False)
-            names = list(self.components)
+            comps = self.components  # one snapshot: a reload swaps in a new dict from the loop thread
+            names = list(comps)
             for name in names:
-                pipe.hgetall(self.keys.heartbeat(self.components[name]))
+                pipe.hgetall(self.keys.heartbeat(comps[name]))
             for name, raw in zip(names, pipe.execute()):
                 if raw:
                     doc = hb.decode(raw)

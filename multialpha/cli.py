@@ -10,6 +10,7 @@ import click
 from multialpha import config as cfg
 from multialpha import logs
 from multialpha.cli_common import Ctx, _ctx, config_error, config_option, redis_failed, require_redis
+from multialpha.cli_deploy import COMMANDS as DEPLOY_COMMANDS
 from multialpha.cli_orders import flatten, orders_group
 
 
@@ -171,6 +172,9 @@ def plugins(ctx: click.Context, config_path: str | None) -> None:
     Console(width=max(100, Console().width)).print(table)
     if not rows:
         click.echo("no plugins installed (entry-point group 'multialpha')")
+    from multialpha import plugin_versions  # per running worker: the version it runs vs the installed one
+
+    plugin_versions.show(_ctx(ctx, config_path).config_path, Console(width=max(100, Console().width)))
 
 
 @main.command()
@@ -264,6 +268,8 @@ def resume(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(flatten)
 main.add_command(orders_group)
+for _command in DEPLOY_COMMANDS:  # reload, stop, start (multialpha/cli_deploy.py)
+    main.add_command(_command)
 
 
 @main.command()

@@ -60,6 +60,10 @@ class Keys:
         """Deployment-wide control channel (halt/resume, restart requests)."""
         return self._own("control")
 
+    def control_reply(self, request_id: str) -> str:
+        """Where the supervisor answers one `reload`/`stop`/`start` request."""
+        return self._own("control", "reply", request_id)
+
     # -- liveness ---------------------------------------------------------------
     def heartbeat(self, component: str) -> str:
         return self._own("hb", component)

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 _pm: pluggy.PluginManager | None = None
 load_errors: dict[str, str] = {}
-versions: dict[str, str] = {}  # entry-point name -> distribution version
+versions: dict[str, str] = {}  # entry-point name -> distribution version (as loaded by this process)
+dists: dict[str, str] = {}  # entry-point name -> distribution name (to ask what is installed *now*)
 
 
 class UnknownStrategyType(LookupError):
@@ -61,6 +62,8 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
             continue
         dist = getattr(ep, "dist", None)
         versions[ep.name] = dist.version if dist is not None else _module_version(plugin)
+        if dist is not None:
+            dists[ep.name] = dist.metadata["Name"]
 
 
 def reset() -> None:
@@ -69,6 +72,7 @@ def reset() -> None:
     _pm = None
     load_errors.clear()
     versions.clear()
+    dists.clear()
 
 
 def strategy_types(pm: pluggy.PluginManager | None = None) -> dict[str, hookspecs.StrategyType]:
@@ -98,6 +102,28 @@ def strategy_type_of(settings: "Settings", strategy: str) -> hookspecs.StrategyT
         return get_strategy_type(settings.strategies[strategy].strategy_type)
     except UnknownStrategyType as e:
         raise ConfigError(settings.source_path or "<config>", f"strategies.{strategy}.strategy_type", str(e)) from None
+
+
+def provider_of(strategy_type: str, pm: pluggy.PluginManager | None = None) -> dict[str, str]:
+    """The plugin providing ``strategy_type``: its name, distribution and the version this
+    process loaded (a worker reports it in its heartbeat); {} when none does."""
+    pm = pm or get_plugin_manager()
+    for impl in pm.hook.multialpha_strategy_types.get_hookimpls():
+        if any(st.name == strategy_type for st in impl.function() or []):
+            name = impl.plugin_name
+            return {"name": name, "dist": dists.get(name, ""),
+                    "version": versions.get(name) or _module_version(impl.plugin)}
+    return {}
+
+
+def installed_version(dist: str) -> str | None:
+    """The version on disk now: after `pip install -U` it differs from what running workers loaded."""
+    if not dist:
+        return None
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def check_strategy_types(settings: "Settings") -> None:

@@ -75,9 +75,11 @@ def flatten(
     misses the control message (or restarts) still flattens on its next bar; the message
     makes a running worker act at once. The exits go through each strategy's normal order
     path. Lifted by `multialpha resume`."""
-    if strategy is not None and strategy not in settings.strategies:
-        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
     gate = Gate(settings, client)
+    # A strategy just removed from the config still runs until `reload` stops it: its
+    # positions can (must) be flattened though the file no longer names it.
+    if strategy is not None and strategy not in settings.strategies and not gate.positions(strategy):
+        raise ValueError(f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
     scope = strategy or "*"
     now = cme_time.iso_z(clock())
     text = f"{reason or 'manual flatten'} (by {_who()} at {now})"

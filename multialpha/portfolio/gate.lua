@@ -7,6 +7,7 @@
 --       7 position hash (portfolio:pos:<strategy>:<symbol>)
 --       8 reduce-only hash (scope -> reason)   9 flatten hash (scope -> reason)
 --       10 exit-failed set (strategy:symbol)  11 bar log of the symbol (price band reference)
+--       12 limits hash (portfolio limits written by `up`/`reload`; its fields win over ARGV)
 -- ARGV: 1 op (submit|mark|pnl|release|exit_done|exit_failed)  2 trading day  3 now (ISO UTC)
 --       4 max_positions  5 daily stop (positive $)  6 position key prefix
 --       7 order_id  8 kind (entry|exit)  9 strategy  10 symbol  11 dir (1|-1)
@@ -21,6 +22,18 @@
 -- marked) -> gone when the exit is DELIVERED (exit_done books the realised P&L), or
 -- exit_failed (the broker may still hold it: the strategy goes reduce-only until an
 -- operator retries or acknowledges the exit).
+
+-- The portfolio limits of the running deployment, written in one step by the supervisor
+-- at `up` and on `reload`: every worker's next decision sees the whole new set at once,
+-- without restarting any worker. Absent (a backtest, a test): the caller's values stand.
+local LIMIT_ARG = {max_positions = 4, daily_stop_loss = 5, on_daily_stop = 20, allow_shared_tickers = 25}
+if KEYS[12] then
+  local l = redis.call('HGETALL', KEYS[12])
+  for i = 1, #l, 2 do
+    local at = LIMIT_ARG[l[i]]
+    if at then ARGV[at] = l[i + 1] end
+  end
+end
 
 local op = ARGV[1]
 local day, now = ARGV[2], ARGV[3]

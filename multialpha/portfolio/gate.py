@@ -51,6 +51,13 @@ class DayPnl:
     absent: bool = False  # no position of this strategy in that symbol
 
 
+def limits_doc(settings: Settings) -> dict[str, str]:
+    """The portfolio limits as the gate script reads them from :meth:`Gate.limits_key`."""
+    p = settings.portfolio
+    return {"max_positions": str(p.max_positions), "daily_stop_loss": repr(float(p.daily_stop_loss)),
+            "on_daily_stop": p.on_daily_stop, "allow_shared_tickers": "1" if p.allow_shared_tickers else "0"}
+
+
 class Gate:
     def __init__(self, settings: Settings, client: redis.Redis) -> None:
         self.settings = settings
@@ -79,6 +86,23 @@ class Gate:
         """Hash scope ('*' or a strategy) -> why its positions are being flattened."""
         return self.keys.portfolio("flatten")
 
+    def limits_key(self) -> str:
+        """Hash of the deployment's portfolio limits; the gate script prefers them to its caller's."""
+        return self.keys.portfolio("limits")
+
+    def unmanaged_key(self) -> str:
+        """Hash strategy -> why its positions have no running worker (`stop --leave-positions`)."""
+        return self.keys.portfolio("unmanaged")
+
+    def write_limits(self, settings: Settings) -> dict[str, str]:
+        """Replace the limits the gate applies, in one MULTI: never half an old, half a new set."""
+        doc = limits_doc(settings)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self.limits_key())
+        pipe.hset(self.limits_key(), mapping=doc)
+        pipe.execute()
+        return doc
+
     def exit_failed_key(self) -> str:
         """Set of strategy:symbol whose exit failed: the broker may still hold them."""
         return self.keys.portfolio("exit_failed")
@@ -96,6 +120,7 @@ class Gate:
             self.flatten_key(),
             self.exit_failed_key(),
             self.keys.bar_log(symbol),
+            self.limits_key(),
         ]
 
     def _args(self, op: str, now: datetime, day_at: datetime | None = None, **kw: Any) -> list[Any]:

@@ -23,6 +23,8 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
         add("error", f"daily stop hit ({p['day_pnl']:,.2f} vs -{p['daily_stop_loss']:,.0f}): {what}", "portfolio")
     for pid in p["exit_failed"]:
         add("error", f"EXIT FAILED {pid}: broker may hold it (orders retry/ack)", "portfolio")
+    for strategy, why in sorted(p["unmanaged"].items()):
+        add("error", f"UNMANAGED {strategy}: positions without a running worker ({why})", "portfolio")
     if p["pending_orders"]:
         add("error", f"{p['pending_orders']} order(s) need review", "portfolio")
     for scope, why in sorted(p["reduce_only"].items()):
@@ -36,6 +38,8 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
             add("error", f"{pr['name']} FAILED ({pr['detail'] or 'see logs'})")
         elif pr["state"] == "backoff":
             add("error", f"{pr['name']} restarting ({pr['detail']})")
+        elif pr["state"] == "stopped" and not doc["supervisor"]["state"] == "stopping":
+            add("info", f"{pr['name']} stopped on request (`multialpha start`)")
         elif pr["state"] in ("down", "stopping"):
             add("error", f"{pr['name']} {pr['state']}")
         elif pr["degraded"]:
@@ -57,6 +61,10 @@ def overall(doc: dict[str, Any], lag_hub: float | None) -> dict[str, Any]:
             add("warning", f"{s['name']} warming")
         elif s["state"] != "FAILED":  # a failed worker is said by its process
             add("error", f"{s['name']} {s['state']}")
+        pl = s["plugin"]
+        if pl and pl["mismatch"]:
+            add("warning", f"{s['name']} runs {pl['plugin']} {pl['running']}, {pl['installed']} installed "
+                           f"(`multialpha restart {s['name']}`)")
         for m in s["model_problems"]:
             block = m["on_missing"] == "block"
             add("error" if block else "warning",

@@ -124,6 +124,7 @@ def portfolio(settings: Settings, raw: Raw, mnow: datetime) -> dict[str, Any]:
             "halted": raw.halt is not None, "halt_reason": raw.halt,
             "pending_orders": len(raw.pending), "pending_order_ids": raw.pending[:5],
             "positions": positions, "reduce_only": reduce_only, "exit_failed": exit_failed,
-            "flatten_pending": flatten_pending,
+            "flatten_pending": flatten_pending, "unmanaged": dict(raw.unmanaged),
             "entries": "blocked" if (raw.halt is not None or stopped or "*" in reduce_only) else "allowed",
-            "degraded": bool(stopped or raw.halt is not None or raw.pending or exit_failed or reduce_only)}
+            "degraded": bool(stopped or raw.halt is not None or raw.pending or exit_failed or reduce_only
+                             or raw.unmanaged)}

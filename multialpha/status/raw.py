@@ -37,6 +37,7 @@ class Raw:
     reduce_only: dict[str, str] = field(default_factory=dict)
     exit_failed_set: list[str] = field(default_factory=list)
     flatten: list[str] = field(default_factory=list)
+    unmanaged: dict[str, str] = field(default_factory=dict)  # strategy -> why its positions have no worker
     pending: list[str] = field(default_factory=list)
     orders_recent: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # newest first
     journal_today: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # oldest first
@@ -92,6 +93,7 @@ class Collector:
         p.hgetall(g.reduce_only_key())
         p.smembers(g.exit_failed_key())
         p.hkeys(g.flatten_key())
+        p.hgetall(g.unmanaged_key())
         p.smembers(k.orders_pending())
         for key in (k.orders(), k.events(), k.veto_log()):
             p.xrevrange(key, count=1)
@@ -107,6 +109,7 @@ class Collector:
         raw.reduce_only = {_s(a): _s(b) for a, b in _ok(next(res), {}).items()}
         raw.exit_failed_set = sorted(_s(m) for m in _ok(next(res), set()))
         raw.flatten = [_s(x) for x in _ok(next(res), [])]
+        raw.unmanaged = {_s(a): _s(b) for a, b in _ok(next(res), {}).items()}
         raw.pending = sorted(_s(x) for x in _ok(next(res), set()))
         heads = [_ok(next(res), []) for _ in range(3)]
 

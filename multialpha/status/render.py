@@ -206,6 +206,8 @@ def flags_line(doc: dict[str, Any], width: int) -> list[Text]:
         if why.startswith("exit failed"):
             continue  # its EXIT FAILED item says it
         items.append((f"REDUCE-ONLY {'all' if scope == '*' else scope}: {why}", BAD))
+    for strategy in sorted(p["unmanaged"]):
+        items.append((f"UNMANAGED {strategy}: positions without a worker", BAD))
     if p["flatten_pending"]:
         items.append(("FLATTENING " + ", ".join(p["flatten_pending"]), WARN))
     if p["pending_orders"]:

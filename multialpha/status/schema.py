@@ -57,6 +57,10 @@ STRATEGY = _obj({
     "reduce_only": _str, "exit_failed": {"type": "array", "items": {"type": "string"}},
     "flatten_pending": _bool,
     "detail": {"type": "string"}, "degraded": _bool,
+    # the strategy's plugin: the version the worker runs vs the one installed (null: not reported)
+    "plugin": {"oneOf": [{"type": "null"}, _obj({"worker": {"type": "string"}, "plugin": {"type": "string"},
+                                                 "running": {"type": "string"}, "installed": _str,
+                                                 "mismatch": _bool})]},
 })
 
 POSITION = _obj({
@@ -82,6 +86,8 @@ PORTFOLIO = _obj({
     "reduce_only": {"type": "object", "additionalProperties": {"type": "string"}},
     "exit_failed": {"type": "array", "items": {"type": "string"}},  # strategy:symbol, broker may hold it
     "flatten_pending": {"type": "array", "items": {"type": "string"}},  # strategies still being flattened
+    # strategy -> why its positions have no running worker (`stop`/`reload --leave-positions`)
+    "unmanaged": {"type": "object", "additionalProperties": {"type": "string"}},
 })
 
 ERROR = _obj({"ts": {"type": "string"}, "level": {"type": "string"}, "component": {"type": "string"},

@@ -13,7 +13,7 @@ import logging
 from datetime import datetime
 from typing import Any, Iterable
 
-from multialpha import cme_time
+from multialpha import cme_time, plugin_versions
 from multialpha.bar import Bar, BarError
 from multialpha.config import Settings
 from multialpha.status.raw import Raw
@@ -203,6 +203,8 @@ def strategies(settings: Settings, beats: dict[str, dict[str, Any]], procs: list
             state = "DISABLED"
         elif proc and proc["state"] == "failed":
             state = "FAILED"
+        elif proc and proc["state"] == "stopped":  # `multialpha stop`: on purpose, until `start`
+            state = "STOPPED"
         elif not beat:
             state = "DOWN"
         elif hb_state == "live":
@@ -236,7 +238,9 @@ def strategies(settings: Settings, beats: dict[str, dict[str, Any]], procs: list
             "exit_failed": [x for x in port["exit_failed"] if x.split(":", 1)[0] == name],
             "flatten_pending": name in port["flatten_pending"],
             "detail": str(beat.get("detail") or beat.get("warmup") or beat.get("last_error") or ""),
-            "degraded": cfg.enabled and state not in ("LIVE", "WARMING"),
+            "degraded": cfg.enabled and state not in ("LIVE", "WARMING", "STOPPED"),
+            # the plugin version it runs vs the one installed now (after `pip install -U`)
+            "plugin": plugin_versions.row(comp, beat) if beat else None,
         })
     return out
 

@@ -20,13 +20,13 @@ def _fail(msg: str, code: int = 1) -> None:
 
 
 def up(settings: Settings, config_path: str | None, only: str | None, detach: bool, log_json: bool) -> None:
-    from multialpha.supervisor import redis_setup
+    from multialpha.supervisor import detached, redis_setup
     from multialpha.supervisor import up as sup
 
     path = cfg.resolve_path(config_path)
     try:
         if detach:
-            pid = sup.detach(settings, path, only, log_json=log_json)
+            pid = detached.detach(settings, path, only, log_json=log_json)
             log_dir = runtime.log_dir(settings)
             click.echo(f"multialpha up: running in the background, pid {pid}")
             click.echo(f"  logs:   multialpha logs -f   ({log_dir})")
@@ -40,11 +40,11 @@ def up(settings: Settings, config_path: str | None, only: str | None, detach: bo
 
 
 def down(settings: Settings) -> None:
-    from multialpha.supervisor import up as sup
+    from multialpha.supervisor import detached
 
     try:
-        pid = sup.down(settings)
-    except sup.UpError as e:
+        pid = detached.down(settings)
+    except detached.UpError as e:
         _fail(str(e))
     if pid is None:
         click.echo("no detached `multialpha up` is running")

@@ -90,7 +90,19 @@ class RestartRequest:
     name: str
 
 
-Event = Exited | Beat | HeartbeatsReadable | StopAll | RestartRequest
+@dataclass(frozen=True)
+class Change:
+    """A deployment change applied by the loop (``multialpha reload``/``stop``/``start``).
+
+    ``apply(sup, now)`` runs on the loop thread (so it cannot race an exit or a restart)
+    and returns what it did, per component; ``done`` hands that back to the requester's
+    thread. See :mod:`multialpha.supervisor.changes`."""
+
+    apply: Callable[["Supervisor", float], dict[str, str]] = field(compare=False)
+    done: Callable[[dict[str, str]], None] = field(compare=False)
+
+
+Event = Exited | Beat | HeartbeatsReadable | StopAll | RestartRequest | Change
 
 
 @dataclass(frozen=True)
@@ -117,7 +129,7 @@ class Child:
     restart_at: float = 0.0
     kill_at: float | None = None  # SIGKILL deadline while stopping
     killed: bool = False
-    after_stop: str = "restart"  # restart | restart_now | stopped
+    after_stop: str = "restart"  # restart | restart_now | stopped | remove
     last_exit: int | None = None
     reason: str = ""
     ready_since: float | None = None  # when this child's ready() first held
@@ -142,6 +154,7 @@ class Supervisor:
             raise ValueError(f"duplicate child names: {names}")
         self.children = {s.name: Child(s, RestartPolicy(policy)) for s in specs}
         self.order = names
+        self.policy_settings = policy  # for children added by a reload
         self.spawn, self.kill, self.clock = spawn, kill, clock
         self.timing = timing
         self.events: queue.Queue[Event] = queue.Queue()
@@ -203,12 +216,19 @@ class Supervisor:
             self._stop_all(event, now)
         elif isinstance(event, RestartRequest):
             self._restart_request(event.name, now)
+        elif isinstance(event, Change):
+            event.done({} if self.stopping else event.apply(self, now))
 
     def _exited(self, ev: Exited, now: float) -> None:
         c = self.children.get(ev.name)
         if c is None or c.pid != ev.pid or c.proc is None:
             return
         c.proc, c.last_exit, c.kill_at, c.killed = None, ev.returncode, None, False
+        if c.after_stop == "remove":  # taken out of the config: gone from the table too
+            del self.children[ev.name]
+            self.order.remove(ev.name)
+            self.on_event("info", ev.name, "stopped and removed")
+            return
         if self.stopping or c.after_stop == "stopped":
             c.state = "stopped"
             return

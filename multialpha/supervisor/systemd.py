@@ -7,7 +7,8 @@ are ordered *after* the hub but do not require it, so restarting the hub
 never bounces the workers. Each service is hardened (no new privileges,
 read-only system, private /tmp and devices) and may write only the runtime
 and cache directories. Secrets come from the ``.env`` beside the config via
-``EnvironmentFile`` — never from the unit file.
+``EnvironmentFile`` — never from the unit file. The hub unit's ``ExecReload`` runs
+`multialpha reload` (limits and instruments; see docs/supervisor.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def unit_name(component: str) -> str:
 
 
 def _service(description: str, exec_start: str, workdir: Path, env_file: Path, writable: list[Path],
-             stop_timeout_s: float, after: list[str], user: str | None) -> str:
+             stop_timeout_s: float, after: list[str], user: str | None, exec_reload: str | None = None) -> str:
     rw = " ".join(sorted({f"-{p}" for p in writable}))  # "-": a missing dir is not an error
     lines = [
         "[Unit]",
@@ -50,6 +51,7 @@ def _service(description: str, exec_start: str, workdir: Path, env_file: Path, w
         f"EnvironmentFile=-{env_file}",
         "Environment=PYTHONUNBUFFERED=1",
         f"ExecStart={exec_start}",
+        *([f"ExecReload={exec_reload}"] if exec_reload else []),
         "Restart=on-failure",
         "RestartSec=5",
         "KillSignal=SIGTERM",
@@ -92,8 +94,11 @@ def render(settings: Settings, config_path: Path, python: str = sys.executable, 
             "multialpha sandbox (local Databento gateways)", f"{base} sandbox --state-file {state}",
             workdir, env_file, writable, stop, [], user)
         hub_after.append(unit_name("sandbox"))
+    # `systemctl reload multialpha-hub.service`: `multialpha reload` without a supervisor -
+    # validates the config (a bad one fails the reload, exit 2), applies the portfolio limits
+    # and has the hub resubscribe. Workers are units of their own: restart the changed ones.
     units[unit_name("hub")] = _service("multialpha data hub", f"{base} hub", workdir, env_file, writable, stop,
-                                       hub_after, user)
+                                       hub_after, user, exec_reload=f"{base} reload")
     for name in settings.enabled_strategies:
         units[unit_name(f"worker.{name}")] = _service(
             f"multialpha worker {name}", f"{base} worker --strategy {name}", workdir, env_file, writable, stop,

@@ -12,7 +12,6 @@ import logging
 import logging.handlers
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -29,20 +28,16 @@ from multialpha.config import Settings
 from multialpha.health import Metrics, serve_health
 from multialpha.keys import Keys
 from multialpha.managed_redis import ManagedRedis
+from multialpha.portfolio.gate import Gate
 from multialpha.supervisor import redis_setup
+from multialpha.supervisor.detached import UpError, pid_path, running_pid
 from multialpha.supervisor.manager import ChildSpec, StopAll, Supervisor, Timing
 from multialpha.supervisor.policy import PolicySettings
 from multialpha.supervisor.process import Console, Spawner, kill_group
+from multialpha.supervisor.reload import Deployer
 from multialpha.supervisor.watch import ControlListener, RedisWatch, supervisor_component
 
 log = logging.getLogger("multialpha.supervisor")
-
-PID_FILE = "supervisor.pid"
-CONSOLE_LOG = "supervisor.console.log"
-
-
-class UpError(RuntimeError):
-    pass
 
 
 # -- planning -------------------------------------------------------------------------
@@ -94,29 +89,6 @@ def plan(
     return specs
 
 
-# -- pid file -----------------------------------------------------------------------
-
-
-def pid_path(settings: Settings) -> Path:
-    return runtime.runtime_dir(settings) / PID_FILE
-
-
-def _is_supervisor(pid: int) -> bool:
-    try:
-        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return any(b"multialpha" in part for part in cmd) and b"up" in cmd
-
-
-def running_pid(settings: Settings) -> int | None:
-    try:
-        pid = int(pid_path(settings).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if _is_supervisor(pid) else None
-
-
 # -- running ----------------------------------------------------------------------------
 
 
@@ -135,8 +107,10 @@ def run_supervisor(
     poll_s: float = 0.5,
     created: Callable[[Supervisor], None] | None = None,
     component: str = "supervisor",
+    deploy: Callable[[dict[str, Any]], None] | None = None,
 ) -> Supervisor:
-    """Run children until SIGTERM/SIGINT; returns once none is left."""
+    """Run children until SIGTERM/SIGINT; returns once none is left. ``deploy`` takes
+    `reload`/`stop`/`start` requests (the control channel; SIGHUP is a reload)."""
     sup: Supervisor
     watch: RedisWatch
 
@@ -155,7 +129,7 @@ def run_supervisor(
     snapshot: dict[str, Any] = {}
     watch = RedisWatch(client, keys, {s.name: s.heartbeat for s in specs if s.heartbeat}, sup.post,
                        lambda: snapshot, heartbeat_extra, poll_s=poll_s, component=component)
-    control = ControlListener(client, keys, sup.post)
+    control = ControlListener(client, keys, sup.post, deploy)
 
     if install_signals:
         def stop(signum: int, _frame: object) -> None:
@@ -163,10 +137,15 @@ def run_supervisor(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if deploy is not None:
+            signal.signal(signal.SIGHUP, lambda _s, _f: deploy({"command": "reload"}))
 
     def tick() -> None:
         snapshot.clear()
         snapshot.update(sup.table())
+        watched = {n: c.spec.heartbeat for n, c in sup.children.items() if c.spec.heartbeat}
+        if watched != watch.components:  # a reload added or removed children
+            watch.components = watched
         if on_tick:
             on_tick()
 
@@ -251,9 +230,11 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
     pid_file.write_text(f"{os.getpid()}\n")
     alerter = alerts_from_settings(settings.alerts.urls, dict(os.environ), window_s=settings.alerts.window_s,
                                    legacy_env=settings.alerts.webhook_url_env)
-    modes = {n: settings.order_destination(n) for n in settings.enabled_strategies}
+    deployers: list[Deployer] = []
 
     def extra() -> dict[str, Any]:
+        now = deployers[0].settings if deployers else settings  # after a reload: its strategies
+        modes = {n: now.order_destination(n) for n in now.enabled_strategies}
         return {"managed_redis": managed is not None, "order_modes": modes, "config": str(config_path.resolve())}
 
     metrics = Metrics()
@@ -284,6 +265,18 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
             redis_setup.record(settings, address, managed)  # the new pid
 
     sup_ref: list[Supervisor] = []
+    deploy_client = address.client(db=settings.redis.db, socket_timeout=5.0, decode_responses=True)
+
+    def created(sup: Supervisor) -> None:
+        sup_ref.append(sup)
+        deployers.append(Deployer(settings, config_path.resolve(), deploy_client, sup.post,
+                                  lambda s, names: plan(s, config_path.resolve(), names, address.child_env(),
+                                                        log_json=log_json), alerter, whole=only is None))
+
+    try:  # the gate applies the limits of the config `up` runs (and, after a reload, the new ones)
+        Gate(settings, deploy_client).write_limits(settings)
+    except redis.RedisError as e:
+        log.warning("could not write the portfolio limits to Redis (the workers' own apply): %s", e)
     alert_loop = AlertLoop(settings, address.client(db=settings.redis.db, socket_timeout=2.0, decode_responses=True),
                            alerter, paused=lambda: bool(sup_ref) and sup_ref[0].stopping)
     alert_loop.start()
@@ -291,8 +284,10 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
         log.info("starting: %s", ", ".join(names))
         run_supervisor(specs, client, keys, log_dir, PolicySettings.from_settings(settings.supervisor),
                        Timing.from_settings(settings.supervisor), alerter, console or Console(),
-                       heartbeat_extra=extra, on_tick=on_tick, created=sup_ref.append,
-                       component=supervisor_component(only))
+                       heartbeat_extra=extra, on_tick=on_tick, created=created,
+                       component=supervisor_component(only),
+                       deploy=lambda doc: threading.Thread(target=deployers[0].answer, args=(doc,), daemon=True,
+                                                           name="deploy").start())
     finally:
         alert_loop.halt.set()
         if health:
@@ -341,51 +336,3 @@ def _restart_managed(managed: ManagedRedis, address: redis_setup.RedisAddress) -
         managed.password = address.password
     except Exception:  # noqa: BLE001 - keep supervising; children will report Redis trouble
         log.exception("could not restart the managed redis-server")
-
-
-def detach(settings: Settings, config_path: Path, only: str | None, timeout_s: float = 30.0,
-           log_json: bool = False) -> int:
-    """Start `up` in its own session, logs to a file; return its pid once it wrote the pid file."""
-    other = running_pid(settings)
-    if other:
-        raise UpError(f"a supervisor is already running (pid {other}); `multialpha down` stops it")
-    argv = [sys.executable, "-m", "multialpha", "--config", str(config_path.resolve()),
-            *(["--log-json"] if log_json else []), "up"]
-    if only:
-        argv += ["--only", only]
-    out = open(runtime.log_dir(settings) / CONSOLE_LOG, "ab")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                            start_new_session=True, close_fds=True)
-    out.close()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise UpError(f"`up` exited with {proc.returncode}; see {runtime.log_dir(settings) / CONSOLE_LOG}")
-        if running_pid(settings) == proc.pid:
-            return proc.pid
-        time.sleep(0.05)
-    raise UpError(f"`up` did not write its pid file within {timeout_s:g}s")
-
-
-def down(settings: Settings, timeout_s: float | None = None) -> int | None:
-    """SIGTERM the detached supervisor and wait until it is gone; returns its pid (None: none running)."""
-    pid = running_pid(settings)
-    if pid is None:
-        pid_path(settings).unlink(missing_ok=True)  # stale
-        return None
-    os.kill(pid, signal.SIGTERM)
-    wait = timeout_s if timeout_s is not None else settings.supervisor.stop_timeout_s + 10
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return pid
-        time.sleep(0.05)
-    raise UpError(f"supervisor pid {pid} still running after {wait:g}s")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"

@@ -9,7 +9,8 @@ One thread (:class:`RedisWatch`) every ``poll_s``:
 
 Another thread (:class:`ControlListener`) subscribes to ``Keys.control()``
 and turns ``{"command": "restart", "component": NAME}`` into a
-:class:`RestartRequest`. If Redis is unreachable the loop keeps running: the
+:class:`RestartRequest`; ``reload``/``stop``/``start`` requests go to ``deploy``
+(:mod:`multialpha.supervisor.reload`), which answers on ``Keys.control_reply(id)``. If Redis is unreachable the loop keeps running: the
 children just look silent until it comes back, which the heartbeat timeout
 (longer than any reconnect) tolerates.
 """
@@ -117,9 +118,10 @@ class RedisWatch(threading.Thread):
     def once(self, final: bool = False) -> None:
         if not final:
             pipe = self.client.pipeline(transaction=False)
-            names = list(self.components)
+            comps = self.components  # one snapshot: a reload swaps in a new dict from the loop thread
+            names = list(comps)
             for name in names:
-                pipe.hgetall(self.keys.heartbeat(self.components[name]))
+                pipe.hgetall(self.keys.heartbeat(comps[name]))
             for name, raw in zip(names, pipe.execute()):
                 if raw:
                     doc = hb.decode(raw)
@@ -147,10 +149,14 @@ class RedisWatch(threading.Thread):
             pipe.execute()
 
 
+DEPLOY_COMMANDS = frozenset({"reload", "stop", "start"})
+
+
 class ControlListener(threading.Thread):
-    def __init__(self, client: "redis.Redis", keys: Keys, post: Callable[[RestartRequest], None]) -> None:
+    def __init__(self, client: "redis.Redis", keys: Keys, post: Callable[[RestartRequest], None],
+                 deploy: Callable[[dict[str, Any]], None] | None = None) -> None:
         super().__init__(daemon=True, name="control")
-        self.client, self.keys, self.post = client, keys, post
+        self.client, self.keys, self.post, self.deploy = client, keys, post, deploy
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -177,6 +183,8 @@ class ControlListener(threading.Thread):
             return
         if isinstance(doc, dict) and doc.get("command") == "restart" and isinstance(doc.get("component"), str):
             self.post(RestartRequest(doc["component"]))
+        elif isinstance(doc, dict) and doc.get("command") in DEPLOY_COMMANDS and self.deploy is not None:
+            self.deploy(doc)
 
 
 def request_restart(client: "redis.Redis", keys: Keys, component: str) -> int:

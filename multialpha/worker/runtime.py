@@ -115,6 +115,7 @@ class Worker:
         self.owns_process = False  # run() in the main thread: the heap is ours to tune
         self.gc_frozen = 0  # objects gc.freeze() moved out of the collector's reach at LIVE
         self.model_status: dict[str, dict[str, Any]] = {}  # symbol -> {usable, reason} (ML veto on)
+        self.plugin: dict[str, str] = {}  # the strategy's plugin: name, dist, version loaded (set in _prepare)
         from multialpha.worker.flatten import Flattener
 
         self.flattener = Flattener(strategy)  # daily stop / `multialpha flatten` exits
@@ -153,6 +154,7 @@ class Worker:
             raise ConfigError(self.settings.source_path, "strategies", f"unknown strategy {self.name!r}; known: {known}")
         self.st = self.settings.strategies[self.name]
         self.stype = plugins.strategy_type_of(self.settings, self.name)
+        self.plugin = plugins.provider_of(self.st.strategy_type)  # the version this process runs (heartbeat)
         if self.stype.late_signals is not None:
             self.trade_late = self.stype.late_signals
         self.plan = build_plan(self.settings, self.name, self.stype)
@@ -807,6 +809,7 @@ class Worker:
             "turns": self.turns.counters() if self.turns is not None else {},
             "gc_frozen": self.gc_frozen,
             "models": self.model_status,
+            "plugin": self.plugin,
         }
         self.hb.beat(self.health(), **fields)
 

@@ -206,3 +206,21 @@ def test_mark_of_another_contract_is_ignored_after_a_roll(settings_for, redis_cl
     assert gate.position("breakout", "ES")["mark"] == "6010.0"
     r.mark("ES", 6020.0, clock())  # no contract given: trusted
     assert gate.day_pnl(clock()).pnl == pytest.approx(1000.0 - 2.5)
+
+
+def test_deployment_limits_in_redis_win_over_the_workers_own(settings_for, redis_client, clock):
+    """`up`/`reload` write the limits once; every worker's next decision uses them, whatever
+    config that worker started with (no restart needed to lower or raise a limit)."""
+    s = settings_for()  # the workers' config says max_positions: 2
+    brk, a = routers(s, redis_client, clock, "breakout", "ibs_a")
+    gate = Gate(s, redis_client)
+    tighter = s.model_copy(update={"portfolio": s.portfolio.model_copy(update={"max_positions": 1})})
+    assert gate.write_limits(tighter)["max_positions"] == "1"
+    assert brk.submit(intent()).accepted
+    second = a.submit(intent(strategy="ibs_a", symbol="GC", contract="GCG6", price=4000.0))
+    assert not second.accepted and second.reason == "max positions: 1 of 1 open"
+    gate.write_limits(s)  # back to 2: the same entry (a new bar) passes now
+    assert a.submit(intent(strategy="ibs_a", symbol="GC", contract="GCG6", price=4000.0,
+                           bar_start=T0 + timedelta(minutes=1))).accepted
+    assert redis_client.hgetall(gate.limits_key()) == {"max_positions": "2", "daily_stop_loss": "2500.0",
+                                                       "on_daily_stop": "flatten", "allow_shared_tickers": "0"}

@@ -267,3 +267,37 @@ def test_a_failed_exit_and_reduce_only_show_in_status(redis_client, settings_for
     text = console.export_text()
     assert "EXIT FAILED breakout:ES" in text and re.search(r"ES\s.*EXIT FAILED$", text, re.M)
     assert "REDUCE-ONLY ibs_a: flatten: desk call" in text
+
+
+def test_positions_left_unmanaged_show_in_status(redis_client, settings_for) -> None:
+    """`stop --leave-positions`: the position stays in the gate and status says nobody manages it."""
+    from rich.console import Console
+
+    from multialpha.portfolio.gate import Gate
+    from multialpha.status.render import portfolio_panel
+
+    s = settings_for()
+    gate = Gate(s, redis_client)
+    gate.submit(now=NOW, order_id="o1", kind="entry", strategy="breakout", symbol="ES", direction=1, quantity=1,
+                price=6000.0, contract="ESH6", entry_time=NOW - timedelta(minutes=2), journal={})
+    redis_client.hset(gate.unmanaged_key(), "breakout", "stopped with its positions at 2026-01-06T15:29:00Z: ES 1x1")
+    doc = collect(s, redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    assert doc["portfolio"]["unmanaged"] == {"breakout": "stopped with its positions at 2026-01-06T15:29:00Z: ES 1x1"}
+    assert doc["portfolio"]["degraded"]
+    assert any(r["text"].startswith("UNMANAGED breakout") and r["level"] == "error" for r in doc["overall"]["reasons"])
+    console = Console(width=100, record=True)
+    console.print(portfolio_panel(doc))
+    assert "UNMANAGED breakout: positions without a worker" in console.export_text()
+
+
+def test_a_strategy_stopped_on_request_is_said_not_an_error(redis_client, settings_for) -> None:
+    Heartbeat(redis_client, KEYS, "supervisor", ttl_s=60, clock=lambda: NOW).beat("running", children={
+        "worker.ibs_a": {"state": "stopped", "pid": None, "restarts": 0,
+                         "reason": "stopped on request (`multialpha start` runs it again)"}})
+    doc = collect(settings_for(), redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    strat = {x["name"]: x for x in doc["strategies"]}["ibs_a"]
+    assert strat["state"] == "STOPPED" and not strat["degraded"]
+    reasons = {r["text"]: r["level"] for r in doc["overall"]["reasons"]}
+    assert reasons["worker.ibs_a stopped on request (`multialpha start`)"] == "info"

@@ -31,6 +31,7 @@ def test_units_for_hub_each_worker_sandbox_and_target(settings_for, tmp_path) ->
     svc = hub["Service"]
     assert svc["ExecStart"] == f"{sys.executable} -m multialpha --config {SHIPPED_CONFIG.resolve()} hub"
     assert svc["Restart"] == "on-failure" and int(svc["RestartSec"]) > 0
+    assert svc["ExecReload"] == f"{sys.executable} -m multialpha --config {SHIPPED_CONFIG.resolve()} reload"
     assert svc["EnvironmentFile"] == f"-{SHIPPED_CONFIG.resolve().parent / '.env'}"
     for key, value in (("NoNewPrivileges", "yes"), ("ProtectSystem", "strict"), ("PrivateTmp", "yes")):
         assert svc[key] == value

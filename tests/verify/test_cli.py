@@ -1,0 +1,93 @@
+"""`multialpha verify` on a sandbox day traded live under `multialpha up`.
+
+Live: two sandbox trading days through the whole pipeline (tests/parity/helpers.run_live:
+sandbox gateways -> hub -> bar logs -> three workers -> paper journal), so the second day starts
+with positions carried from the first. Then, while the sandbox is pinned after the close, the
+real CLI verifies the second day from the bar logs: zero differences. One journal entry of that
+day is altered in Redis (its quantity), and verify must report exactly that difference, name its
+bar and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from multialpha import runtime
+from multialpha.keys import Keys
+from multialpha.supervisor import redis_setup
+from tests.parity import helpers as h
+
+SPEED = 1500.0
+FIRST, DAY = date(2025, 12, 9), date(2025, 12, 10)  # ibs_b enters 6B on 12-09 and carries it into 12-10
+
+
+def _verify(cfg: Path, env: dict[str, str], day: date) -> tuple[int, dict[str, Any], str]:
+    p = subprocess.run([sys.executable, "-m", "multialpha", "--config", str(cfg), "verify", "--day", day.isoformat(),
+                        "--json"], env=env, capture_output=True, text=True, timeout=600)
+    return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}, p.stderr
+
+
+def _alter_quantity(client: Any, keys: Keys, day: date) -> dict[str, str]:
+    """Rewrite the journal stream with the day's first accepted entry's quantity + 1 (same ids)."""
+    entries = client.xrange(keys.orders())
+    target = next(f for _, f in entries if f.get("event") == "intent" and f.get("kind") == "entry"
+                  and f.get("bar_start", "") >= "2025-12-10T00:00:00Z" and f.get("bar_start", "") < "2025-12-10T22:00:00Z")
+    pipe = client.pipeline(transaction=True)
+    pipe.delete(keys.orders())
+    for sid, f in entries:
+        if f is target:
+            f = dict(f, quantity=str(int(f["quantity"]) + 1))
+        pipe.xadd(keys.orders(), f, id=sid)
+    pipe.execute()
+    return target
+
+
+@pytest.mark.slow
+def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
+    cfg = h.write_config(tmp_path, FIRST)
+    env = h.env_for(tmp_path)
+
+    def then(settings: Any) -> Any:
+        st = runtime.read_json(redis_setup.state_path(settings))
+        venv = dict(env, MULTIALPHA__REDIS__HOST=st["host"], MULTIALPHA__REDIS__PORT=str(st["port"]),
+                    MULTIALPHA__REDIS__PASSWORD=st.get("password") or "")
+        clean = _verify(cfg, venv, DAY)
+        client = redis_setup.connect(settings.model_copy(update={"redis": settings.redis.model_copy(
+            update={"host": st["host"], "port": int(st["port"]), "password": st.get("password") or ""})}))
+        keys = Keys(settings.redis.namespace)
+        target = _alter_quantity(client, keys, DAY)
+        altered = _verify(cfg, venv, DAY)
+        stored = json.loads(client.hget(keys.verify_results(), DAY.isoformat()))
+        client.close()
+        return clean, altered, target, stored
+
+    live, (clean, altered, target, stored) = h.run_live(cfg, env, FIRST, DAY, SPEED, then=then)
+    for name, w in live.workers.items():  # the live side saw every bar live
+        assert w["replayed"] == 0 and w["dropped"] == {} and w["errors"] == 0, (name, w)
+
+    code, doc, err = clean
+    assert code == 0, (code, doc, err)
+    assert doc["ok"] and doc["differences"] == [] and doc["first_bar"] == ""
+    # The comparison must have had something to compare, and the day must start with a carried book.
+    assert sum(c["live_orders"] for c in doc["counts"].values()) > 0, doc["counts"]
+    assert sum(c["live_vetoes"] for c in doc["counts"].values()) > 0, doc["counts"]
+    assert doc["carried"] >= 1, doc
+
+    code, doc, err = altered
+    assert code == 1, (code, doc, err)
+    assert not doc["ok"] and len(doc["differences"]) == 1, doc["differences"]
+    d = doc["differences"][0]
+    assert (d["category"], d["change"], d["strategy"], d["symbol"], d["bar_start"]) == (
+        "order", "changed", target["strategy"], target["symbol"], target["bar_start"])
+    want_qty = str(int(target["quantity"]) + 1)
+    assert d["live"].split()[-1] == want_qty and d["replay"].split()[-1] == target["quantity"], d
+    assert doc["first_bar"] == target["bar_start"]
+    # What status shows: the stored summary of the day.
+    assert stored["day"] == DAY.isoformat() and stored["differences"] == 1 and not stored["ok"]

@@ -39,7 +39,7 @@ def _ms(t: datetime) -> int:
 def _read(client: Any, key: str, start: datetime, end: datetime) -> list[tuple[str, dict[Any, Any]]]:
     """Entries with ids in [start, end), paged."""
     out: list[tuple[str, dict[Any, Any]]] = []
-    lo, hi = str(_ms(start)), f"({_ms(end)}"
+    lo, hi = f"{_ms(start)}-0", f"({_ms(end)}-0"  # full ids: "(ms" alone would mean ms-<max seq>
     while True:
         page = client.xrange(key, min=lo, max=hi, count=PAGE)
         out.extend(page)
@@ -97,7 +97,7 @@ def last_close_before(client: Any, keys: Keys, symbol: str, contract: str, befor
     the gate's reference price of a carried position for the next day's P&L."""
     best: SymbolBar | None = None
     for key, prev in ((keys.bar_log(symbol), False), (keys.prev_bar_log(symbol), True)):
-        for sid, fields in client.xrevrange(key, max=f"({_ms(before)}", min=str(_ms(before - look_back)),
+        for sid, fields in client.xrevrange(key, max=f"({_ms(before)}-0", min=f"{_ms(before - look_back)}-0",
                                             count=PAGE):
             try:
                 b = bar_from_log(fields)

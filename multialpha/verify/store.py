@@ -7,8 +7,10 @@ full table is the command's output. Newest day first when read back.
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
 
+from multialpha import cme_time
 from multialpha.keys import Keys
 
 KEEP_DAYS = 30  # older days are dropped from the hash
@@ -33,17 +35,28 @@ def save(client: Any, keys: Keys, result: Any) -> dict[str, Any]:
     return doc
 
 
+def save_error(client: Any, keys: Keys, day: date, error: str, now: datetime) -> None:
+    """A day that could not be verified at all (the command died before storing anything)."""
+    doc = {"day": day.isoformat(), "ok": False, "differences": 0, "first_bar": "", "error": error,
+           "checked_at": cme_time.iso_z(now), "strategies": [], "carried": 0, "top": []}
+    client.hset(keys.verify_results(), doc["day"], json.dumps(doc, sort_keys=True))
+
+
 def latest(client: Any, keys: Keys) -> dict[str, Any] | None:
     """The newest day's summary (None if verify never ran); a garbled entry reads as an error."""
-    days = sorted((_s(k) for k in client.hkeys(keys.verify_results())), reverse=True)
-    if not days:
+    return newest({_s(k): _s(v) for k, v in client.hgetall(keys.verify_results()).items()})
+
+
+def newest(raw: dict[str, str]) -> dict[str, Any] | None:
+    """The newest day's summary from the hash as read (``HGETALL``); None if verify never ran."""
+    if not raw:
         return None
-    raw = client.hget(keys.verify_results(), days[0])
+    day = max(raw)
     try:
-        doc = json.loads(_s(raw))
-        return doc if isinstance(doc, dict) else {"day": days[0], "ok": False, "error": "unreadable result"}
+        doc = json.loads(raw[day])
     except (TypeError, ValueError):
-        return {"day": days[0], "ok": False, "error": "unreadable result", "differences": 0}
+        doc = None
+    return doc if isinstance(doc, dict) else {"day": day, "ok": False, "error": "unreadable result", "differences": 0}
 
 
 def line(doc: dict[str, Any] | None) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from multialpha import runtime
+from multialpha import cme_time, runtime
 from multialpha.keys import Keys
 from multialpha.supervisor import redis_setup
 from tests.parity import helpers as h
@@ -35,10 +35,10 @@ def _verify(cfg: Path, env: dict[str, str], day: date) -> tuple[int, dict[str, A
 
 
 def _alter_quantity(client: Any, keys: Keys, day: date) -> dict[str, str]:
-    """Rewrite the journal stream with the day's first accepted entry's quantity + 1 (same ids)."""
+    """Rewrite the journal stream with the day's first accepted order's quantity + 1 (same ids)."""
     entries = client.xrange(keys.orders())
-    target = next(f for _, f in entries if f.get("event") == "intent" and f.get("kind") == "entry"
-                  and f.get("bar_start", "") >= "2025-12-10T00:00:00Z" and f.get("bar_start", "") < "2025-12-10T22:00:00Z")
+    target = next(f for _, f in entries if f.get("event") == "intent" and f.get("bar_start")
+                  and cme_time.trading_day(cme_time.parse_iso(f["bar_start"])) == day)
     pipe = client.pipeline(transaction=True)
     pipe.delete(keys.orders())
     for sid, f in entries:
@@ -52,25 +52,36 @@ def _alter_quantity(client: Any, keys: Keys, day: date) -> dict[str, str]:
 @pytest.mark.slow
 def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
     cfg = h.write_config(tmp_path, FIRST)
-    env = h.env_for(tmp_path)
+    # The supervisor verifies each day 2 market minutes after its close: the test pins the clock
+    # 4 minutes after the last close (helpers.PIN_AFTER), so both days are verified by `up` itself.
+    env = h.env_for(tmp_path, {"MULTIALPHA__VERIFY__DELAY_S": "120"})
 
     def then(settings: Any) -> Any:
         st = runtime.read_json(redis_setup.state_path(settings))
         venv = dict(env, MULTIALPHA__REDIS__HOST=st["host"], MULTIALPHA__REDIS__PORT=str(st["port"]),
                     MULTIALPHA__REDIS__PASSWORD=st.get("password") or "")
-        clean = _verify(cfg, venv, DAY)
         client = redis_setup.connect(settings.model_copy(update={"redis": settings.redis.model_copy(
             update={"host": st["host"], "port": int(st["port"]), "password": st.get("password") or ""})}))
         keys = Keys(settings.redis.namespace)
+        # `up` ran verify for both days after their closes (a thread, a subprocess): wait for the second.
+        by_up = h._poll("the supervisor's verify of the last day",
+                        lambda: client.hget(keys.verify_results(), DAY.isoformat()), 900, 1.0)
+        by_up = {d: json.loads(v) for d, v in client.hgetall(keys.verify_results()).items()}
+        clean = _verify(cfg, venv, DAY)
         target = _alter_quantity(client, keys, DAY)
         altered = _verify(cfg, venv, DAY)
         stored = json.loads(client.hget(keys.verify_results(), DAY.isoformat()))
         client.close()
-        return clean, altered, target, stored
+        return clean, altered, target, stored, by_up
 
-    live, (clean, altered, target, stored) = h.run_live(cfg, env, FIRST, DAY, SPEED, then=then)
+    live, (clean, altered, target, stored, by_up) = h.run_live(cfg, env, FIRST, DAY, SPEED, then=then)
+    (tmp_path.parent / "verify_debug.json").write_text(json.dumps([clean, altered, by_up], default=str))
     for name, w in live.workers.items():  # the live side saw every bar live
         assert w["replayed"] == 0 and w["dropped"] == {} and w["errors"] == 0, (name, w)
+
+    # The supervisor's own runs: both days verified after their closes, no difference.
+    assert sorted(by_up) == [FIRST.isoformat(), DAY.isoformat()], by_up
+    assert all(v["ok"] and v["differences"] == 0 and not v["error"] for v in by_up.values()), by_up
 
     code, doc, err = clean
     assert code == 0, (code, doc, err)

@@ -5,9 +5,8 @@ exactly what the workers traded on: every minute they received live was XADDed i
 same Lua step that published it. The previous front's log (``Keys.prev_bar_log``) holds
 the old contract's minutes during a roll overlap, as the hub's ``prev`` channel did.
 
-A log capped by ``hub.bar_log_maxlen`` may no longer reach back to the day's open: that
-is detected (the stream's oldest entry is after the day's first minute while the stream
-has entries of the day) and reported as :class:`BarLogGap`, never verified on half a day.
+A log capped by ``hub.bar_log_maxlen`` may no longer hold the whole day: that is detected
+(:func:`check_covered`) and reported as :class:`BarLogGap`, never verified on half a day.
 """
 
 from __future__ import annotations
@@ -62,23 +61,36 @@ def _bars(client: Any, key: str, symbol: str, start: datetime, end: datetime, pr
     return out
 
 
+def _id_ms(sid: Any) -> int:
+    return int((sid.decode() if isinstance(sid, bytes) else str(sid)).split("-")[0])
+
+
 def check_covered(client: Any, keys: Keys, symbols: list[str], day: date) -> None:
-    """Raise :class:`BarLogGap` when a symbol's log was trimmed past the day's open."""
-    open_, close = cme_time.session_bounds(day)
+    """Raise :class:`BarLogGap` when a symbol's log may have lost entries of the day.
+
+    Trimming (``hub.bar_log_maxlen``) removes the oldest entries. A stream that lost entries
+    (``entries-added`` > ``length``) and whose oldest survivor is after the day's open may
+    have lost the day's first minutes: reported (a thin symbol whose first trade came after
+    the open is then reported too — failing safe, never half a day verified). A stream that
+    never lost anything is whole, whenever its first entry. ``XDEL`` of an entry in or after
+    the day (``max-deleted-entry-id``) counts too.
+    """
+    import redis
+
+    open_ms = _ms(cme_time.session_bounds(day)[0])
     for sym in symbols:
-        first = client.xrange(keys.bar_log(sym), count=1)
-        if not first:
-            continue  # nothing logged at all: no bars that day either (checked by the caller)
-        sid = first[0][0]
-        first_ms = int((sid.decode() if isinstance(sid, bytes) else str(sid)).split("-")[0])
-        if _ms(open_) < first_ms < _ms(close):
+        try:
+            info = client.xinfo_stream(keys.bar_log(sym))
+        except redis.ResponseError:
+            continue  # no such stream: nothing was ever logged (no bars: the caller says so)
+        first = info.get("first-entry")
+        lost = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+        deleted = _id_ms(info.get("max-deleted-entry-id") or "0-0")
+        if deleted >= open_ms or (lost and first and _id_ms(first[0]) > open_ms):
             raise BarLogGap(
-                f"bar log of {sym} starts at {cme_time.iso_z(cme_time.from_ns(first_ms * 1_000_000))}, after the "
-                f"open of trading day {day} ({cme_time.iso_z(open_)}): trimmed by hub.bar_log_maxlen; "
-                "the day cannot be verified")
-        if first_ms >= _ms(close):
-            raise BarLogGap(f"bar log of {sym} starts after trading day {day}: it was trimmed "
-                            "(hub.bar_log_maxlen) or the day was never logged")
+                f"bar log of {sym} lost entries of trading day {day} (its oldest entry is "
+                f"{cme_time.iso_z(cme_time.from_ns(_id_ms(first[0]) * 1_000_000)) if first else 'gone'}): "
+                "trimmed by hub.bar_log_maxlen; the day cannot be verified")
 
 
 def day_bars(client: Any, keys: Keys, symbols: list[str], day: date

@@ -53,12 +53,17 @@ def test_day_bars_are_the_days_minutes_in_order_with_the_previous_front(redis_cl
     assert barlog.last_close_before(redis_client, KEYS, "ES", "ESH6", OPEN) is None
 
 
-def test_a_log_trimmed_past_the_open_is_a_gap_not_half_a_day(redis_client) -> None:
+def test_a_log_trimmed_into_the_day_is_a_gap_not_half_a_day(redis_client) -> None:
     m = timedelta(minutes=1)
-    publish(redis_client, [bar("GC", OPEN + i * m, 4000.0 + i, "GCG6") for i in range(5)])
+    # A thin symbol whose first trade came minutes after the open: whole, not trimmed.
+    publish(redis_client, [bar("6M", OPEN + 3 * m, 5.5, "6MH6")])
+    assert len(barlog.day_bars(redis_client, KEYS, ["6M"], DAY)[0]["6M"]) == 1
+    publish(redis_client, [bar("GC", OPEN - 2 * m - timedelta(hours=1), 3990.0, "GCG6"),
+                           *(bar("GC", OPEN + i * m, 4000.0 + i, "GCG6") for i in range(5))])
+    # Trimmed before the open only (the previous day's minute): the day is whole.
+    redis_client.xtrim(KEYS.bar_log("GC"), minid=str(cme_time.to_ms(OPEN)), approximate=False)
+    assert len(barlog.day_bars(redis_client, KEYS, ["GC"], DAY)[0]["GC"]) == 5
     # What hub.bar_log_maxlen does to an old day: its first minutes are gone.
     redis_client.xtrim(KEYS.bar_log("GC"), minid=str(cme_time.to_ms(OPEN + 2 * m)), approximate=False)
-    with pytest.raises(barlog.BarLogGap, match="GC.*hub.bar_log_maxlen"):
-        barlog.day_bars(redis_client, KEYS, ["GC"], DAY)
-    with pytest.raises(barlog.BarLogGap, match="starts after trading day 2025-12-09"):
-        barlog.day_bars(redis_client, KEYS, ["GC"], date(2025, 12, 9))
+    with pytest.raises(barlog.BarLogGap, match="GC lost entries of trading day 2025-12-10.*hub.bar_log_maxlen"):
+        barlog.day_bars(redis_client, KEYS, ["GC", "6M"], DAY)

@@ -4,7 +4,7 @@ Live: two sandbox trading days through the whole pipeline (tests/parity/helpers.
 sandbox gateways -> hub -> bar logs -> three workers -> paper journal), so the second day starts
 with positions carried from the first. Then, while the sandbox is pinned after the close, the
 real CLI verifies the second day from the bar logs: zero differences. One journal entry of that
-day is altered in Redis (its quantity), and verify must report exactly that difference, name its
+day is altered in Redis (its side), and verify must report exactly that difference, name its
 bar and exit non-zero.
 """
 
@@ -25,6 +25,7 @@ from multialpha.supervisor import redis_setup
 from tests.parity import helpers as h
 
 SPEED = 1500.0
+FLIP = {"long": "short", "short": "long"}
 FIRST, DAY = date(2025, 12, 9), date(2025, 12, 10)  # ibs_b enters 6B on 12-09 and carries it into 12-10
 
 
@@ -34,16 +35,16 @@ def _verify(cfg: Path, env: dict[str, str], day: date) -> tuple[int, dict[str, A
     return p.returncode, json.loads(p.stdout) if p.stdout.strip() else {}, p.stderr
 
 
-def _alter_quantity(client: Any, keys: Keys, day: date) -> dict[str, str]:
-    """Rewrite the journal stream with the day's first accepted order's quantity + 1 (same ids)."""
+def _flip_side(client: Any, keys: Keys, day: date) -> dict[str, str]:
+    """Rewrite the journal stream (same ids) with the side of the day's first gate decision flipped."""
     entries = client.xrange(keys.orders())
-    target = next(f for _, f in entries if f.get("event") == "intent" and f.get("bar_start")
+    target = next(f for _, f in entries if f.get("event") in ("intent", "denied") and f.get("bar_start")
                   and cme_time.trading_day(cme_time.parse_iso(f["bar_start"])) == day)
     pipe = client.pipeline(transaction=True)
     pipe.delete(keys.orders())
     for sid, f in entries:
         if f is target:
-            f = dict(f, quantity=str(int(f["quantity"]) + 1))
+            f = dict(f, side=FLIP[f["side"]])
         pipe.xadd(keys.orders(), f, id=sid)
     pipe.execute()
     return target
@@ -68,7 +69,7 @@ def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
                         lambda: client.hget(keys.verify_results(), DAY.isoformat()), 900, 1.0)
         by_up = {d: json.loads(v) for d, v in client.hgetall(keys.verify_results()).items()}
         clean = _verify(cfg, venv, DAY)
-        target = _alter_quantity(client, keys, DAY)
+        target = _flip_side(client, keys, DAY)
         altered = _verify(cfg, venv, DAY)
         stored = json.loads(client.hget(keys.verify_results(), DAY.isoformat()))
         client.close()
@@ -86,8 +87,9 @@ def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
     code, doc, err = clean
     assert code == 0, (code, doc, err)
     assert doc["ok"] and doc["differences"] == [] and doc["first_bar"] == ""
-    # The comparison must have had something to compare, and the day must start with a carried book.
-    assert sum(c["live_orders"] for c in doc["counts"].values()) > 0, doc["counts"]
+    # The comparison must have had something to compare, and the day must start with a carried book
+    # (on this day the carried positions fill max_positions: the gate's refusals prove the seeding).
+    assert sum(c["live_orders"] + c["live_denied"] for c in doc["counts"].values()) > 0, doc["counts"]
     assert sum(c["live_vetoes"] for c in doc["counts"].values()) > 0, doc["counts"]
     assert doc["carried"] >= 1, doc
 
@@ -97,8 +99,7 @@ def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
     d = doc["differences"][0]
     assert (d["category"], d["change"], d["strategy"], d["symbol"], d["bar_start"]) == (
         "order", "changed", target["strategy"], target["symbol"], target["bar_start"])
-    want_qty = str(int(target["quantity"]) + 1)
-    assert d["live"].split()[-1] == want_qty and d["replay"].split()[-1] == target["quantity"], d
+    assert FLIP[target["side"]] in d["live"].split() and target["side"] in d["replay"].split(), d
     assert doc["first_bar"] == target["bar_start"]
     # What status shows: the stored summary of the day.
     assert stored["day"] == DAY.isoformat() and stored["differences"] == 1 and not stored["ok"]

@@ -25,8 +25,8 @@ from multialpha.config import Settings
 from multialpha.status.overall import overall
 from multialpha.status.pnl import journal_realized, portfolio
 from multialpha.status.raw import Collector, Raw
-from multialpha.verify import store as verify_store
 from multialpha.status.sections import _orders, errors, hub_lag, model_problems, processes, strategies, symbols
+from multialpha.verify import store as verify_store
 
 log = logging.getLogger("multialpha.status")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from multialpha import cme_time
 from multialpha.config import Settings
@@ -120,8 +120,10 @@ def verify_day(settings: Settings, client: Any, day: date, *, fetch: Any, datase
     bars = barlog.day_bars(client, keys, sources, day)
     if not any(bars[0].values()):
         raise DataUnavailable(f"no bars of trading day {day} in the bar logs ({', '.join(sources)})")
-    journal = [_decode(f) for _, f in client.xrange(keys.orders())]
-    vetoes = [_decode(f) for _, f in client.xrange(keys.veto_log())]
+    # Only what the book and the comparison read (the journal keeps up to 1M entries).
+    journal = [{k: v for k, v in e.items() if k != "payload"} for e in _entries(client, keys.orders())
+               if e.get("event") in ("intent", "denied") or e.get("result") in book.RELEASED]
+    vetoes = list(_entries(client, keys.veto_log()))
     held = [h for h in book.positions_at_open(journal, day) if h.strategy in names]
     marks = {(h.symbol, h.contract): barlog.last_close_before(client, keys, h.symbol, h.contract, open_)
              for h in held}
@@ -145,3 +147,16 @@ def verify_day(settings: Settings, client: Any, day: date, *, fetch: Any, datase
 def _decode(fields: Mapping[Any, Any]) -> dict[str, str]:
     return {(k.decode() if isinstance(k, bytes) else str(k)): (v.decode() if isinstance(v, bytes) else str(v))
             for k, v in fields.items()}
+
+
+def _entries(client: Any, key: str, page: int = 10_000) -> Iterator[dict[str, str]]:
+    """A stream's entries, oldest first, read in pages (never the whole stream in one reply)."""
+    lo = "-"
+    while True:
+        got = client.xrange(key, min=lo, count=page)
+        for _, fields in got:
+            yield _decode(fields)
+        if len(got) < page:
+            return
+        last = got[-1][0]
+        lo = "(" + (last.decode() if isinstance(last, bytes) else str(last))

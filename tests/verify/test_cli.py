@@ -76,7 +76,8 @@ def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
         return clean, altered, target, stored, by_up
 
     live, (clean, altered, target, stored, by_up) = h.run_live(cfg, env, FIRST, DAY, SPEED, then=then)
-    (tmp_path.parent / "verify_debug.json").write_text(json.dumps([clean, altered, by_up], default=str))
+    print("verify clean:", clean[0], json.dumps(clean[1].get("counts")), "carried", clean[1].get("carried"),
+          "| altered:", altered[0], json.dumps(altered[1].get("differences")))
     for name, w in live.workers.items():  # the live side saw every bar live
         assert w["replayed"] == 0 and w["dropped"] == {} and w["errors"] == 0, (name, w)
 
@@ -103,3 +104,23 @@ def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
     assert doc["first_bar"] == target["bar_start"]
     # What status shows: the stored summary of the day.
     assert stored["day"] == DAY.isoformat() and stored["differences"] == 1 and not stored["ok"]
+
+
+@pytest.mark.parametrize("args,code,says", [
+    (["--day", "2025-12-13"], 2, "Saturday (weekend)"),
+    (["--day", "13/12/2025"], 2, "expected a date YYYY-MM-DD"),
+    (["--strategy", "nope"], 2, "--strategy"),
+    (["--day", "2025-12-10"], 3, "connection refused"),  # nothing listens at the configured Redis
+])
+def test_bad_input_exits_with_a_clear_line(tmp_path: Path, args: list[str], code: int, says: str) -> None:
+    from click.testing import CliRunner
+
+    from multialpha.cli import main
+    from multialpha.managed_redis import free_port
+    from tests.conftest import SHIPPED_CONFIG
+
+    env = {"MULTIALPHA_RUNTIME_DIR": str(tmp_path / "run"), "MULTIALPHA__REDIS__HOST": "127.0.0.1",
+           "MULTIALPHA__REDIS__PORT": str(free_port()), "MULTIALPHA__REDIS__PASSWORD": "s3cret-pw"}
+    res = CliRunner().invoke(main, ["--config", str(SHIPPED_CONFIG), "verify", *args], env=env)
+    assert res.exit_code == code, res.output
+    assert says in res.output and "s3cret-pw" not in res.output

@@ -124,11 +124,10 @@ def _print(result: Any) -> None:
     console.print(counts)
     for n in result.notes:
         console.print(n)
-    if result.differences:
-        t = Table(title="differences")
-        for col in ("bar", "what", "change", "strategy", "symbol", "live", "replay"):
-            t.add_column(col, overflow="fold")
-        for d in result.differences:
-            t.add_row(d.bar_start, d.category, d.change, d.strategy, d.symbol, d.live or "-", d.replay or "-")
-        console.print(t)
+    # Differences as plain lines, not table cells: a decision key is long, and a folded cell
+    # cannot be searched for or pasted into an issue.
+    for d in sorted(result.differences, key=lambda x: x.bar_start):
+        console.print(f"{d.bar_start or '?'}  {d.category} {d.change}  {d.strategy} {d.symbol}", soft_wrap=True)
+        console.print(f"    live:   {d.live or '-'}", soft_wrap=True)
+        console.print(f"    replay: {d.replay or '-'}", soft_wrap=True)
     console.print(store.line(store.summary(result)))

@@ -124,3 +124,18 @@ def test_bad_input_exits_with_a_clear_line(tmp_path: Path, args: list[str], code
     res = CliRunner().invoke(main, ["--config", str(SHIPPED_CONFIG), "verify", *args], env=env)
     assert res.exit_code == code, res.output
     assert says in res.output and "s3cret-pw" not in res.output
+
+
+def test_the_table_names_the_difference_and_the_first_bar(capsys: pytest.CaptureFixture[str]) -> None:
+    from multialpha.verify import cli, compare, engine
+
+    d = compare.Difference("order", "changed", "breakout", "ES", "2025-12-10T01:59:00Z",
+                           "denied breakout ES short entry", "denied breakout ES long entry")
+    counts = {"breakout": {"live_orders": 0, "replay_orders": 0, "live_denied": 18, "replay_denied": 18,
+                           "live_vetoes": 20, "replay_vetoes": 20}}
+    cli._print(engine.VerifyResult("2025-12-10", ["breakout"], [d], counts, d.bar_start, 2,
+                                   notes=["carried into the day: breakout short 1 RTY (RTYZ5) since x"]))
+    out = capsys.readouterr().out
+    assert "18/18" in out and "20/20" in out and "carried into the day: breakout short 1 RTY" in out
+    assert "denied breakout ES short entry" in out and "denied breakout ES long entry" in out
+    assert out.rstrip().splitlines()[-1] == "verify 2025-12-10: 1 difference (first bar 2025-12-10T01:59:00Z)"

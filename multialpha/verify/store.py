@@ -1,7 +1,7 @@
 """Verify results in Redis (``Keys.verify_results``: day -> JSON summary), for `status` and alerts.
 
 Only a summary is stored (counts, the first differing bar, the first few differences): the
-full table is the command's output. Newest day first when read back.
+full report is the command's output. `status` reads the newest day (:func:`newest`).
 """
 
 from __future__ import annotations

@@ -74,6 +74,9 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         # a busy box would expire live entries the backtest (no delay) sends. Expiry has its own
         # tests (tests/orders/test_lifecycle.py); here only the decisions are compared.
         "MULTIALPHA__ORDERS__MAX_AGE_S": "86400",
+        # `up` verifies each closed day in a subprocess (docs/verify.md): at 1500x that lands in the
+        # next day's replay, CPU the live side needs; tests/verify/test_cli.py turns it on.
+        "MULTIALPHA__VERIFY__AFTER_CLOSE": "false",
     })
     env.update(extra or {})
     env.pop("DATABENTO_API_KEY", None)

@@ -150,6 +150,12 @@ def previous_trading_day(day: date) -> date:
     return d
 
 
+def last_closed_day(instant: datetime) -> date:
+    """The latest trading day whose session had closed at ``instant`` (during a session: the
+    previous day; in the halt or a weekend: the day that just closed)."""
+    return previous_trading_day(trading_day(instant))
+
+
 def trading_days(first: date, last: date) -> list[date]:
     """Weekday trading days in [first, last]."""
     out, d = [], first

@@ -49,6 +49,7 @@ from multialpha.settings_model import (
     StrategyInstrument,
     StrategySettings,
     SupervisorSettings,
+    VerifySettings,
     WorkerSettings,
     _KeyedError,
 )
@@ -63,8 +64,8 @@ __all__ = [
     # re-exported
     "AlertsSettings", "DatabentoSettings", "HubSettings", "InstrumentSpec", "MlVetoSettings", "OrdersSettings",
     "PortfolioSettings", "RedisSettings", "ReferenceFeed", "RiskSettings", "RollSettings", "SandboxSettings",
-    "Settings", "StrategyInstrument", "StrategySettings", "SupervisorSettings", "WorkerSettings",
-    "live_webhook_problem", "shared_ticker_conflict", "Summary", "summarize",
+    "Settings", "StrategyInstrument", "StrategySettings", "SupervisorSettings", "VerifySettings",
+    "WorkerSettings", "live_webhook_problem", "shared_ticker_conflict", "Summary", "summarize",
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

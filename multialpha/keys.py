@@ -87,6 +87,10 @@ class Keys:
     def veto_log(self) -> str:
         return self._own("veto")
 
+    def verify_results(self) -> str:
+        """Hash trading day (YYYY-MM-DD) -> JSON summary of `multialpha verify` for that day."""
+        return self._own("verify")
+
     # -- portfolio (owned by the Lua gate) -------------------------------------
     def portfolio(self, *parts: str) -> str:
         return self._own("portfolio", *parts)

@@ -127,7 +127,10 @@ class HubSettings(_Model):
     reconnect_cap_s: float = Field(60.0, gt=0)
     silence_timeout_s: float = Field(40.0, gt=0)
     redis_buffer_bars: int = Field(20_000, ge=1)
-    bar_log_maxlen: int = Field(10_080, ge=1)
+    # Entries per symbol's bar log (one per traded minute). `multialpha verify` replays a whole
+    # trading day from it and marks carried positions at the previous day's last close: at least
+    # two CME trading days (2 x 1,380 minutes). The default keeps a week (worker catch-up too).
+    bar_log_maxlen: int = Field(10_080, ge=2 * 1_380)
     heartbeat_ttl_s: int = Field(10, ge=1)
     health_port: int | None = Field(None, ge=1, le=65535)  # /healthz + /metrics on loopback
     # After a roll the previous front's bars keep coming on their own channel for this many
@@ -181,6 +184,14 @@ class AlertsSettings(_Model):
     bar_lag_min_gaps: int = Field(30, ge=1)
     bar_lag_cold_s: float = Field(1800.0, gt=0)
     pending_order_s: float = Field(60.0, gt=0)
+
+
+class VerifySettings(_Model):
+    # `multialpha up` runs `multialpha verify` for each trading day this long after its close
+    # (16:00 America/Chicago), when the workers have closed the day's bars (docs/verify.md).
+    after_close: bool = True
+    delay_s: float = Field(600.0, ge=0, le=3000)  # < the 60 min halt: done before the next open
+    timeout_s: float = Field(1800.0, gt=0)
 
 
 class SandboxSettings(_Model):
@@ -261,6 +272,7 @@ class Settings(_Model):
     worker: WorkerSettings = WorkerSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     alerts: AlertsSettings = AlertsSettings()
+    verify: VerifySettings = VerifySettings()
     sandbox: SandboxSettings = SandboxSettings()
     reference_feeds: dict[str, ReferenceFeed] = Field(default_factory=dict)
     strategies: dict[str, StrategySettings]

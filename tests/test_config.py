@@ -53,6 +53,8 @@ BROKEN = [
     ("bad product id", "product_id: ES.FUT,  multiplier", "product_id: ES,  multiplier", "instruments.ES.product_id", "pattern"),
     ("unknown reference feed", "reference_feeds: [VIX, TLT_day]", "reference_feeds: [VIX, TLT_week]",
      "strategies.breakout.reference_feeds.1", "unknown reference feed"),
+    ("bar log shorter than two trading days", "bar_log_maxlen: 10080", "bar_log_maxlen: 1440",
+     "hub.bar_log_maxlen", "greater than or equal to 2760"),
     ("missing env var", "api_key: ${DATABENTO_API_KEY:-}", "api_key: ${SURELY_UNSET_VAR_X}", "databento.api_key",
      "SURELY_UNSET_VAR_X is not set"),
 ]

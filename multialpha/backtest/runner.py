@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_GRACE = timedelta(seconds=90)  # FeedRouter's quiet-market grace (live: the subscriber's idle flush)
 Progress = Callable[[int, int, date], None]  # (trading days done, total, day being run): backtest/progress.py
+Bars = tuple[dict[str, list[bt_data.SymbolBar]], dict[str, list[bt_data.SymbolBar]]]  # (front, previous front)
+Seed = Callable[[Settings, Any], None]  # (backtest settings, private Redis client) before strategies start
 
 
 class SimClock:
@@ -101,12 +103,6 @@ class BacktestWorker(Worker):
             "probability": getattr(decision, "score", None), "features": dict(features),
         })
 
-    def _bar_start(self, symbol: str) -> datetime | None:
-        from multialpha.worker.strategy import minute_bar_start
-
-        st = self.strategy_obj
-        return minute_bar_start(st.feed(symbol)) if st is not None else None
-
 
 @dataclass
 class BacktestRun:
@@ -156,12 +152,17 @@ def run(
     resolution: str = "minute",
     progress: Progress | None = None,
     portfolio: dict[str, Any] | None = None,
+    bars: Bars | None = None,
+    seed: Seed | None = None,
 ) -> BacktestRun:
     """Run ``strategies`` (config order) together over bars starting in [start, end).
 
     ``fetch`` is a :class:`~multialpha.worker.warmup.Fetch` (Databento
     Historical or the sandbox); ``data_now`` is where the data ends (the
-    sandbox clock): the range is clipped there. Raises ConfigError for config problems and
+    sandbox clock): the range is clipped there. ``bars`` (front, previous-front bars per
+    symbol) replaces the Historical bars of the range (``multialpha verify`` passes the hub's bar
+    logs; warmup still reads Historical up to ``start``); ``seed(settings, client)`` runs on the
+    private Redis before any strategy starts (verify: the day's starting book). Raises ConfigError for config problems and
     :class:`~multialpha.backtest.data.DataUnavailable` when there are no bars.
     """
     from multialpha.managed_redis import ManagedRedis
@@ -176,14 +177,18 @@ def run(
         client = server.client(decode_responses=True)
         bt_settings = backtest_settings(settings, server.host, server.port, **(portfolio or {}))
         try:
-            return _run(bt_settings, client, strategies, start, end, fetch, dataset, data_now, resolution, progress)
+            if seed is not None:
+                seed(bt_settings, client)
+            return _run(bt_settings, client, strategies, start, end, fetch, dataset, data_now, resolution, progress,
+                        bars)
         finally:
             _drop_model_vetoes()
             client.close()
 
 
 def _run(settings: Settings, client: Any, strategies: list[str], start: datetime, end: datetime, fetch: Any,
-         dataset: str, data_now: datetime, resolution: str, progress: Progress | None) -> BacktestRun:
+         dataset: str, data_now: datetime, resolution: str, progress: Progress | None,
+         given: Bars | None = None) -> BacktestRun:
     import backtrader as bt
 
     from multialpha.contracts import ContractMap
@@ -204,8 +209,12 @@ def _run(settings: Settings, client: Any, strategies: list[str], start: datetime
     cmap = ContractMap.load(settings.path(settings.contract_map_path))
     historian = warmup.Historian(BarCache(warmup.cache_root(settings)), fetch, dataset, contracts=cmap)
     sources = sorted({s for w in workers for s in w.plan.sources})
-    bars = bt_data.load_bars(historian, sources, start, end, resolution, cmap)
-    prev_bars = bt_data.load_prev_bars(historian, sources, start, end, resolution, settings.hub.roll_overlap_days)
+    if given is not None:
+        bars, prev_bars = given
+    else:
+        bars = bt_data.load_bars(historian, sources, start, end, resolution, cmap)
+        prev_bars = bt_data.load_prev_bars(historian, sources, start, end, resolution,
+                                           settings.hub.roll_overlap_days)
 
     for w in workers:
         w.historian = historian

@@ -29,7 +29,9 @@ def record(
     features: Mapping[str, Any],
     probability: float | None = None,
     model_sha256: str = "",
+    bar_start: datetime | None = None,
 ) -> None:
+    """``bar_start``: the signal's minute bar (``multialpha verify`` names the bar a decision differs on)."""
     client.xadd(
         keys.veto_log(),
         {
@@ -37,6 +39,7 @@ def record(
             "symbol": symbol,
             "side": side,
             "at": cme_time.iso_z(at),
+            "bar_start": cme_time.iso_z(bar_start) if bar_start is not None else "",
             "decision": "allow" if allow else "veto",
             "acted": "allow" if acted else "block",
             "enforced": int(not allow and not acted),

@@ -26,6 +26,7 @@ from multialpha.status.overall import overall
 from multialpha.status.pnl import journal_realized, portfolio
 from multialpha.status.raw import Collector, Raw
 from multialpha.status.sections import _orders, errors, hub_lag, model_problems, processes, strategies, symbols
+from multialpha.verify import store as verify_store
 
 log = logging.getLogger("multialpha.status")
 
@@ -78,6 +79,7 @@ def build(settings: Settings, raw: Raw, now: datetime, source: str, mnow: dateti
         "strategies": strats,
         "portfolio": port,
         "errors": errors(raw, procs, beats),
+        "verify": verify_store.newest(raw.verify),
     }
     doc["overall"] = overall(doc, lag_hub)
     doc["ok"] = doc["overall"]["state"] in ("OK", "WARN")

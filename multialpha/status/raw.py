@@ -43,6 +43,7 @@ class Raw:
     journal_today: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # oldest first
     events: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # newest first
     vetoes: list[tuple[str, dict[str, str]]] = field(default_factory=list)  # newest first
+    verify: dict[str, str] = field(default_factory=dict)  # trading day -> `multialpha verify` summary JSON
     round_trips: int = 0
 
 
@@ -97,6 +98,7 @@ class Collector:
         p.smembers(k.orders_pending())
         for key in (k.orders(), k.events(), k.veto_log()):
             p.xrevrange(key, count=1)
+        p.hgetall(k.verify_results())
         res = iter(p.execute(raise_on_error=False))
         raw = Raw(round_trips=1)
         cursor, found = _ok(next(res), (0, []))
@@ -112,6 +114,7 @@ class Collector:
         raw.unmanaged = {_s(a): _s(b) for a, b in _ok(next(res), {}).items()}
         raw.pending = sorted(_s(x) for x in _ok(next(res), set()))
         heads = [_ok(next(res), []) for _ in range(3)]
+        raw.verify = {_s(a): _s(b) for a, b in _ok(next(res), {}).items()}
 
         # Second trip only for what moved: new heartbeat keys, new positions, new stream entries.
         found = sorted({_s(x) for x in found})

@@ -219,6 +219,17 @@ def flags_line(doc: dict[str, Any], width: int) -> list[Text]:
     return _wrap_items(Text(no_wrap=True), items, width, 2)
 
 
+def verify_line(doc: dict[str, Any], width: int) -> list[Text]:
+    """The last `multialpha verify` (docs/verify.md): ok, N differences, or why it could not run."""
+    from multialpha.verify.store import line
+
+    v = doc.get("verify")
+    if not v:
+        return []
+    style = DIM if v.get("ok") else BAD
+    return [Text(clip(line(v), width), style=style, no_wrap=True)]
+
+
 def strategy_lines(doc: dict[str, Any], width: int, wide: bool) -> list[Text]:
     # P&L today = realised today (journal) + open P&L since each position's day reference (the gate's).
     cols = [Col("strategy", 14), Col("state", 8), Col("mode", 5, drop=9), Col("pos", 3, right=True),
@@ -354,6 +365,7 @@ def lines(doc: dict[str, Any], width: int = 200, height: int | None = None) -> l
     h = height if height is not None else 10_000
     wide = width >= WIDE_COLS and (height is None or height >= WIDE_ROWS)
     top = header_lines(doc, width, 4 if wide else 2) + [context_line(doc, width)] + flags_line(doc, width)
+    top += verify_line(doc, width)
     strat = strategy_lines(doc, width, wide)
     pos = position_lines(doc, width)
     procs = process_lines(doc, width, wide)

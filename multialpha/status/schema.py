@@ -118,6 +118,8 @@ STATUS_SCHEMA: dict[str, Any] = {
         "strategies": {"type": "array", "items": STRATEGY},
         "portfolio": PORTFOLIO,
         "errors": {"type": "array", "items": ERROR},
+        # the newest `multialpha verify` summary (multialpha/verify/store.py), null if it never ran
+        "verify": {"type": ["object", "null"]},
         "ok": _bool,
     }),
 }

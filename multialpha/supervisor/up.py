@@ -36,6 +36,7 @@ from multialpha.supervisor.policy import PolicySettings
 from multialpha.supervisor.process import Console, Spawner, kill_group
 from multialpha.supervisor.reload import Deployer
 from multialpha.supervisor.watch import ControlListener, RedisWatch, supervisor_component
+from multialpha.verify import schedule as verify_schedule
 
 log = logging.getLogger("multialpha.supervisor")
 
@@ -280,6 +281,8 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
     alert_loop = AlertLoop(settings, address.client(db=settings.redis.db, socket_timeout=2.0, decode_responses=True),
                            alerter, paused=lambda: bool(sup_ref) and sup_ref[0].stopping)
     alert_loop.start()
+    verifier = verify_schedule.start_for_up(settings, config_path.resolve(), address.child_env(), address.client(
+        db=settings.redis.db, socket_timeout=5.0, decode_responses=True), alerter, log_dir)  # docs/verify.md
     try:
         log.info("starting: %s", ", ".join(names))
         run_supervisor(specs, client, keys, log_dir, PolicySettings.from_settings(settings.supervisor),
@@ -290,6 +293,8 @@ def up(settings: Settings, config_path: Path, only: str | None = None, console: 
                                                            name="deploy").start())
     finally:
         alert_loop.halt.set()
+        if verifier:
+            verifier.stop()
         if health:
             health.close()
         if managed:

@@ -657,9 +657,17 @@ class Worker:
             record(self.client, self.keys, strategy=self.name, symbol=symbol, side=side, at=self.clock(),
                    allow=allow, acted=acted, mode=self.settings.ml_veto.mode, reason=reason, features=features,
                    probability=getattr(decision, "score", None),
-                   model_sha256=str((getattr(decision, "extra", None) or {}).get("model_sha256", "")))
+                   model_sha256=str((getattr(decision, "extra", None) or {}).get("model_sha256", "")),
+                   bar_start=self._bar_start(symbol))
         except Exception:
             log.warning("veto journal write failed", exc_info=True)
+
+    def _bar_start(self, symbol: str) -> datetime | None:
+        """Start of the minute bar the strategy is deciding on (None before it has one)."""
+        from multialpha.worker.strategy import minute_bar_start
+
+        st = self.strategy_obj
+        return minute_bar_start(st.feed(symbol)) if st is not None else None
 
     def _submit(self, strategy: Any, kind: str, symbol: str, side: str, price: float, reason: str, late: bool, qty: int) -> Any:
         from multialpha.worker.orders import make_intent

@@ -26,13 +26,14 @@ import yaml
 from multialpha import cme_time, config, heartbeat, runtime
 from multialpha.keys import Keys
 from multialpha.managed_redis import free_port
+# The comparison itself lives in the package: `multialpha verify` runs the same one in production.
+from multialpha.verify.compare import Key, denied_keys, intent_keys, veto_keys_backtest, veto_keys_live  # noqa: F401
 from tests.conftest import REPO, SHIPPED_CONFIG
 
 PIN_SPEED = 1e-9          # a practically stopped sandbox clock (speed 0 would mean unpaced)
 SLOW_BEFORE = timedelta(minutes=10)  # jump to just after the close from here (see run_live)
 PIN_AFTER = timedelta(minutes=4)  # > the workers' 90 s quiet-market grace, < the 60 min halt
 STARTUP_S = 240.0         # bounds (never timing assertions) for polling
-Key = tuple[str, str, str, str, str, int]
 
 
 @dataclass
@@ -73,6 +74,9 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         # a busy box would expire live entries the backtest (no delay) sends. Expiry has its own
         # tests (tests/orders/test_lifecycle.py); here only the decisions are compared.
         "MULTIALPHA__ORDERS__MAX_AGE_S": "86400",
+        # `up` verifies each closed day in a subprocess (docs/verify.md): at 1500x that lands in the
+        # next day's replay, CPU the live side needs; tests/verify/test_cli.py turns it on.
+        "MULTIALPHA__VERIFY__AFTER_CLOSE": "false",
     })
     env.update(extra or {})
     env.pop("DATABENTO_API_KEY", None)
@@ -87,37 +91,6 @@ def _poll(what: str, cond: Callable[[], Any], timeout: float, every: float = 0.2
             return got
         time.sleep(every)
     raise TimeoutError(f"timed out waiting for {what}")
-
-
-def intent_keys(journal: list[dict[str, str]]) -> list[Key]:
-    return [(j["strategy"], j["symbol"], j.get("side", ""), j["kind"], j.get("bar_start", ""), int(j.get("quantity") or 0))
-            for j in journal if j.get("event") == "intent" and "kind" in j]
-
-
-def denied_keys(journal: list[dict[str, str]]) -> list[tuple[str, ...]]:
-    return [(j["strategy"], j["symbol"], j.get("side", ""), j["kind"], j.get("bar_start", ""), j.get("reason", ""))
-            for j in journal if j.get("event") == "denied" and "kind" in j]
-
-
-def veto_keys_live(vetoes: list[dict[str, str]]) -> dict[str, list[tuple[str, ...]]]:
-    """Per strategy, in decision order: every ML veto decision with its probability and features."""
-    out: dict[str, list[tuple[str, ...]]] = {}
-    for v in vetoes:
-        out.setdefault(v["strategy"], []).append(
-            (v["symbol"], v["side"], v["decision"], v["acted"], v["probability"], v["features"]))
-    return out
-
-
-def veto_keys_backtest(decisions: list[dict[str, Any]]) -> dict[str, list[tuple[str, ...]]]:
-    import json
-
-    out: dict[str, list[tuple[str, ...]]] = {}
-    for d in decisions:
-        p = d["probability"]
-        out.setdefault(d["strategy"], []).append((
-            d["symbol"], d["side"], "allow" if d["allow"] else "veto", "allow" if d["acted"] else "block",
-            "" if p is None else f"{p:.6f}", json.dumps(dict(d["features"]), sort_keys=True, default=str)[:4000]))
-    return out
 
 
 def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: float,

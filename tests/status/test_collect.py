@@ -301,3 +301,23 @@ def test_a_strategy_stopped_on_request_is_said_not_an_error(redis_client, settin
     assert strat["state"] == "STOPPED" and not strat["degraded"]
     reasons = {r["text"]: r["level"] for r in doc["overall"]["reasons"]}
     assert reasons["worker.ibs_a stopped on request (`multialpha start`)"] == "info"
+
+
+def test_the_newest_verify_result_shows(redis_client, settings_for) -> None:
+    """`multialpha verify` stores a summary per day (verify/store.py); status shows the newest."""
+    from multialpha.status.render import lines
+    from multialpha.verify import store
+
+    settings = settings_for()
+    populate(redis_client)
+    doc = collect(settings, redis_client, clock=lambda: NOW, environ={})
+    assert doc["verify"] is None and not any("verify" in t.plain for t in lines(doc))
+    for day, n in (("2026-01-02", 0), ("2026-01-05", 2)):
+        redis_client.hset(KEYS.verify_results(), day, json.dumps({
+            "day": day, "ok": n == 0, "differences": n, "first_bar": "2026-01-05T14:31:00Z" if n else "", "error": ""}))
+    doc = collect(settings, redis_client, clock=lambda: NOW, environ={})
+    jsonschema.validate(doc, STATUS_SCHEMA)
+    assert doc["verify"]["day"] == "2026-01-05" and doc["verify"]["differences"] == 2
+    shown = [t.plain for t in lines(doc) if t.plain.startswith("verify")]
+    assert shown == ["verify 2026-01-05: 2 differences (first bar 2026-01-05T14:31:00Z)"]
+    assert store.latest(redis_client, KEYS)["day"] == "2026-01-05"

@@ -11,6 +11,7 @@ from multialpha import config as cfg
 from multialpha import logs
 from multialpha.cli_common import Ctx, _ctx, config_error, config_option, redis_failed, require_redis
 from multialpha.cli_orders import flatten, orders_group
+from multialpha.cli_report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -264,6 +265,7 @@ def resume(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(flatten)
 main.add_command(orders_group)
+main.add_command(report)
 
 
 @main.command()

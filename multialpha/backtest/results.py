@@ -7,10 +7,10 @@ same (strategy, symbol); P&L = direction x quantity x multiplier x (exit fill -
 entry fill) - commission per side x 2, the gate's formula. Fills are the paper fills
 the router journals (``fill_price``: the signal price plus ``backtest.slippage_ticks``
 against the trader, :mod:`multialpha.orders.fills`); ``pnl_no_slippage`` is the same
-trade at its signal prices. The summary's ratios, drawdown and slippage come from
-:mod:`multialpha.report.compute`, and the run's journal is also written as the
-`multialpha report` of its period (``report/``), so a backtest and a live period read alike. (The gate's per-day
-realised totals, ``run.day_realized``, measure a carried position from its
+trade at its signal prices. The summary's ratios, drawdown, exposure and slippage come
+from :mod:`multialpha.report.compute`, and the run's journal is also written as the
+`multialpha report` of its period (``report/``), so a backtest and a live period read
+alike. (The gate's per-day realised totals, ``run.day_realized``, measure a carried position from its
 day reference, so they sum to the trade list only when no trade spans a
 trading day.) A position still open at the end is marked at the last close
 of its contract.
@@ -267,15 +267,14 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
 
 
 def _exposure(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> float:
-    """Share of bar timestamps with at least one open position (after that timestamp's fills)."""
+    """Share of the run's open-market time with at least one position held, from its entry fill
+    to its exit fill (the report's definition, :func:`multialpha.report.compute.exposure`)."""
     if not curve:
         return 0.0
     minute = timedelta(minutes=1)
     spans = [(cme_time.parse_iso(t.entry_time) + minute,
-              cme_time.parse_iso(t.exit_time) + minute if t.exit_time else datetime.max.replace(tzinfo=run.start.tzinfo))
-             for t in trade_list]
-    held = sum(1 for when, _ in curve if any(a <= when < b for a, b in spans))
-    return held / len(curve)
+              cme_time.parse_iso(t.exit_time) + minute if t.exit_time else run.end) for t in trade_list]
+    return compute.exposure(spans, run.start, run.end)
 
 
 def write(run: BacktestRun, out_dir: Path, *, png: bool = True) -> dict[str, Path]:

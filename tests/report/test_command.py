@@ -54,10 +54,8 @@ def _by_hand(settings, journal: list[dict[str, str]]) -> dict[str, dict[date, fl
 
 
 @pytest.fixture(scope="module")
-def week(request, tmp_path_factory):
+def week(make_settings, source, redis_server):
     """(settings, journal, backtest run): one paper week of the three strategies, journaled."""
-    make_settings, source, redis_server = (request.getfixturevalue(n) for n in ("make_settings", "source",
-                                                                               "redis_server"))
     settings = make_settings(portfolio={"max_positions": 6, "daily_stop_loss": 1e9},
                              redis={"host": redis_server.host, "port": redis_server.port, "managed": "never"})
     r = run(veto(settings, "off"), STRATEGIES, source, days=WEEK, resolution="hour")

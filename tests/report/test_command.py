@@ -164,3 +164,16 @@ def test_report_one_strategy_and_bad_input(week, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["--config", settings.source_path, "report", "--from", "2025-12-04",
                                   "--to", "2025-12-01"])
     assert r.exit_code == 2 and "is after --to" in r.output
+
+
+def test_report_without_redis_exits_1_in_one_line(bt_dirs, tmp_path: Path) -> None:
+    import socket
+
+    from tests.backtest.conftest import write_config
+
+    with socket.socket() as sk:  # a loopback port nothing listens on
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    path = write_config(tmp_path / "dead.yml", bt_dirs, redis={"host": "127.0.0.1", "port": port, "managed": "never"})
+    r = CliRunner().invoke(main, ["--config", str(path), "report"])
+    assert r.exit_code == 1 and r.output.startswith("report: ") and "Traceback" not in r.output, r.output

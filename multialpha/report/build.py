@@ -47,6 +47,10 @@ class EmptyJournal(Exception):
     """Nothing to report on: no fill in the journal and no period given."""
 
 
+class NoTradingDay(ValueError):
+    """The period holds no CME trading day (a weekend)."""
+
+
 def period(fills: Sequence[Fill], first: date | None, last: date | None) -> tuple[date, date]:
     """[first, last] trading days: as given, else the first/last fill's trading day."""
     if (first is None or last is None) and not fills:
@@ -63,7 +67,7 @@ def build(fills: Sequence[Fill], first: date, last: date, capital: float, strate
     count on their exit's trading day, so one entered before ``first`` and exited inside counts."""
     days = cme_time.trading_days(first, last)
     if not days:
-        raise ValueError(f"no CME trading day in {first} .. {last}")
+        raise NoTradingDay(f"no CME trading day in {first} .. {last}")
     end = cme_time.session_bounds(days[-1])[1]
     seen = [f for f in fills if f.at <= end and f.strategy in strategies]
     rep = Report(first, last, capital, days, denied=denied)

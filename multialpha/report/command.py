@@ -37,6 +37,9 @@ def run(settings: Settings, client: Any, *, from_date: date | None, to_date: dat
     except build.EmptyJournal as e:
         print(f"report: {e}", file=sys.stderr)
         return EXIT_ERROR
+    except build.NoTradingDay as e:  # e.g. --from/--to a weekend
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_CONFIG
     out_dir = Path(output) if output else settings.path(settings.runtime_dir) / "report" / f"{rep.first}_{rep.last}"
     paths = build.write(rep, out_dir, png=png or bool(html_path))
     if html_path:

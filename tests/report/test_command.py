@@ -164,6 +164,9 @@ def test_report_one_strategy_and_bad_input(week, tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["--config", settings.source_path, "report", "--from", "2025-12-04",
                                   "--to", "2025-12-01"])
     assert r.exit_code == 2 and "is after --to" in r.output
+    r = CliRunner().invoke(main, ["--config", settings.source_path, "report", "--from", "2025-12-06",
+                                  "--to", "2025-12-07"])
+    assert r.exit_code == 2 and "error: no CME trading day in 2025-12-06 .. 2025-12-07" in r.output
 
 
 def test_report_without_redis_exits_1_in_one_line(bt_dirs, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ from multialpha.cli_common import _ctx, config_option, redis_failed
 
 @click.command("report")
 @config_option
-@click.option("--from", "from_date", default=None, help="First CME trading day (YYYY-MM-DD; default: the first fill's).")
+@click.option("--from", "from_date", default=None,
+              help="First CME trading day (YYYY-MM-DD; default: the first fill's).")
 @click.option("--to", "to_date", default=None, help="Last CME trading day (default: the last fill's).")
 @click.option("--strategy", default=None, help="Only this strategy (default: every strategy and the portfolio).")
 @click.option("--html", "html_path", default=None, type=click.Path(dir_okay=False),
@@ -36,7 +37,8 @@ def report(ctx: click.Context, config_path: str | None, from_date: str | None, t
         click.echo(f"error: {e}", err=True)
         sys.exit(command.EXIT_CONFIG)
     if strategy is not None and strategy not in settings.strategies:
-        click.echo(f"error: --strategy: unknown strategy {strategy!r}; known: {', '.join(settings.strategies)}", err=True)
+        known = ", ".join(settings.strategies)
+        click.echo(f"error: --strategy: unknown strategy {strategy!r}; known: {known}", err=True)
         sys.exit(command.EXIT_CONFIG)
     try:
         client = connect(settings, timeout=5)

@@ -32,7 +32,7 @@ from typing import Any
 
 from multialpha import cme_time
 from multialpha.backtest.runner import BacktestRun
-from multialpha.orders.fills import is_buy, round_price, tick_decimals  # noqa: F401 - results' names since before fills.py
+from multialpha.orders.fills import is_buy, round_price, tick_decimals  # noqa: F401 - tick_decimals: old name
 from multialpha.report import compute
 
 ORDER_FIELDS = ("strategy", "symbol", "side", "kind", "bar_start", "quantity")  # the parity key

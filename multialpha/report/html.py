@@ -57,7 +57,8 @@ def _section(rep: Report, s: Section) -> str:
     parts.append("</table><h3>P&amp;L per CME trading day</h3>")
     parts.append('<table><tr><th class="l">trading day</th><th>P&amp;L</th><th>equity</th><th>drawdown</th></tr>')
     for d, eq, dd in zip(rep.days, s.stats["equity"], s.stats["drawdown"]):
-        parts.append(f'<tr><td class="l">{d}</td>{_money(s.stats["daily"][d])}<td>{eq:,.2f}</td><td>{dd:,.2f}</td></tr>')
+        parts.append(f'<tr><td class="l">{d}</td>{_money(s.stats["daily"][d])}'
+                     f'<td>{eq:,.2f}</td><td>{dd:,.2f}</td></tr>')
     parts.append("</table>")
     trips = [t for t in s.trips if rep.first <= t.day <= rep.last]
     if trips:

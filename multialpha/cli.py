@@ -13,6 +13,7 @@ from multialpha.cli_common import Ctx, _ctx, config_error, config_option, redis_
 from multialpha.cli_deploy import COMMANDS as DEPLOY_COMMANDS
 from multialpha.cli_orders import flatten, orders_group
 from multialpha.verify.cli import verify_cmd
+from multialpha.cli_report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -272,6 +273,7 @@ main.add_command(orders_group)
 for _command in DEPLOY_COMMANDS:  # reload, stop, start (multialpha/cli_deploy.py)
     main.add_command(_command)
 main.add_command(verify_cmd)  # multialpha/verify/cli.py
+main.add_command(report)
 
 
 @main.command()

@@ -34,6 +34,7 @@ from multialpha.config_env import live_webhook_problem, shared_ticker_conflict
 from multialpha.config_summary import Summary, summarize
 from multialpha.settings_model import (
     AlertsSettings,
+    BacktestSettings,
     DatabentoSettings,
     HubSettings,
     InstrumentSpec,
@@ -42,6 +43,7 @@ from multialpha.settings_model import (
     PortfolioSettings,
     RedisSettings,
     ReferenceFeed,
+    ReportSettings,
     RiskSettings,
     RollSettings,
     SandboxSettings,
@@ -62,10 +64,10 @@ __all__ = [
     "DEFAULT_CONFIG", "ENV_CONFIG", "ENV_OVERRIDE_PREFIX", "ConfigError", "check_environment", "resolve_path",
     "load_dotenv_for", "load", "validate",
     # re-exported
-    "AlertsSettings", "DatabentoSettings", "HubSettings", "InstrumentSpec", "MlVetoSettings", "OrdersSettings",
-    "PortfolioSettings", "RedisSettings", "ReferenceFeed", "RiskSettings", "RollSettings", "SandboxSettings",
-    "Settings", "StrategyInstrument", "StrategySettings", "SupervisorSettings", "VerifySettings",
-    "WorkerSettings", "live_webhook_problem", "shared_ticker_conflict", "Summary", "summarize",
+    "AlertsSettings", "BacktestSettings", "DatabentoSettings", "HubSettings", "InstrumentSpec", "MlVetoSettings",
+    "OrdersSettings", "PortfolioSettings", "RedisSettings", "ReferenceFeed", "ReportSettings", "RiskSettings",
+    "RollSettings", "SandboxSettings", "Settings", "StrategyInstrument", "StrategySettings", "SupervisorSettings",
+    "VerifySettings", "WorkerSettings", "live_webhook_problem", "shared_ticker_conflict", "Summary", "summarize",
 ]
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")

@@ -71,6 +71,19 @@ class PortfolioSettings(_Model):
     allow_shared_tickers: bool = False
 
 
+class BacktestSettings(_Model):
+    # Simulated fills (backtest AND paper trading, multialpha/orders/fills.py): a market order
+    # fills this many ticks worse than its signal price, per side (buy higher, sell lower).
+    # An instrument's own `slippage_ticks` overrides it. 0 = fills at the signal price.
+    slippage_ticks: int = Field(1, ge=0)
+
+
+class ReportSettings(_Model):
+    # The capital daily returns are measured against (`multialpha report`, the backtest
+    # summary): return of trading day D = P&L of D / capital. Unset = portfolio.starting_cash.
+    capital: float | None = Field(None, gt=0)
+
+
 class OrdersSettings(_Model):
     mode: Literal["paper", "live"] = "paper"
     webhook_url_env: str = "TRADERSPOST_WEBHOOK_URL"
@@ -256,6 +269,7 @@ class InstrumentSpec(_Model):
     margin: float = Field(gt=0)
     commission: float = Field(ge=0)
     sandbox_price: float = Field(gt=0)
+    slippage_ticks: int | None = Field(None, ge=0)  # simulated fills; None = backtest.slippage_ticks
 
 
 class Settings(_Model):
@@ -266,6 +280,8 @@ class Settings(_Model):
     runtime_dir: str = ".multialpha"
     portfolio: PortfolioSettings = PortfolioSettings()
     orders: OrdersSettings = OrdersSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    report: ReportSettings = ReportSettings()
     risk: RiskSettings = RiskSettings()
     ml_veto: MlVetoSettings = MlVetoSettings()
     hub: HubSettings = HubSettings()
@@ -334,6 +350,16 @@ class Settings(_Model):
     def commission(self, strategy: str, root: str) -> float:
         own = self.strategies[strategy].instruments[root].commission
         return self.instruments[root].commission if own is None else own
+
+    def slippage_ticks(self, root: str) -> int:
+        """Ticks a simulated (backtest / paper) fill is worse than its signal price, per side."""
+        own = self.instruments[root].slippage_ticks
+        return self.backtest.slippage_ticks if own is None else own
+
+    @property
+    def report_capital(self) -> float:
+        """The capital daily returns are measured against (report.capital, else starting cash)."""
+        return float(self.report.capital if self.report.capital is not None else self.portfolio.starting_cash)
 
     def webhook_env(self, strategy: str) -> str:
         return self.strategies[strategy].webhook_url_env or self.orders.webhook_url_env

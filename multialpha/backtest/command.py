@@ -142,11 +142,12 @@ def print_summary(summ: dict[str, Any], paths: dict[str, Path]) -> None:
     table = Table(title="backtest", show_header=False)
     fmt = {
         "win_rate": "{:.1%}", "exposure": "{:.1%}", "max_drawdown_pct": "{:.2%}", "sharpe": "{:.2f}",
-        "net_pnl": "${:,.2f}", "realized_pnl": "${:,.2f}", "max_drawdown": "${:,.2f}",
+        "sortino": "{:.2f}", "net_pnl": "${:,.2f}", "net_pnl_no_slippage": "${:,.2f}", "slippage": "${:,.2f}",
+        "realized_pnl": "${:,.2f}", "realized_pnl_no_slippage": "${:,.2f}", "max_drawdown": "${:,.2f}",
         "final_equity": "${:,.2f}",
     }
     for k, v in summ.items():
-        table.add_row(k.replace("_", " "), fmt.get(k, "{}").format(v))
+        table.add_row(k.replace("_", " "), "n/a" if v is None else fmt.get(k, "{}").format(v))
     console = Console()
     console.print(table)
     for k, p in paths.items():

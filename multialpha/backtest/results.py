@@ -3,9 +3,14 @@
 Orders come from the portfolio gate's own journal (the same stream the paper
 journal writes live), so the order list is what the live pipeline would have
 journaled. Trades pair each accepted entry with the next accepted exit of the
-same (strategy, symbol); P&L = direction x quantity x multiplier x (exit -
-entry) - commission per side x 2, the gate's formula. (The gate's per-day
-realised totals, ``run.day_realized``, measure a carried position from its
+same (strategy, symbol); P&L = direction x quantity x multiplier x (exit fill -
+entry fill) - commission per side x 2, the gate's formula. Fills are the paper fills
+the router journals (``fill_price``: the signal price plus ``backtest.slippage_ticks``
+against the trader, :mod:`multialpha.orders.fills`); ``pnl_no_slippage`` is the same
+trade at its signal prices. The summary's ratios, drawdown, exposure and slippage come
+from :mod:`multialpha.report.compute`, and the run's journal is also written as the
+`multialpha report` of its period (``report/``), so a backtest and a live period read
+alike. (The gate's per-day realised totals, ``run.day_realized``, measure a carried position from its
 day reference, so they sum to the trade list only when no trade spans a
 trading day.) A position still open at the end is marked at the last close
 of its contract.
@@ -19,8 +24,6 @@ the P&L arithmetic, which means nothing to a trader and breaks exact diffs.
 from __future__ import annotations
 
 import csv
-import math
-from decimal import Decimal
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
@@ -29,6 +32,8 @@ from typing import Any
 
 from multialpha import cme_time
 from multialpha.backtest.runner import BacktestRun
+from multialpha.orders.fills import is_buy, round_price, tick_decimals  # noqa: F401 - tick_decimals: old name
+from multialpha.report import compute
 
 ORDER_FIELDS = ("strategy", "symbol", "side", "kind", "bar_start", "quantity")  # the parity key
 
@@ -47,6 +52,7 @@ class Order:
     reason: str
     order_id: str
     signal_reason: str = ""  # the strategy's reason, or the runtime's "roll: A -> B" / "expiry: ..."
+    fill_price: float = float("nan")  # the simulated fill (orders/fills.py); nan for denials
 
     @property
     def tag(self) -> str:
@@ -73,6 +79,7 @@ class Trade:
     open: bool
     entry_tag: str = ""  # "roll": the re-entry leg of a roll pair
     exit_tag: str = ""  # "roll": the exit leg of a roll pair; "expiry": a forced exit before the last safe day
+    pnl_no_slippage: float = 0.0  # the same trade at its signal prices
 
     @property
     def status(self) -> str:
@@ -81,19 +88,7 @@ class Trade:
 
 
 TRADE_COLUMNS = ("strategy", "symbol", "side", "quantity", "contract", "entry_time", "entry_price", "exit_time",
-                 "exit_price", "pnl", "entry_tag", "exit_tag", "status")  # trades.csv / .parquet
-
-
-def tick_decimals(tick: float) -> int:
-    """Decimal places of a tick size (0.25 -> 2, 0.0000005 -> 7, 1.0 -> 0)."""
-    return max(0, -int(Decimal(repr(tick)).normalize().as_tuple().exponent))
-
-
-def round_price(price: float, tick: float) -> float:
-    """The nearest multiple of ``tick``, as the float with the tick's decimals (nan stays nan)."""
-    if math.isnan(price):
-        return price
-    return round(round(price / tick) * tick, tick_decimals(tick))
+                 "exit_price", "pnl", "pnl_no_slippage", "entry_tag", "exit_tag", "status")  # trades.csv / .parquet
 
 
 def cents(x: float) -> float:
@@ -113,6 +108,7 @@ def orders(run: BacktestRun) -> list[Order]:
             price=float(j.get("price") or "nan"), contract=j.get("contract", ""),
             decision="accepted" if ev == "intent" else "denied", reason=j.get("reason", ""),
             order_id=j.get("order_id", ""), signal_reason=j.get("signal_reason", ""),
+            fill_price=float(j.get("fill_price") or j.get("price") or "nan"),
         ))
     return out
 
@@ -150,20 +146,22 @@ def trades(run: BacktestRun) -> list[Trade]:
         elif key in open_:
             e = open_.pop(key)
             d = 1 if e.side == "long" else -1
-            entry, exit_ = round_price(e.price, tick), round_price(o.price, tick)
+            entry, exit_ = round_price(e.fill_price, tick), round_price(o.fill_price, tick)
             pnl = d * e.quantity * mult * (exit_ - entry) - 2 * e.quantity * comm
+            raw = d * e.quantity * mult * (round_price(o.price, tick) - round_price(e.price, tick)) - 2 * e.quantity * comm
             out.append(Trade(e.strategy, e.symbol, e.side, e.quantity, e.contract, e.bar_start, entry,
-                             o.bar_start, exit_, cents(pnl), False, e.tag, o.tag))
+                             o.bar_start, exit_, cents(pnl), False, e.tag, o.tag, cents(raw)))
     for (strat, sym), e in open_.items():
         d = 1 if e.side == "long" else -1
         tick = s.instruments[sym].tick_size
-        entry = round_price(e.price, tick)
+        entry, signal = round_price(e.fill_price, tick), round_price(e.price, tick)
         last = _last_close(run, sym, e.contract)
         last = round_price(last, tick) if last is not None else None
         mult, comm = s.instruments[sym].multiplier, s.commission(strat, sym)
         pnl = (d * e.quantity * mult * (last - entry) if last is not None else 0.0) - e.quantity * comm
+        raw = (d * e.quantity * mult * (last - signal) if last is not None else 0.0) - e.quantity * comm
         out.append(Trade(strat, sym, e.side, e.quantity, e.contract, e.bar_start, entry, "",
-                         last if last is not None else float("nan"), cents(pnl), True, e.tag))
+                         last if last is not None else float("nan"), cents(pnl), True, e.tag, "", cents(raw)))
     out.sort(key=lambda t: (t.entry_time, t.strategy, t.symbol))
     return out
 
@@ -212,35 +210,32 @@ def equity_curve(run: BacktestRun, trade_list: list[Trade]) -> list[tuple[dateti
 
 
 def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> dict[str, Any]:
-    cash0 = float(run.settings.portfolio.starting_cash)
+    s = run.settings
+    cash0 = float(s.portfolio.starting_cash)
     closed = [t for t in trade_list if not t.open]
     wins = [t for t in closed if t.pnl > 0]
-    peak, mdd, mdd_pct = cash0, 0.0, 0.0
-    for _, eq in curve:
-        peak = max(peak, eq)
-        if peak - eq > mdd:
-            mdd, mdd_pct = peak - eq, (peak - eq) / peak
+    mdd, mdd_pct = compute.max_drawdown(cash0, [eq for _, eq in curve])
+    # Daily returns as `multialpha report` defines them: the trading day's P&L (here marked to
+    # market: equity at its last bar minus the previous day's) over report capital.
     daily: dict[date, float] = {}
     for when, eq in curve:
         daily[cme_time.trading_day(when)] = eq  # equity at each trading day's last bar
     eqs = [cash0, *daily.values()]
-    rets = [b / a - 1.0 for a, b in zip(eqs, eqs[1:]) if a > 0]
-    sharpe = 0.0
-    if len(rets) > 1:
-        mean = sum(rets) / len(rets)
-        sd = math.sqrt(sum((r - mean) ** 2 for r in rets) / (len(rets) - 1))
-        sharpe = mean / sd * math.sqrt(252) if sd > 0 else 0.0
+    rets = compute.returns([b - a for a, b in zip(eqs, eqs[1:])], s.report_capital)
+    accepted = [o for o in orders(run) if o.decision == "accepted"]
+    slip = {id(o): (o.fill_price - o.price if is_buy(o.side, o.kind) else o.price - o.fill_price)
+            * o.quantity * s.instruments[o.symbol].multiplier for o in accepted}  # $ each fill lost
     exposure = _exposure(run, trade_list, curve)
     entries = [d for d in run.decisions]
     vetoed = sum(1 for d in entries if not d["allow"] and not d["acted"])
     shadow = sum(1 for d in entries if not d["allow"] and d["acted"])
     denied = [o for o in orders(run) if o.decision == "denied"]
     final = curve[-1][1] if curve else cash0
-    # Roll costs, apart: commission of every roll leg (exit + re-entry) and of forced expiry
-    # exits. Slippage: fills are at the bar's close here (as paper), so it is 0 by construction;
-    # the column is kept so a slippage model shows up in it.
-    legs = [o for o in orders(run) if o.decision == "accepted" and o.tag]
-    roll_comm = sum(o.quantity * run.settings.commission(o.strategy, o.symbol) for o in legs)
+    # Roll costs, apart: commission and slippage of every roll leg (exit + re-entry) and of
+    # forced expiry exits.
+    legs = [o for o in accepted if o.tag]
+    roll_comm = sum(o.quantity * s.commission(o.strategy, o.symbol) for o in legs)
+    slippage = sum(slip.values())  # every fill's slippage lowers the final equity by exactly its cost
     return {
         "strategies": ", ".join(run.strategies),
         "range": f"{cme_time.iso_z(run.start)} .. {cme_time.iso_z(run.end)}",
@@ -249,10 +244,16 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
         "open_at_end": len(trade_list) - len(closed),
         "win_rate": len(wins) / len(closed) if closed else 0.0,
         "net_pnl": final - cash0,
+        "net_pnl_no_slippage": cents(final - cash0 + slippage),
+        "slippage": cents(slippage),
+        "slippage_ticks": f"{s.backtest.slippage_ticks} per side" + (
+            " (instrument overrides)" if any(i.slippage_ticks is not None for i in s.instruments.values()) else ""),
         "realized_pnl": sum(t.pnl for t in closed),
+        "realized_pnl_no_slippage": cents(sum(t.pnl_no_slippage for t in closed)),
         "max_drawdown": mdd,
         "max_drawdown_pct": mdd_pct,
-        "sharpe": sharpe,
+        "sharpe": compute.sharpe(rets),
+        "sortino": compute.sortino(rets),
         "exposure": exposure,
         "vetoed_entries": vetoed,
         "shadow_vetoes": shadow,
@@ -260,21 +261,20 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
         "rolls": sum(1 for o in legs if o.tag == "roll" and o.kind == "exit"),
         "expiry_exits": sum(1 for o in legs if o.tag == "expiry"),
         "roll_commission": cents(roll_comm),
-        "roll_slippage": 0.0,
+        "roll_slippage": cents(sum(slip[id(o)] for o in legs)),
         "final_equity": final,
     }
 
 
 def _exposure(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> float:
-    """Share of bar timestamps with at least one open position (after that timestamp's fills)."""
+    """Share of the run's open-market time with at least one position held, from its entry fill
+    to its exit fill (the report's definition, :func:`multialpha.report.compute.exposure`)."""
     if not curve:
         return 0.0
     minute = timedelta(minutes=1)
     spans = [(cme_time.parse_iso(t.entry_time) + minute,
-              cme_time.parse_iso(t.exit_time) + minute if t.exit_time else datetime.max.replace(tzinfo=run.start.tzinfo))
-             for t in trade_list]
-    held = sum(1 for when, _ in curve if any(a <= when < b for a, b in spans))
-    return held / len(curve)
+              cme_time.parse_iso(t.exit_time) + minute if t.exit_time else run.end) for t in trade_list]
+    return compute.exposure(spans, run.start, run.end)
 
 
 def write(run: BacktestRun, out_dir: Path, *, png: bool = True) -> dict[str, Path]:
@@ -299,6 +299,20 @@ def write(run: BacktestRun, out_dir: Path, *, png: bool = True) -> dict[str, Pat
     paths["summary"] = _csv(out_dir / "summary.csv", [summ], list(summ))
     if png:
         paths["png"] = plot(curve, out_dir / "equity.png", title=f"{summ['strategies']} ({summ['range']})")
+        paths.update(write_report(run, out_dir / "report"))
+    return paths
+
+
+def write_report(run: BacktestRun, out_dir: Path) -> dict[str, Path]:
+    """The run's journal as `multialpha report` reads a live one: report/ (CSVs, PNGs, report.html)."""
+    from multialpha.report import build, html, source
+
+    fills, denied = source.fills(run.settings, run.journal)
+    first = cme_time.trading_day(run.start)
+    last = cme_time.trading_day(run.end - timedelta(microseconds=1))
+    rep = build.build(fills, first, last, run.settings.report_capital, run.strategies, denied=denied)
+    paths = {f"report_{k}": p for k, p in build.write(rep, out_dir).items()}
+    paths["report_html"] = html.write(rep, out_dir / "report.html", title="multialpha backtest report")
     return paths
 
 

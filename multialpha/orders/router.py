@@ -33,7 +33,7 @@ from multialpha import cme_time, logs
 from multialpha.config import Settings
 from multialpha.contracts import ContractMap
 from multialpha.keys import Keys
-from multialpha.orders import journal, payload
+from multialpha.orders import fills, journal, payload
 from multialpha.orders.intent import OrderIntent
 from multialpha.portfolio.gate import Gate
 
@@ -203,11 +203,19 @@ class OrderRouter:
                             contract, front)
         body = payload.build(intent, ticker, oid, now)
         body_json = json.dumps(body, separators=(",", ":"))
+        fields = self._journal_fields(intent, oid, ticker, body_json, now, stale)
+        # Paper fills are simulated (orders/fills.py): the gate books the position and its P&L at
+        # the fill, and the journal keeps it beside the signal price. Live: the signal price,
+        # until a broker fill is known (TradersPost reports none).
+        price = intent.price
+        if self.destination == "paper":
+            price = fills.fill_price(self.settings, intent.symbol, intent.side, intent.kind, intent.price)
+            fields["fill_price"] = repr(price)
         try:
             res = self.gate.submit(
                 now=now, order_id=oid, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol,
-                direction=intent.direction, quantity=intent.quantity, price=intent.price, contract=contract,
-                entry_time=intent.bar_start, journal=self._journal_fields(intent, oid, ticker, body_json, now, stale),
+                direction=intent.direction, quantity=intent.quantity, price=price, contract=contract,
+                entry_time=intent.bar_start, journal=fields,
                 day_at=intent.bar_start,  # the signal bar's trading day (see portfolio/gate.py)
                 destination=self.destination_key,
                 deliver_now=self.destination == "paper",  # paper: the exit is delivered with its intent

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from multialpha.cli import main
@@ -41,6 +42,14 @@ def test_backtest_minute_bars_writes_outputs(make_settings, tmp_path: Path) -> N
     final = float(equity[-1]["equity"]) - settings.portfolio.starting_cash
     assert abs(final - float(summ["net_pnl"])) < 0.01
     assert "win rate" in res.output and "max drawdown" in res.output
+    # with and without slippage (1 tick per side by default), and the run as `multialpha report` reads it
+    assert "net pnl no slippage" in res.output
+    assert float(summ["net_pnl_no_slippage"]) - float(summ["net_pnl"]) == pytest.approx(float(summ["slippage"]))
+    assert float(summ["slippage"]) > 0
+    [rep] = _rows(out / "report" / "summary.csv")  # one strategy: no portfolio section
+    assert rep["section"] == "breakout" and int(rep["trades"]) == int(summ["trades"])
+    assert float(rep["net_pnl"]) == pytest.approx(float(summ["realized_pnl"]), abs=0.01)
+    assert (out / "report" / "report.html").read_text().count('src="data:image/png;base64,') == 1
 
 
 def test_backtest_config_errors_exit_2(make_settings, tmp_path: Path) -> None:

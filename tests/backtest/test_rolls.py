@@ -115,6 +115,8 @@ def test_forward_rolls_each_position_into_the_new_front(roll_sandbox, holder_plu
     summ = results.summary(run, trades, results.equity_curve(run, trades))
     assert summ["rolls"] == 2 and summ["expiry_exits"] == 0
     assert summ["roll_commission"] == 2 * (2 * 2.5) + 2 * (1 * 2.5)  # 6S 2 lots, ES 1 lot, two legs each
+    # 1 tick of slippage per leg (backtest.slippage_ticks): 6S 0.00005 x 125,000 x 2 lots, ES 0.25 x 50 x 1
+    assert summ["roll_slippage"] == pytest.approx(2 * (0.00005 * 125_000 * 2) + 2 * (0.25 * 50 * 1))
 
 
 def test_exit_closes_and_stays_flat(roll_sandbox, holder_plugin, tmp_path) -> None:

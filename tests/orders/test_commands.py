@@ -85,7 +85,7 @@ def test_flatten_all_refuses_every_strategys_entries_until_resume(settings_for, 
     assert res.exit_code == 0, res.output
     assert "FLATTEN ALL strategies" in res.output and "broker outage" in res.output
     assert "multialpha resume" in res.output and "Positions in scope now (2):" in res.output
-    assert "breakout ES long 1 ESZ5 entry 6000.25" in res.output and "ibs_a GC long 1 GCG6" in res.output
+    assert "breakout ES long 1 ESZ5 entry 6000.5" in res.output  # the paper fill: 6000.25 + 1 tick and "ibs_a GC long 1 GCG6" in res.output
     assert set(Gate(s, redis_client).reduce_only()) == {"*"}
     bar = T0 + timedelta(minutes=1)
     for router, order in ((a, intent(symbol="NQ", contract="NQZ5", price=21000.0, bar_start=bar)),

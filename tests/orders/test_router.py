@@ -21,7 +21,10 @@ def test_paper_is_default_and_journals_intent_then_outcome(settings_for, redis_c
     assert receiver.requests == []
     assert journal.pending_orders(redis_client, Keys(s.redis.namespace)) == []
     [pos] = r.open_positions()
-    assert (pos.symbol, pos.side, pos.contract, pos.entry_price) == ("ES", "long", "ESZ5", 6000.25)
+    # The paper fill: the signal price 6000.25 plus backtest.slippage_ticks (1 ES tick) on a buy.
+    assert (pos.symbol, pos.side, pos.contract, pos.entry_price) == ("ES", "long", "ESZ5", 6000.5)
+    [ev] = [e for e in journal.read(redis_client, Keys(s.redis.namespace), d.order_id) if e["event"] == "intent"]
+    assert (ev["price"], ev["fill_price"]) == ("6000.25", "6000.5")
     r.close()
 
 
@@ -161,7 +164,8 @@ def test_snapshot_for_status(settings_for, redis_client, clock):
     r.mark("ES", 5900.0, clock())
     snap = control.snapshot(s, redis_client, clock=clock)
     assert snap["trading_day"] == "2025-12-10" and snap["stopped"] and snap["entries"] == "blocked"
-    assert snap["day_pnl"] == -5002.5 and snap["open_positions"] == 1
+    # Paper entry filled at 6000.25 (1 tick of slippage): (5900 - 6000.25) x 50 - 2.50 commission.
+    assert snap["day_pnl"] == -5015.0 and snap["open_positions"] == 1
     assert snap["positions"][0]["contract"] == "ESZ5" and snap["pending_orders"] == []
     r.close()
 

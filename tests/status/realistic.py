@@ -50,10 +50,15 @@ class Clock:
 
 def trade(settings: Settings, client, strategy: str, symbol: str, kind: str, price: float, bar: datetime,
           side: str = "long") -> Any:
-    """One order through the real paper router, at the signal bar's close."""
+    """One order through the real paper router, at the signal bar's close.
+
+    Filled at the signal price (no simulated slippage), so the expected figures are the prices'."""
+    from multialpha.config import BacktestSettings
     from multialpha.contracts import ContractMap
     from multialpha.orders.intent import OrderIntent
     from multialpha.orders.router import OrderRouter
+
+    settings = settings.model_copy(update={"backtest": BacktestSettings(slippage_ticks=0)})
 
     cmap = ContractMap.load(settings.path(settings.contract_map_path))
     contract = cmap.front(symbol, bar).raw_symbol

@@ -380,6 +380,7 @@ class Worker:
         from multialpha.bar import BarError
 
         recovered = 0
+        items: list[tuple[datetime, bool, str, Any]] = []
         for sym in self.plan.sources:
             last = self.feed_router.last_minute.get(sym)
             if last is None:
@@ -391,8 +392,17 @@ class Worker:
                 except BarError:
                     self.counters["bad_log_entries"] += 1
                     continue
-                if bar.symbol == sym and self._route_bar(bar, "replay"):
-                    recovered += 1
+                if bar.symbol == sym:
+                    items.append((bar.start, False, sym, bar))
+        if self.feed_router.last_minute:  # and the previous front's, each behind its minute's front bars
+            since = min(self.feed_router.last_minute.values())  # on_prev_bar drops what it already had
+            items += [(b.start, True, b.symbol, b) for b in self.rolls.logged_prev_bars(self.client, self.plan.traded, since)]
+        items.sort(key=lambda t: t[:3])
+        for _, old, _, bar in items:
+            if old:
+                self.rolls.on_prev_bar(bar, phase="replay")
+            elif self._route_bar(bar, "replay"):
+                recovered += 1
         self.counters["replayed"] += recovered
         log.warning("bar subscription restored; %d bars recovered from the bar log", recovered)
 

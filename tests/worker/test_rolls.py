@@ -116,3 +116,26 @@ def test_worker_restarted_during_the_overlap_rolls_on_the_same_bar(build_setting
     assert restarted[1][:2] + restarted[1][3:4] == ("denied", "entry", "2025-12-10T23:00:00Z")
     assert restarted[1][6] == stayed[1][6] and "late entry" in restarted[1][-1]
     assert [(p.symbol, p.contract) for p in OrderRouter(settings, redis_client, "rec", clock=clock).open_positions()] == []
+
+
+def test_old_contract_bars_lost_in_a_redis_outage_are_recovered_in_order(build_settings, redis_client, workers):
+    """A lost subscription recovers the gap from the bar logs, previous front's included: the roll
+    happens on the bar it would have happened on (flagged late: the bars are replayed)."""
+    settings = build_settings({"rec": recorder(["ES"])}, ml_veto={"mode": "off"})
+    clock = FixedClock(CLOSE_1210 - timedelta(minutes=2))
+    open_position(settings, redis_client, clock)
+    w = run_worker(settings, redis_client, workers, clock)
+    for i in range(3):
+        publish(redis_client, before_roll(i))
+    wait_for(lambda: redis_client.hget(Keys().worker_cursor("rec"), "ES") == f"{before_roll(2).start_ms}-0",
+             what="the last bar before the roll processed")
+    front, old = roll_day(0)
+    # Published while the worker's subscription is down: in the hub's logs, never received.
+    redis_client.xadd(Keys().bar_log("ES"), {k: str(v) for k, v in front.to_dict().items()}, id=f"{front.start_ms}-0")
+    redis_client.xadd(Keys().prev_bar_log("ES"), {k: str(v) for k, v in old.to_dict().items()}, id=f"{old.start_ms}-0")
+    clock.now = OPEN_1211 + timedelta(minutes=1)
+    assert redis_client.client_kill_filter(_type="pubsub") >= 1  # the worker's subscription drops
+    legs = roll_legs(redis_client)
+    w.shutdown()
+    assert [j[:6] for j in legs] == [("intent", "exit", "ESZ5", "2025-12-10T23:00:00Z", "6010.0", "1"),
+                                     ("denied", "entry", "", "2025-12-10T23:00:00Z", "", "")]

@@ -24,9 +24,14 @@ CLOSE_1210 = datetime(2025, 12, 10, 21, 59, tzinfo=UTC)  # last minute of tradin
 OPEN_1211 = datetime(2025, 12, 10, 23, 0, tzinfo=UTC)
 
 
+def log_only(client: Any, log_key: str, bar: Bar) -> None:
+    """The hub's XADD to a bar log (id = bar start in ms), without the PUBLISH."""
+    client.xadd(log_key, {k: str(v) for k, v in bar.to_dict().items()}, id=f"{bar.start_ms}-0")
+
+
 def publish_prev(client: Any, bar: Bar, keys: Keys = Keys()) -> None:
     """What the hub does with a previous-front bar: XADD its own log, PUBLISH its own channel."""
-    client.xadd(keys.prev_bar_log(bar.symbol), {k: str(v) for k, v in bar.to_dict().items()}, id=f"{bar.start_ms}-0")
+    log_only(client, keys.prev_bar_log(bar.symbol), bar)
     client.publish(keys.prev_bars(bar.symbol), bar.to_json())
 
 
@@ -64,6 +69,18 @@ def run_worker(settings: Any, client: Any, workers: list, clock: FixedClock) -> 
     return w
 
 
+def live_before_roll(settings: Any, client: Any, workers: list) -> tuple[WorkerThread, FixedClock]:
+    """A LIVE worker holding long ESZ5 that has processed the last minutes before the roll."""
+    clock = FixedClock(CLOSE_1210 - timedelta(minutes=2))
+    open_position(settings, client, clock)
+    w = run_worker(settings, client, workers, clock)
+    for i in range(3):
+        publish(client, before_roll(i))
+    wait_for(lambda: client.hget(Keys().worker_cursor("rec"), "ES") == f"{before_roll(2).start_ms}-0",
+             what="the last bar before the roll processed")
+    return w, clock
+
+
 def roll_legs(client: Any) -> list[tuple[str, ...]]:
     def legs() -> list[tuple[str, ...]] | None:
         got = [j for j in journal(client) if "roll" in j[-1] or "late entry" in j[-1]]
@@ -75,11 +92,7 @@ def roll_legs(client: Any) -> list[tuple[str, ...]]:
 def test_worker_restarted_during_the_overlap_rolls_on_the_same_bar(build_settings, redis_client, workers) -> None:
     settings = build_settings({"rec": recorder(["ES"])}, ml_veto={"mode": "off"})
     # Stayed up: LIVE before the roll, every bar arrives live.
-    clock = FixedClock(CLOSE_1210 - timedelta(minutes=2))
-    open_position(settings, redis_client, clock)
-    w = run_worker(settings, redis_client, workers, clock)
-    for i in range(3):
-        publish(redis_client, before_roll(i))
+    w, clock = live_before_roll(settings, redis_client, workers)
     clock.now = OPEN_1211 + timedelta(minutes=1)
     front, old = roll_day(0)
     publish(redis_client, front)
@@ -94,13 +107,7 @@ def test_worker_restarted_during_the_overlap_rolls_on_the_same_bar(build_setting
     # Restarted: the same story, but the worker is down from before the roll until minute 3 of the
     # roll day; the front and previous-front bars of minutes 0-2 are in the hub's logs only.
     redis_client.flushall()
-    clock = FixedClock(CLOSE_1210 - timedelta(minutes=2))
-    open_position(settings, redis_client, clock)
-    w = run_worker(settings, redis_client, workers, clock)
-    for i in range(3):
-        publish(redis_client, before_roll(i))
-    wait_for(lambda: redis_client.hget(Keys().worker_cursor("rec"), "ES") == f"{before_roll(2).start_ms}-0",
-             what="the last bar before the roll processed")
+    w, clock = live_before_roll(settings, redis_client, workers)
     w.shutdown()
     for i in range(3):
         front, old = roll_day(i)
@@ -115,24 +122,20 @@ def test_worker_restarted_during_the_overlap_rolls_on_the_same_bar(build_setting
     assert restarted[0][:5] + restarted[0][6:] == stayed[0][:5] + stayed[0][6:] and restarted[0][5] == "1"
     assert restarted[1][:2] + restarted[1][3:4] == ("denied", "entry", "2025-12-10T23:00:00Z")
     assert restarted[1][6] == stayed[1][6] and "late entry" in restarted[1][-1]
-    assert [(p.symbol, p.contract) for p in OrderRouter(settings, redis_client, "rec", clock=clock).open_positions()] == []
+    router = OrderRouter(settings, redis_client, "rec", clock=clock)
+    assert router.open_positions() == []  # flat: the old contract closed, the new one not entered
+    router.close()
 
 
 def test_old_contract_bars_lost_in_a_redis_outage_are_recovered_in_order(build_settings, redis_client, workers):
     """A lost subscription recovers the gap from the bar logs, previous front's included: the roll
     happens on the bar it would have happened on (flagged late: the bars are replayed)."""
     settings = build_settings({"rec": recorder(["ES"])}, ml_veto={"mode": "off"})
-    clock = FixedClock(CLOSE_1210 - timedelta(minutes=2))
-    open_position(settings, redis_client, clock)
-    w = run_worker(settings, redis_client, workers, clock)
-    for i in range(3):
-        publish(redis_client, before_roll(i))
-    wait_for(lambda: redis_client.hget(Keys().worker_cursor("rec"), "ES") == f"{before_roll(2).start_ms}-0",
-             what="the last bar before the roll processed")
+    w, clock = live_before_roll(settings, redis_client, workers)
     front, old = roll_day(0)
     # Published while the worker's subscription is down: in the hub's logs, never received.
-    redis_client.xadd(Keys().bar_log("ES"), {k: str(v) for k, v in front.to_dict().items()}, id=f"{front.start_ms}-0")
-    redis_client.xadd(Keys().prev_bar_log("ES"), {k: str(v) for k, v in old.to_dict().items()}, id=f"{old.start_ms}-0")
+    log_only(redis_client, Keys().bar_log("ES"), front)
+    log_only(redis_client, Keys().prev_bar_log("ES"), old)
     clock.now = OPEN_1211 + timedelta(minutes=1)
     assert redis_client.client_kill_filter(_type="pubsub") >= 1  # the worker's subscription drops
     legs = roll_legs(redis_client)

@@ -101,7 +101,6 @@ class HistoricalVolumes:
         return out
 
 
-
 def front_on(cmap: "ContractMap", volumes: VolumeSource | None, root: str, product_id: str, day: date) -> str:
     """``root``'s front on trading day ``day`` by its own rule, for an earlier day than the
     resolver's current one (the roll overlap's previous front, ``hub.overlap.prev_front``).

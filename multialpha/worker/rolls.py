@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
@@ -115,7 +115,7 @@ class RollManager:
         self.w.bus.put_call(lambda: self._prev_step(bar, phase))
         return True
 
-    def logged_prev_bars(self, client: Any, symbols: Any, start: datetime) -> list[Any]:
+    def logged_prev_bars(self, client: Any, symbols: Iterable[str], start: datetime) -> list[Any]:
         """Catch-up after a restart: the hub's previous-front bar log (``Keys.prev_bar_log``) of
         ``symbols`` from ``start``, for the worker to replay in order with the front bars.
 
@@ -129,7 +129,8 @@ class RollManager:
         lo = min(start, cme_time.session_bounds(day)[0])
         out = []
         for sym in symbols:
-            for entry_id, fields in client.xrange(self.w.keys.prev_bar_log(sym), min=f"{cme_time.to_ms(lo)}-0", max="+"):
+            log_key = self.w.keys.prev_bar_log(sym)
+            for entry_id, fields in client.xrange(log_key, min=f"{cme_time.to_ms(lo)}-0", max="+"):
                 try:
                     bar = bar_from_log(fields)
                 except BarError as e:

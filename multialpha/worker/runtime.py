@@ -396,7 +396,8 @@ class Worker:
                     items.append((bar.start, False, sym, bar))
         if self.feed_router.last_minute:  # and the previous front's, each behind its minute's front bars
             since = min(self.feed_router.last_minute.values())  # on_prev_bar drops what it already had
-            items += [(b.start, True, b.symbol, b) for b in self.rolls.logged_prev_bars(self.client, self.plan.traded, since)]
+            olds = self.rolls.logged_prev_bars(self.client, self.plan.traded, since)
+            items += [(b.start, True, b.symbol, b) for b in olds]
         items.sort(key=lambda t: t[:3])
         for _, old, _, bar in items:
             if old:

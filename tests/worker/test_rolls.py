@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from multialpha import cme_time
 from multialpha.bar import Bar
 from multialpha.keys import Keys
 from multialpha.orders.router import OrderRouter
@@ -57,8 +56,8 @@ def open_position(settings: Any, client: Any, clock: FixedClock) -> None:
 
 
 def journal(client: Any) -> list[tuple[str, ...]]:
-    return [(f["event"], f["kind"], f.get("contract", ""), f.get("bar_start", ""), f.get("price", ""), f.get("late", ""),
-             f.get("order_id", ""), f.get("signal_reason", "") or f.get("reason", ""))
+    return [(f["event"], f["kind"], f.get("contract", ""), f.get("bar_start", ""), f.get("price", ""),
+             f.get("late", ""), f.get("order_id", ""), f.get("signal_reason", "") or f.get("reason", ""))
             for _, f in client.xrange(Keys().orders()) if f.get("kind") and f.get("signal_reason") != "before"]
 
 

@@ -96,7 +96,7 @@ class Worker:
         self.bus: Any = None
         self.strategy_obj: Any = None
         self.trade_late = settings.worker.trade_replayed_bars
-        self._buffer: list[tuple[Any, int]] = []
+        self._buffer: list[tuple[Any, int, bool]] = []  # (bar, recv_ns, previous front?) until live
         self._live_routing = False
         self._seen: dict[str, int] = {}
         self._minute_feeds: tuple[Any, list[tuple[str, Any, Any]]] | None = None  # (strategy, [(sym, feed, clock)])
@@ -242,9 +242,18 @@ class Worker:
         replayed bar, which updates indicators and exits but never opens a position."""
         with self.feed_router.lock:
             if not self._live_routing:
-                self._buffer.append((bar, recv_ns))
+                self._buffer.append((bar, recv_ns, False))
                 return
         self._route_bar(bar, phase_of(bar), recv_ns)
+
+    def _on_prev_bar(self, bar: Any, recv_ns: int) -> None:
+        """A pumped previous-front bar (worker/rolls.py): buffered with the front bars until
+        catch-up is queued, so it keeps its place behind its minute's front bars."""
+        with self.feed_router.lock:
+            if not self._live_routing:
+                self._buffer.append((bar, recv_ns, True))
+                return
+        self.rolls.on_prev_bar(bar)
 
     def _route_bar(self, bar: Any, phase: str, recv_ns: int = 0, deliver: bool = True) -> bool:
         from multialpha.worker.routing import minute_ohlcv
@@ -332,11 +341,15 @@ class Worker:
             )
 
     def _catch_up(self, client: Any, boundary: datetime) -> None:
-        """Replay the bar log from ``boundary``; bars after the cursor count as replayed."""
+        """Replay the bar log from ``boundary``; bars after the cursor count as replayed.
+
+        The previous front's bars (a roll overlap) after the cursor are replayed too, each behind
+        its minute's front bars as the hub published them, so a restarted worker rolls and exits
+        on the same bar as one that stayed up (flagged late; entries refused as stale)."""
         from multialpha.bar import BarError
 
         start_ms = cme_time.to_ms(boundary)
-        bars = []
+        bars: list[Any] = []
         for sym in self.plan.sources:
             for entry_id, fields in client.xrange(self.keys.bar_log(sym), min=f"{start_ms}-0", max="+"):
                 try:
@@ -347,10 +360,16 @@ class Worker:
                     continue
                 if bar.symbol == sym:
                     bars.append(bar)
-        bars.sort(key=lambda b: (b.start, b.symbol))
-        for bar in bars:
+        # (start, previous front?, symbol): per minute the front bars first, as the hub publishes
+        items = [(b.start, False, b.symbol, b) for b in bars]
+        items += [(b.start, True, b.symbol, b) for b in self.rolls.logged_prev_bars(client, self.plan.traded, boundary)]
+        items.sort(key=lambda t: t[:3])
+        for _, old, _, bar in items:
             cur = self.cursor.get(bar.symbol)
-            if cur is not None and bar.start_ms <= cur:
+            if old:  # only after the cursor: before it, acted on before the restart
+                if cur is not None and bar.start_ms > cur:
+                    self.rolls.on_prev_bar(bar, phase="replay")
+            elif cur is not None and bar.start_ms <= cur:
                 self._route_bar(bar, "warmup", deliver=False)  # processed before the restart
             elif cur is None:
                 self._route_bar(bar, "warmup")
@@ -363,6 +382,7 @@ class Worker:
         from multialpha.bar import BarError
 
         recovered = 0
+        items: list[tuple[datetime, bool, str, Any]] = []
         for sym in self.plan.sources:
             last = self.feed_router.last_minute.get(sym)
             if last is None:
@@ -374,8 +394,18 @@ class Worker:
                 except BarError:
                     self.counters["bad_log_entries"] += 1
                     continue
-                if bar.symbol == sym and self._route_bar(bar, "replay"):
-                    recovered += 1
+                if bar.symbol == sym:
+                    items.append((bar.start, False, sym, bar))
+        if self.feed_router.last_minute:  # and the previous front's, each behind its minute's front bars
+            since = min(self.feed_router.last_minute.values())  # on_prev_bar drops what it already had
+            olds = self.rolls.logged_prev_bars(self.client, self.plan.traded, since)
+            items += [(b.start, True, b.symbol, b) for b in olds]
+        items.sort(key=lambda t: t[:3])
+        for _, old, _, bar in items:
+            if old:
+                self.rolls.on_prev_bar(bar, phase="replay")
+            elif self._route_bar(bar, "replay"):
+                recovered += 1
         self.counters["replayed"] += recovered
         log.warning("bar subscription restored; %d bars recovered from the bar log", recovered)
 
@@ -385,8 +415,11 @@ class Worker:
         with self.feed_router.lock:
             self.feed_router.go_live(bt.feed.DataBase.LIVE)
             buffered, self._buffer = self._buffer, []
-            for bar, recv_ns in buffered:
-                self._route_bar(bar, phase_of(bar), recv_ns)
+            for bar, recv_ns, old in buffered:
+                if old:
+                    self.rolls.on_prev_bar(bar)
+                else:
+                    self._route_bar(bar, phase_of(bar), recv_ns)
             self._live_routing = True
             self._notice_mono = time.monotonic()
 
@@ -461,8 +494,7 @@ class Worker:
             lambda: fail_fast_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
             on_control=self.flattener.on_control,
-            # previous-front bars act on positions only once live routing runs (catch-up skips them)
-            on_prev_bar=lambda bar, ns: self._live_routing and self.rolls.on_prev_bar(bar),
+            on_prev_bar=self._on_prev_bar,
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
         self.feed_router = FeedRouter(self.plan, self.bus)

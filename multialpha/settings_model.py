@@ -38,6 +38,27 @@ class DatabentoSettings(_Model):
         return not self.api_key
 
 
+class SentinelSettings(_Model):
+    """Redis Sentinel: every client asks these sentinels for the current primary of ``service``
+    and follows a failover (docs/resilience.md, "Redis Sentinel")."""
+
+    hosts: list[str] = Field(min_length=1)  # "host:port" of each sentinel (three on three hosts)
+    service: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")  # `sentinel monitor <service> ...`
+    password: str = ""  # the sentinels' own requirepass, if any (the data nodes use redis.password)
+
+    @field_validator("hosts")
+    @classmethod
+    def _host_port(cls, v: list[str]) -> list[str]:
+        for i, hp in enumerate(v):
+            host, sep, port = hp.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"hosts.{i}: {hp!r} is not host:port")
+        return v
+
+    def addresses(self) -> list[tuple[str, int]]:
+        return [(h, int(p)) for h, _, p in (hp.rpartition(":") for hp in self.hosts)]
+
+
 class RedisSettings(_Model):
     host: str = "127.0.0.1"
     port: int = Field(6379, ge=1, le=65535)
@@ -55,6 +76,12 @@ class RedisSettings(_Model):
     # With managed: auto, use a Redis at the configured address that answers without a
     # password (e.g. Debian's redis-server on 6379) instead of starting a managed one.
     allow_unauthenticated: bool = False
+    # Set: host/port are ignored, every client follows the primary that these sentinels name.
+    sentinel: SentinelSettings | None = None
+    # An order's claim (the gate's journaled intent) must reach this many replicas (WAIT) before
+    # the webhook is called; 0 = do not wait (one Redis). docs/orders.md, "Replicated claims".
+    wait_replicas: int = Field(0, ge=0)
+    wait_timeout_ms: int = Field(500, ge=1, le=60_000)
 
 
 class PortfolioSettings(_Model):

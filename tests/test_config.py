@@ -52,6 +52,8 @@ BROKEN = [
     ("bad product id", "product_id: ES.FUT,  multiplier", "product_id: ES,  multiplier", "instruments.ES.product_id", "pattern"),
     ("unknown reference feed", "reference_feeds: [VIX, TLT_day]", "reference_feeds: [VIX, TLT_week]",
      "strategies.breakout.reference_feeds.1", "unknown reference feed"),
+    ("sentinel not host:port", "  namespace: multialpha\n", "  namespace: multialpha\n  sentinel: {hosts: [10.0.0.5]}\n",
+     "redis.sentinel.hosts", "not host:port"),
     ("missing env var", "api_key: ${DATABENTO_API_KEY:-}", "api_key: ${SURELY_UNSET_VAR_X}", "databento.api_key",
      "SURELY_UNSET_VAR_X is not set"),
 ]

@@ -78,3 +78,69 @@ def test_close_quietly_closes_each_even_after_a_failure() -> None:
 
     close_quietly(broken, None, lambda: closed.append("client"))
     assert closed == ["broken", "client"]
+
+
+def _sentinel_settings(settings: Any, group: Any, **redis_fields: Any) -> Any:
+    from multialpha.settings_model import SentinelSettings
+
+    sentinel = SentinelSettings(hosts=group.hosts, service=group.service)
+    r = settings.redis.model_copy(update={"sentinel": sentinel, "password": group.password, "port": 1, **redis_fields})
+    return settings.model_copy(update={"redis": r})
+
+
+def test_sentinel_clients_follow_a_failover_scripts_and_subscriptions_included(settings_for: Any) -> None:
+    """kill -9 of the primary: the same client object writes to the promoted replica, a registered
+    Lua script runs there (NOSCRIPT -> SCRIPT LOAD), and a subscription is re-established on it."""
+    from multialpha.managed_sentinel import ManagedSentinelGroup
+    from multialpha.redis_conn import primary_address
+
+    with ManagedSentinelGroup(password="pw-sentinel-test") as group:
+        settings = _sentinel_settings(settings_for(), group)
+        c = connect(settings, timeout=1.0, connect_timeout=0.5, retries=0, decode_responses=True)
+        assert primary_address(settings) == ("127.0.0.1", group.primary.port)
+        script = c.register_script("return redis.call('INCR', KEYS[1])")
+        assert script(keys=["n"]) == 1
+        ps = c.pubsub(ignore_subscribe_messages=True)
+        ps.subscribe("chan")
+        assert ps.get_message(timeout=1.0) is None  # the confirmation, swallowed
+        old = group.primary.port
+        assert group.primary.proc is not None
+        group.primary.proc.kill()
+        group.primary.proc.wait()
+
+        def retry(call: Any, what: str) -> Any:
+            # The callers' own retry loops, condensed: the failover takes the sentinels a few seconds.
+            last: Exception | None = None
+            for _ in range(400):
+                try:
+                    return call()
+                except redis.ConnectionError as e:  # includes MasterNotFoundError
+                    last = e
+                    threading.Event().wait(0.05)
+            raise AssertionError(f"{what}: no failover ({last!r})")
+
+        retry(lambda: c.set("after", "1"), "write")
+        assert primary_address(settings) == ("127.0.0.1", group.replica.port) != ("127.0.0.1", old)
+        assert c.info("replication")["role"] == "master"
+        # The promoted replica has the data but not the script cache: Script reloads it.
+        assert c.script_exists(script.sha) == [False]
+        assert script(keys=["n"]) == 2
+        got: list[Any] = []
+
+        def listen() -> bool:
+            msg = ps.get_message(timeout=0.2)  # reconnects and re-subscribes on the new primary
+            c.publish("chan", "hello")
+            msg = msg or ps.get_message(timeout=0.5)
+            if msg and msg["type"] == "message":
+                got.append(msg["data"])
+            return bool(got)
+
+        for _ in range(100):
+            try:
+                if listen():
+                    break
+            except redis.ConnectionError:
+                pass
+        assert got == ["hello"]
+        ps.close()
+        c.close()

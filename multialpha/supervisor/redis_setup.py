@@ -35,8 +35,9 @@ import secrets
 import shutil
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -56,20 +57,29 @@ class RedisSetupError(RuntimeError):
 class RedisUnreachable(redis.ConnectionError):
     """No usable Redis for a command; ``line`` is one line naming the address and the reason."""
 
-    def __init__(self, host: str, port: int, reason: str) -> None:
+    def __init__(self, host: str, port: int, reason: str, where: str = "") -> None:
         self.host, self.port, self.reason = host, port, reason
+        self.where = where or f"{host}:{port}"
         super().__init__(reason)  # callers say where: `status` prints "cannot reach Redis at H:P: <this>"
 
     @property
     def line(self) -> str:
-        return f"cannot reach Redis at {self.host}:{self.port}: {self.reason}"
+        return f"cannot reach Redis at {self.where}: {self.reason}"
+
+
+def where(settings: Settings) -> str:
+    """The configured Redis in words: host:port, or the Sentinel service and its sentinels."""
+    r = settings.redis
+    if r.sentinel is not None:
+        return f"the primary of Sentinel service {r.sentinel.service!r} (sentinels {', '.join(r.sentinel.hosts)})"
+    return f"{r.host}:{r.port}"
 
 
 def unreachable_line(settings: Settings, e: BaseException) -> str:
     """One line for any Redis failure of a command: where, and why, in plain words."""
     if isinstance(e, RedisUnreachable):
         return e.line
-    return f"cannot reach Redis at {settings.redis.host}:{settings.redis.port}: {reason(e)}"
+    return f"cannot reach Redis at {where(settings)}: {reason(e)}"
 
 
 def require(settings: Settings, timeout: float = 2.0) -> str | None:
@@ -99,6 +109,8 @@ def reason(e: BaseException) -> str:
         return "timed out"
     if "connection refused" in low:
         return "connection refused (nothing listening there)"
+    if "no master found" in low:
+        return "no sentinel names a primary (sentinels down, or a failover in progress)"
     if "name or service not known" in low or "temporary failure in name resolution" in low:
         return "unknown host"
     return text[:200] or type(e).__name__
@@ -118,6 +130,8 @@ class RedisAddress:
     password: str
     managed: bool
     why: str = ""  # one line: which Redis and why (logged by `up`)
+    # With redis.sentinel: the settings whose sentinels name the primary; clients follow failovers.
+    sentinel_of: Settings | None = field(default=None, compare=False, repr=False)
 
     def child_env(self) -> dict[str, str]:
         if not self.managed:
@@ -129,7 +143,9 @@ class RedisAddress:
             "MULTIALPHA__REDIS__TLS": "false",
         }
 
-    def client(self, db: int = 0, **kw: object) -> "redis.Redis":
+    def client(self, db: int = 0, **kw: Any) -> "redis.Redis":
+        if self.sentinel_of is not None:  # host/port are only where the primary was at start
+            return redis_conn.connect(self.sentinel_of, **kw)
         return redis.Redis(host=self.host, port=self.port, password=self.password or None, db=db, **kw)
 
 
@@ -157,6 +173,14 @@ def connect(settings: Settings, timeout: float = 2.0, environ: "dict[str, str] |
     :class:`RedisUnreachable` (a ``redis.ConnectionError``) with one plain line.
     """
     r = settings.redis
+    if r.sentinel is not None:  # the sentinels name the primary; there is no managed Redis
+        client = _configured_client(settings, timeout)
+        try:
+            client.ping()
+        except redis.RedisError as e:
+            client.close()
+            raise RedisUnreachable(r.host, r.port, reason(e), where=where(settings)) from None
+        return client
     st = runtime.read_json(state_path(settings)) if r.managed != "never" else None
     explicit = explicit_address(environ) or r.managed == "never"
     if st and not explicit:
@@ -291,6 +315,8 @@ def record(settings: Settings, address: RedisAddress, mr: ManagedRedis) -> None:
 def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
     """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why."""
     r = settings.redis
+    if r.sentinel is not None:
+        return _sentinel_address(settings), None
     where = f"{r.host}:{r.port}"
     if r.managed == "always":
         return start_managed(settings, "redis.managed: always: ")
@@ -322,3 +348,20 @@ def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
         raise RedisSetupError(f"no Redis answers at {where} and redis.managed is never: start your Redis there, "
                               "or set redis.managed: auto to let `up` run one")
     return start_managed(settings, f"no Redis answers at {where}; ")
+
+
+def _sentinel_address(settings: Settings) -> RedisAddress:
+    """With ``redis.sentinel`` `up` never starts a Redis: the sentinels' primary must answer.
+    Children get no address override: each one asks the sentinels itself, after every failover."""
+    r = settings.redis
+    client = _configured_client(settings, 2.0)
+    try:
+        client.ping()
+        host, port = redis_conn.primary_address(settings)
+    except redis.RedisError as e:
+        raise RedisSetupError(f"cannot reach Redis at {where(settings)}: {reason(e)}") from None
+    finally:
+        client.close()
+    return RedisAddress(host, port, r.password, managed=False,
+                        why=f"using {where(settings)}: primary now at {host}:{port}{_persistence(settings)}",
+                        sentinel_of=settings)

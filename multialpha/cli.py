@@ -11,6 +11,7 @@ from multialpha import config as cfg
 from multialpha import logs
 from multialpha.cli_common import Ctx, _ctx, config_error, config_option, redis_failed, require_redis
 from multialpha.cli_orders import flatten, orders_group
+from multialpha.cli_redis import redis_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +101,7 @@ def hub(ctx: click.Context, config_path: str | None) -> None:
     logs.setup("hub", obj.log_json)
     logs.register_secret(settings.databento.api_key)
     logs.register_secret(settings.redis.password)
-    require_redis(settings, "hub")
+    require_redis(settings, "hub", role="hub")
     from multialpha.hub.main import run
 
     sys.exit(run(settings))
@@ -125,7 +126,7 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
         plug.strategy_type_of(settings, strategy)
     except cfg.ConfigError as e:
         config_error(e)
-    require_redis(settings, f"worker {strategy}")
+    require_redis(settings, f"worker {strategy}", role=f"worker.{strategy}")
     from multialpha.worker.runtime import run
 
     sys.exit(run(settings, strategy))
@@ -264,6 +265,7 @@ def resume(ctx: click.Context, config_path: str | None) -> None:
 
 main.add_command(flatten)
 main.add_command(orders_group)
+main.add_command(redis_group)
 
 
 @main.command()

@@ -16,21 +16,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
-from multialpha import logs
+from multialpha import logs, redis_acl
 from multialpha.config import Settings
 
 
 def connect(settings: Settings, *, timeout: float | None = None, connect_timeout: float | None = None,
-            retries: int | None = None, **kw: Any) -> redis.Redis:
+            retries: int | None = None, role: str | None = None, **kw: Any) -> redis.Redis:
     """A client for ``settings.redis`` (host, port, db, password, TLS; or the primary named by
     ``redis.sentinel``); its password is redacted from logs from now on.
 
     ``timeout`` / ``connect_timeout``: socket timeouts in seconds; ``retries``:
     immediate retries of a failed call (no backoff). None keeps redis-py's
-    default. Other keywords go to ``redis.Redis`` as they are.
+    default. ``role``: whose ACL user to connect as with ``redis.acl`` (default: this process's,
+    :func:`multialpha.redis_acl.set_role`). Other keywords go to ``redis.Redis`` as they are.
     """
     r = settings.redis
     logs.register_secret(r.password)
+    user, password = redis_acl.credentials(settings, role)
+    logs.register_secret(password)
+    kw.setdefault("username", user)
+    kw.setdefault("password", password)
     if timeout is not None:
         kw["socket_timeout"] = timeout
     if connect_timeout is not None:
@@ -39,7 +44,7 @@ def connect(settings: Settings, *, timeout: float | None = None, connect_timeout
         kw["retry"] = Retry(NoBackoff(), retries)
     if r.sentinel is not None:
         return _sentinel_client(settings, kw)
-    return redis.Redis(host=r.host, port=r.port, db=r.db, password=r.password or None, ssl=r.tls, **kw)
+    return redis.Redis(host=r.host, port=r.port, db=r.db, ssl=r.tls, **kw)
 
 
 def _sentinel_client(settings: Settings, kw: dict[str, Any]) -> redis.Redis:
@@ -65,8 +70,7 @@ def _sentinel_client(settings: Settings, kw: dict[str, Any]) -> redis.Redis:
     if s.password:
         sentinel_kwargs["password"] = s.password
     sentinel = Sentinel(s.addresses(), sentinel_kwargs=sentinel_kwargs)
-    client: redis.Redis = sentinel.master_for(s.service, redis_class=redis.Redis, db=r.db,
-                                              password=r.password or None, ssl=r.tls, **kw)
+    client: redis.Redis = sentinel.master_for(s.service, redis_class=redis.Redis, db=r.db, ssl=r.tls, **kw)
     return client
 
 

@@ -82,6 +82,10 @@ class RedisSettings(_Model):
     # the webhook is called; 0 = do not wait (one Redis). docs/orders.md, "Replicated claims".
     wait_replicas: int = Field(0, ge=0)
     wait_timeout_ms: int = Field(500, ge=1, le=60_000)
+    # On: each process connects as its role's ACL user (<namespace>.hub, .worker.<strategy>, .status,
+    # .supervisor) with the password in MULTIALPHA_REDIS_PASSWORD_<ROLE>; `multialpha redis acl`
+    # writes the users, a managed Redis loads them (multialpha/redis_acl.py, docs/RUNBOOK.md).
+    acl: bool = False
 
 
 class PortfolioSettings(_Model):

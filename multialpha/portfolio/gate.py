@@ -105,7 +105,6 @@ class Gate:
             self.reduce_only_key(),
             self.flatten_key(),
             self.exit_failed_key(),
-            self.keys.bar_log(symbol),
         ]
 
     def _args(self, op: str, now: datetime, day_at: datetime | None = None, **kw: Any) -> list[Any]:
@@ -138,6 +137,7 @@ class Gate:
             "1" if p.allow_shared_tickers else "0",
             "1" if kw.get("deliver_now") else "0",
             self.keys.control(),
+            self.keys.bar_log(kw.get("symbol") or "-"),  # read only: see gate.lua's ARGV 28
         ]
 
     # -- operations ------------------------------------------------------------

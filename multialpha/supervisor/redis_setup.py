@@ -35,7 +35,7 @@ import secrets
 import shutil
 import stat
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from multialpha import logs, redis_conn, runtime
+from multialpha import logs, redis_acl, redis_conn, runtime
 from multialpha.config import Settings
 from multialpha.managed_redis import ManagedRedis, free_port, is_loopback
 
@@ -97,6 +97,8 @@ def require(settings: Settings, timeout: float = 2.0) -> str | None:
 
 def reason(e: BaseException) -> str:
     """A redis-py error in a few plain words (no traceback, no secret)."""
+    if isinstance(e, redis_acl.AclError):
+        return str(e)
     text = " ".join(logs.redact(str(e)).split())
     low = text.lower()
     if isinstance(e, redis.AuthenticationError) or "invalid username-password" in low or "wrongpass" in low:
@@ -132,20 +134,27 @@ class RedisAddress:
     why: str = ""  # one line: which Redis and why (logged by `up`)
     # With redis.sentinel: the settings whose sentinels name the primary; clients follow failovers.
     sentinel_of: Settings | None = field(default=None, compare=False, repr=False)
+    # With redis.acl: (user, password) of this process's role; the managed password (the default
+    # user's, an administrator) is then never handed to a child.
+    acl: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     def child_env(self) -> dict[str, str]:
         if not self.managed:
             return {}
-        return {
+        env = {
             "MULTIALPHA__REDIS__HOST": self.host,
             "MULTIALPHA__REDIS__PORT": str(self.port),
-            "MULTIALPHA__REDIS__PASSWORD": self.password,
             "MULTIALPHA__REDIS__TLS": "false",
         }
+        if self.acl is None:
+            env["MULTIALPHA__REDIS__PASSWORD"] = self.password
+        return env
 
     def client(self, db: int = 0, **kw: Any) -> "redis.Redis":
         if self.sentinel_of is not None:  # host/port are only where the primary was at start
             return redis_conn.connect(self.sentinel_of, **kw)
+        if self.acl is not None:
+            return redis.Redis(host=self.host, port=self.port, username=self.acl[0], password=self.acl[1], db=db, **kw)
         return redis.Redis(host=self.host, port=self.port, password=self.password or None, db=db, **kw)
 
 
@@ -205,7 +214,10 @@ def connect(settings: Settings, timeout: float = 2.0, environ: "dict[str, str] |
 
 
 def _client(host: str, port: int, password: str, settings: Settings, timeout: float, tls: bool = False) -> "redis.Redis":
-    return redis.Redis(host=host, port=port, password=password or None, db=settings.redis.db, ssl=tls,
+    user, acl_password = redis_acl.credentials(settings)
+    if user is not None:  # redis.acl: this process's role, never the managed (admin) password
+        password = acl_password or ""
+    return redis.Redis(host=host, port=port, username=user, password=password or None, db=settings.redis.db, ssl=tls,
                        socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
                        retry=_no_retry())
 
@@ -290,7 +302,13 @@ def start_managed(settings: Settings, why: str = "") -> tuple[RedisAddress, Mana
     workdir.mkdir(exist_ok=True)
     # Durable: the AOF in <runtime>/redis survives a kill -9 of redis-server (and of `up`); the
     # order journal and the gate's order-id claims must, or a restart could send an order twice.
-    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True)
+    extra: tuple[str, ...] = ()
+    if settings.redis.acl:  # loaded at every (re)start of the server; passwords only as SHA-256
+        users = workdir / "users.acl"
+        users.touch(mode=0o600)
+        users.write_text(redis_acl.acl_file(settings))
+        extra = ("--aclfile", str(users))
+    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True, extra_args=extra)
     mr.binary = _wrapper(rt, os.getpid())
     mr.start()
     mr.password = password
@@ -313,7 +331,19 @@ def record(settings: Settings, address: RedisAddress, mr: ManagedRedis) -> None:
 
 
 def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
-    """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why."""
+    """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why.
+    With ``redis.acl`` its clients connect as the supervisor role."""
+    try:
+        address, managed = _ensure(settings)
+        user, password = redis_acl.credentials(settings)
+    except redis_acl.AclError as e:
+        raise RedisSetupError(str(e)) from None
+    if user is not None:
+        address = replace(address, acl=(user, password or ""))
+    return address, managed
+
+
+def _ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
     r = settings.redis
     if r.sentinel is not None:
         return _sentinel_address(settings), None

@@ -99,10 +99,18 @@ def rules(settings: Settings, role: str) -> str:
     raise ValueError(f"unknown role {role!r}; known: hub, worker.<strategy>, status, supervisor")
 
 
-def acl_file(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
+def acl_file(settings: Settings, environ: Mapping[str, str] | None = None, default: str | None = None) -> str:
     """The ACL file (``aclfile`` / ``ACL LOAD``): one user per role, passwords as SHA-256.
-    Raises :class:`AclError` naming the first missing password variable."""
-    lines = []
+    Raises :class:`AclError` naming the first missing password variable.
+
+    The file also decides the ``default`` user: a server with an ``aclfile`` ignores
+    ``requirepass`` in its config, so without this line it would answer anyone. ``default``
+    overrides its rules (the managed Redis sets its password by CONFIG SET right after start);
+    otherwise: ``redis.password`` (an administrator, no multialpha process uses it), or off."""
+    if default is None:
+        admin = settings.redis.password
+        default = f"on #{hashlib.sha256(admin.encode()).hexdigest()} ~* &* +@all" if admin else "off"
+    lines = [f"user default resetpass {default}"]
     for role in roles(settings):
         digest = hashlib.sha256(password(role, environ).encode()).hexdigest()
         lines.append(f"user {username(settings, role)} on #{digest} resetchannels {rules(settings, role)}")

@@ -27,6 +27,7 @@ from tests.conftest import SHIPPED_CONFIG
 from tests.orders.support import clock, intent  # noqa: F401 - clock is a fixture
 
 ROLES = ("hub", "worker.breakout", "worker.ibs_a", "worker.ibs_b", "status", "supervisor")
+ADMIN = "pw-admin-9876543210"
 PASSWORDS = {redis_acl.password_env(r): f"pw-{r}-0123456789" for r in ROLES}
 
 
@@ -34,12 +35,15 @@ PASSWORDS = {redis_acl.password_env(r): f"pw-{r}-0123456789" for r in ROLES}
 def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRedis]:
     path = tmp_path_factory.mktemp("acl") / "users.acl"
     result = CliRunner().invoke(main, ["redis", "acl", "--config", str(SHIPPED_CONFIG), "--write", str(path)],
-                                env=PASSWORDS)
+                                env={**PASSWORDS, "REDIS_PASSWORD": ADMIN})
     assert result.exit_code == 0, result.output
     assert path.stat().st_mode & 0o777 == 0o600
     text = path.read_text()
     assert all(p not in text for p in PASSWORDS.values())  # only their SHA-256
-    with ManagedRedis(extra_args=("--aclfile", str(path))) as server:
+    # requirepass (argv) is ignored with an aclfile: the file's default user has ADMIN's hash.
+    with ManagedRedis(password=ADMIN, extra_args=("--aclfile", str(path))) as server:
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=server.port).ping()  # nobody anonymous
         yield server
 
 
@@ -47,7 +51,8 @@ def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRedis
 def as_role(acl_redis: ManagedRedis, settings_for: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     for k, v in PASSWORDS.items():
         monkeypatch.setenv(k, v)
-    settings = settings_for(MULTIALPHA__REDIS__PORT=str(acl_redis.port), MULTIALPHA__REDIS__ACL="true")
+    settings = settings_for(MULTIALPHA__REDIS__PORT=str(acl_redis.port), MULTIALPHA__REDIS__ACL="true",
+                            REDIS_PASSWORD=ADMIN)
     admin = acl_redis.client(decode_responses=True)
     admin.flushall()
     clients: list[redis.Redis] = []
@@ -144,9 +149,11 @@ def test_acl_file_needs_every_role_password(tmp_path: Path) -> None:
     env = {**PASSWORDS, redis_acl.password_env("status"): ""}
     result = CliRunner().invoke(main, ["redis", "acl", "--config", str(SHIPPED_CONFIG)], env=env)
     assert result.exit_code == 2 and "MULTIALPHA_REDIS_PASSWORD_STATUS is not set" in result.output
-    result = CliRunner().invoke(main, ["redis", "acl", "--config", str(SHIPPED_CONFIG)], env=PASSWORDS)
+    result = CliRunner().invoke(main, ["redis", "acl", "--config", str(SHIPPED_CONFIG)],
+                                env={**PASSWORDS, "REDIS_PASSWORD": None})
     assert result.exit_code == 0
-    assert [line.split()[1] for line in result.output.splitlines()] == [f"multialpha.{r}" for r in
+    assert result.output.startswith("user default resetpass off\n")  # no REDIS_PASSWORD: nobody anonymous
+    assert [line.split()[1] for line in result.output.splitlines()[1:]] == [f"multialpha.{r}" for r in
                                                                         ("hub", "worker.ibs_a", "worker.ibs_b",
                                                                          "worker.breakout", "status", "supervisor")]
 

@@ -306,7 +306,8 @@ def start_managed(settings: Settings, why: str = "") -> tuple[RedisAddress, Mana
     if settings.redis.acl:  # loaded at every (re)start of the server; passwords only as SHA-256
         users = workdir / "users.acl"
         users.touch(mode=0o600)
-        users.write_text(redis_acl.acl_file(settings))
+        # The default user stays open only until CONFIG SET requirepass below, as without ACLs.
+        users.write_text(redis_acl.acl_file(settings, default="on nopass ~* &* +@all"))
         extra = ("--aclfile", str(users))
     mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True, extra_args=extra)
     mr.binary = _wrapper(rt, os.getpid())

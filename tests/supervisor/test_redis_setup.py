@@ -57,3 +57,32 @@ def test_no_sentinel_answering_is_one_plain_line(group: ManagedSentinelGroup, se
     assert "no sentinel names a primary" in (redis_setup.require(wrong, timeout=0.5) or "")
     with pytest.raises(redis.ConnectionError):
         redis_setup.connect(wrong, timeout=0.5)
+
+
+def test_a_managed_redis_with_acl_users(settings_for: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """redis.acl with a managed Redis: the users are loaded, nobody anonymous gets in, `up` itself is
+    the supervisor user, and children get neither the administrator password nor other roles' ones."""
+    from multialpha import redis_acl
+
+    for role in ("hub", "worker.ibs_a", "worker.ibs_b", "worker.breakout", "status", "supervisor"):
+        monkeypatch.setenv(redis_acl.password_env(role), f"pw-{role}")
+    settings = settings_for(MULTIALPHA__REDIS__MANAGED="always", MULTIALPHA__REDIS__ACL="true")
+    address, managed = redis_setup.ensure(settings)
+    try:
+        assert managed is not None and address.acl == ("multialpha.supervisor", "pw-supervisor")
+        assert "MULTIALPHA__REDIS__PASSWORD" not in address.child_env()
+        users = (managed.workdir / "users.acl")
+        assert users.stat().st_mode & 0o777 == 0o600 and "pw-hub" not in users.read_text()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=address.port).ping()
+        sup = address.client(decode_responses=True)
+        assert sup.client_info()["user"] == "multialpha.supervisor"
+        hub = redis.Redis(port=address.port, username="multialpha.hub", password="pw-hub")
+        assert hub.publish("market:ES:1min", "{}") == 0
+        worker = redis.Redis(port=address.port, username="multialpha.worker.ibs_a", password="pw-worker.ibs_a")
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            worker.publish("market:ES:1min", "{}")
+        for c in (sup, hub, worker):
+            c.close()
+    finally:
+        managed.stop()

@@ -156,7 +156,8 @@ def redis_rows(quick: bool) -> list[Row]:
     switch = num(r"kill -> \+switch-master\s+n=\d+\s+median=([\d.]+) s", out)
     rows: list[Row] = [("Sentinel failover: kill -9 primary -> first bar published", fmt(pause, "s", 3),
                         f"sentinels' +switch-master {fmt(switch, 's', 3)}", ratio(pause, switch))]
-    for label, floor_label in (("claim without WAIT", "floor: bare EVALSHA"), ("claim with WAIT 1", "floor: SET + WAIT 1")):
+    for label, floor_label in (("claim without WAIT", "floor: bare EVALSHA"),
+                               ("claim with WAIT 1", "floor: SET + WAIT 1")):
         both = r":\s+n=\d+\s+p50=\s*([\d.]+) ms\s+p99=\s*([\d.]+) ms"
         v50, v99 = (num(re.escape(label) + both, out, g) for g in (1, 2))
         f50, f99 = (num(re.escape(floor_label) + both, out, g) for g in (1, 2))

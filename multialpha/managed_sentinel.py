@@ -23,15 +23,18 @@ from multialpha.managed_redis import ManagedRedis, free_port
 
 class ManagedSentinelGroup:
     def __init__(self, service: str = "multialpha", password: str = "", sentinels: int = 3,
-                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000) -> None:
+                 down_after_ms: int = 1000, failover_timeout_ms: int = 5000, replicas: int = 1) -> None:
         self.service = service
         self.password = password
         self.host = "127.0.0.1"
         self.workdir = Path(tempfile.mkdtemp(prefix="multialpha-sentinel-"))
         self.primary = ManagedRedis(self.host, password=password, workdir=self._dir("primary"),
                                     extra_args=self._auth_args())
-        self.replica = ManagedRedis(self.host, password=password, workdir=self._dir("replica"),
-                                    extra_args=(*self._auth_args(), "--replicaof", self.host, str(self.primary.port)))
+        # With redis.wait_replicas: 1, one replica left after a failover is what keeps orders flowing.
+        self.replicas = [ManagedRedis(self.host, password=password, workdir=self._dir(f"replica-{i}"),
+                                      extra_args=(*self._auth_args(), "--replicaof", self.host, str(self.primary.port)))
+                         for i in range(replicas)]
+        self.replica = self.replicas[0]
         self.sentinel_ports = [free_port(self.host) for _ in range(sentinels)]
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
@@ -55,7 +58,8 @@ class ManagedSentinelGroup:
         if not binary:
             raise RuntimeError("redis-sentinel not found on PATH (apt-get install redis-sentinel)")
         self.primary.start()
-        self.replica.start()
+        for r in self.replicas:
+            r.start()
         for port in self.sentinel_ports:
             conf = self._dir(f"sentinel-{port}") / "sentinel.conf"
             lines = [f"port {port}", f"bind {self.host}", f"dir {conf.parent}",
@@ -92,16 +96,20 @@ class ManagedSentinelGroup:
         c = self.sentinel_client(port)
         try:
             m = c.sentinel_master(self.service)
-            return int(m["num-slaves"]) >= 1 and int(m["num-other-sentinels"]) >= len(self.sentinel_ports) - 1
+            return int(m["num-slaves"]) >= len(self.replicas) and \
+                int(m["num-other-sentinels"]) >= len(self.sentinel_ports) - 1
         finally:
             c.close()
 
     def replica_in_sync(self) -> bool:
-        c = self.replica.client(decode_responses=True, socket_timeout=1)
-        try:
-            return c.info("replication").get("master_link_status") == "up"
-        finally:
-            c.close()
+        for r in self.replicas:
+            c = r.client(decode_responses=True, socket_timeout=1)
+            try:
+                if c.info("replication").get("master_link_status") != "up":
+                    return False
+            finally:
+                c.close()
+        return True
 
     def primary_port(self) -> int:
         """The primary's port according to the first sentinel that answers."""
@@ -126,7 +134,8 @@ class ManagedSentinelGroup:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        self.replica.stop()
+        for r in self.replicas:
+            r.stop()
         self.primary.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
 

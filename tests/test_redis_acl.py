@@ -24,7 +24,7 @@ from multialpha.orders.router import OrderRouter
 from multialpha.redis_conn import connect
 from multialpha.worker.turns import Turns
 from tests.conftest import SHIPPED_CONFIG
-from tests.orders.support import clock, intent  # noqa: F401 - clock is a fixture
+from tests.orders.support import clock as clock, intent  # noqa: F401 - clock is a fixture
 
 ROLES = ("hub", "worker.breakout", "worker.ibs_a", "worker.ibs_b", "status", "supervisor")
 ADMIN = "pw-admin-9876543210"
@@ -161,7 +161,8 @@ def test_acl_file_needs_every_role_password(tmp_path: Path) -> None:
 def test_a_child_of_up_gets_only_its_own_role_password() -> None:
     env = {**PASSWORDS, "PATH": "/bin"}
     worker = redis_acl.own_password_only("worker.ibs_a", env)
-    assert worker == {"PATH": "/bin", "MULTIALPHA_REDIS_PASSWORD_WORKER_IBS_A": PASSWORDS["MULTIALPHA_REDIS_PASSWORD_WORKER_IBS_A"]}
+    own = "MULTIALPHA_REDIS_PASSWORD_WORKER_IBS_A"
+    assert worker == {"PATH": "/bin", own: PASSWORDS[own]}
     assert redis_acl.own_password_only("sandbox", env) == {"PATH": "/bin"}
 
 

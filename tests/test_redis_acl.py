@@ -24,7 +24,8 @@ from multialpha.orders.router import OrderRouter
 from multialpha.redis_conn import connect
 from multialpha.worker.turns import Turns
 from tests.conftest import SHIPPED_CONFIG
-from tests.orders.support import clock as clock, intent  # noqa: F401 - clock is a fixture
+from tests.orders import support
+from tests.orders.support import intent
 
 ROLES = ("hub", "worker.breakout", "worker.ibs_a", "worker.ibs_b", "status", "supervisor")
 ADMIN = "pw-admin-9876543210"
@@ -66,6 +67,11 @@ def as_role(acl_redis: ManagedRedis, settings_for: Any, monkeypatch: pytest.Monk
     for c in clients:
         c.close()
     admin.close()
+
+
+@pytest.fixture
+def clock() -> support.Clock:
+    return support.Clock(datetime(2025, 12, 10, 15, 30, tzinfo=timezone.utc))
 
 
 def _noperm(call: Any) -> str:

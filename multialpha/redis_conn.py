@@ -36,6 +36,7 @@ def connect(settings: Settings, *, timeout: float | None = None, connect_timeout
     logs.register_secret(password)
     kw.setdefault("username", user)
     kw.setdefault("password", password)
+    kw.update(tls_kwargs(settings))
     if timeout is not None:
         kw["socket_timeout"] = timeout
     if connect_timeout is not None:
@@ -44,7 +45,22 @@ def connect(settings: Settings, *, timeout: float | None = None, connect_timeout
         kw["retry"] = Retry(NoBackoff(), retries)
     if r.sentinel is not None:
         return _sentinel_client(settings, kw)
-    return redis.Redis(host=r.host, port=r.port, db=r.db, ssl=r.tls, **kw)
+    return redis.Redis(host=r.host, port=r.port, db=r.db, **kw)
+
+
+def tls_kwargs(settings: Settings) -> dict[str, Any]:
+    """redis-py's TLS options for ``redis.tls`` (``rediss://``): the server's certificate is always
+    verified (against ``redis.tls_ca``, else the system's CAs); a client certificate when given."""
+    r = settings.redis
+    if not r.tls:
+        return {"ssl": False}
+    kw: dict[str, Any] = {"ssl": True, "ssl_cert_reqs": "required"}
+    if r.tls_ca:
+        kw["ssl_ca_certs"] = str(settings.path(r.tls_ca))
+    if r.tls_cert:
+        kw["ssl_certfile"] = str(settings.path(r.tls_cert))
+        kw["ssl_keyfile"] = str(settings.path(r.tls_key))
+    return kw
 
 
 def _sentinel_client(settings: Settings, kw: dict[str, Any]) -> redis.Redis:
@@ -66,11 +82,11 @@ def _sentinel_client(settings: Settings, kw: dict[str, Any]) -> redis.Redis:
     # backoff, and a short timeout, so one dead sentinel host does not stall every reconnect.
     ask = min(float(kw.get("socket_connect_timeout") or 1.0), 1.0)
     sentinel_kwargs: dict[str, Any] = {"socket_timeout": ask, "socket_connect_timeout": ask,
-                                       "retry": Retry(NoBackoff(), 0), "ssl": r.tls}
+                                       "retry": Retry(NoBackoff(), 0), **tls_kwargs(settings)}
     if s.password:
         sentinel_kwargs["password"] = s.password
     sentinel = Sentinel(s.addresses(), sentinel_kwargs=sentinel_kwargs)
-    client: redis.Redis = sentinel.master_for(s.service, redis_class=redis.Redis, db=r.db, ssl=r.tls, **kw)
+    client: redis.Redis = sentinel.master_for(s.service, redis_class=redis.Redis, db=r.db, **kw)
     return client
 
 

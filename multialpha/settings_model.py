@@ -65,6 +65,12 @@ class RedisSettings(_Model):
     db: int = Field(0, ge=0)
     password: str = ""
     tls: bool = False
+    # With tls: the CA bundle that signed the server's certificate (empty: the system's), and a
+    # client certificate + key when the server asks for one (tls-auth-clients yes). Paths are
+    # relative to the config file. The server's certificate is always verified.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     namespace: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")
     # Which Redis `up` uses (docs/supervisor.md, "Which Redis"):
     # auto   - the configured address if a Redis there needs our password (or is one `up`
@@ -76,6 +82,15 @@ class RedisSettings(_Model):
     # With managed: auto, use a Redis at the configured address that answers without a
     # password (e.g. Debian's redis-server on 6379) instead of starting a managed one.
     allow_unauthenticated: bool = False
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "RedisSettings":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise _KeyedError("redis.tls_key" if self.tls_cert else "redis.tls_cert",
+                              "a client certificate needs both redis.tls_cert and redis.tls_key")
+        if (self.tls_ca or self.tls_cert) and not self.tls:
+            raise _KeyedError("redis.tls", "redis.tls_ca / tls_cert are set but redis.tls is false")
+        return self
+
     # Set: host/port are ignored, every client follows the primary that these sentinels name.
     sentinel: SentinelSettings | None = None
     # An order's claim (the gate's journaled intent) must reach this many replicas (WAIT) before

@@ -144,3 +144,79 @@ def test_sentinel_clients_follow_a_failover_scripts_and_subscriptions_included(s
         assert got == ["hello"]
         ps.close()
         c.close()
+
+
+def _pki(d: Any) -> dict[str, Any]:
+    """A throw-away CA that signs a loopback server certificate and a client certificate."""
+    import ipaddress
+    from datetime import datetime, timedelta, timezone
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    now = datetime.now(timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test redis CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+          .not_valid_after(now + timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(ca_key, hashes.SHA256()))
+    out = {"ca": d / "ca.pem"}
+    out["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    for name, usage in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+                .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                               critical=False)
+                .add_extension(x509.ExtendedKeyUsage([usage]), critical=False).sign(ca_key, hashes.SHA256()))
+        out[name] = d / f"{name}.pem"
+        out[name].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out[f"{name}_key"] = d / f"{name}.key"
+        out[f"{name}_key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    return out
+
+
+def test_tls_with_a_ca_bundle_and_a_client_certificate(settings_for: Any, tmp_path: Any) -> None:
+    """rediss:// on loopback: a redis-server that speaks only TLS and requires a client certificate."""
+    from multialpha.managed_redis import ManagedRedis, free_port
+
+    pki = _pki(tmp_path)
+    port = free_port()
+    server = ManagedRedis(port=free_port(), extra_args=(
+        "--tls-port", str(port), "--tls-cert-file", str(pki["server"]), "--tls-key-file", str(pki["server_key"]),
+        "--tls-ca-cert-file", str(pki["ca"]), "--tls-auth-clients", "yes"))
+    with server:  # its plain port stays for the start-up probe; the clients below use the TLS port
+        env = {"MULTIALPHA__REDIS__PORT": str(port), "MULTIALPHA__REDIS__TLS": "true",
+               "MULTIALPHA__REDIS__TLS_CA": str(pki["ca"])}
+        ok = settings_for(**env, MULTIALPHA__REDIS__TLS_CERT=str(pki["client"]),
+                          MULTIALPHA__REDIS__TLS_KEY=str(pki["client_key"]))
+        c = connect(ok, timeout=2.0, retries=0, decode_responses=True)
+        assert c.set("over", "tls") and c.get("over") == "tls"
+        assert c.connection_pool.connection_kwargs["ssl_cert_reqs"] == "required"
+        c.close()
+        no_cert = connect(settings_for(**env), timeout=2.0, retries=0)
+        with pytest.raises(redis.ConnectionError):
+            no_cert.ping()  # the server requires a client certificate
+        no_cert.close()
+        system_cas = connect(settings_for(**{**env, "MULTIALPHA__REDIS__TLS_CA": ""},
+                                          MULTIALPHA__REDIS__TLS_CERT=str(pki["client"]),
+                                          MULTIALPHA__REDIS__TLS_KEY=str(pki["client_key"])), timeout=2.0, retries=0)
+        with pytest.raises(redis.ConnectionError, match="(?i)certificate"):
+            system_cas.ping()  # our CA is not a system CA: verification is never skipped
+        system_cas.close()
+
+
+def test_tls_settings_are_checked(settings_for: Any) -> None:
+    from multialpha import config as cfg
+
+    with pytest.raises(cfg.ConfigError) as e:
+        settings_for(MULTIALPHA__REDIS__TLS="true", MULTIALPHA__REDIS__TLS_CERT="client.pem")
+    assert e.value.key == "redis.tls_key"
+    with pytest.raises(cfg.ConfigError) as e:
+        settings_for(MULTIALPHA__REDIS__TLS_CA="ca.pem")
+    assert e.value.key == "redis.tls"

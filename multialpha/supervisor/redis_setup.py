@@ -217,7 +217,9 @@ def _client(host: str, port: int, password: str, settings: Settings, timeout: fl
     user, acl_password = redis_acl.credentials(settings)
     if user is not None:  # redis.acl: this process's role, never the managed (admin) password
         password = acl_password or ""
-    return redis.Redis(host=host, port=port, username=user, password=password or None, db=settings.redis.db, ssl=tls,
+    tls_kw = redis_conn.tls_kwargs(settings) if tls else {}
+    return redis.Redis(host=host, port=port, username=user, password=password or None, db=settings.redis.db,
+                       **tls_kw,
                        socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
                        retry=_no_retry())
 
@@ -226,7 +228,8 @@ def probe(settings: Settings, timeout: float = 1.0) -> str:
     """'ok' (it requires a password and accepts ours), 'open' (it answers without any password),
     'refused' (nothing listening / unreachable) or 'auth' (wrong or missing password)."""
     r = settings.redis
-    bare = redis.Redis(host=r.host, port=r.port, db=r.db, ssl=r.tls, socket_connect_timeout=timeout,
+    bare = redis.Redis(host=r.host, port=r.port, db=r.db, **redis_conn.tls_kwargs(settings),
+                       socket_connect_timeout=timeout,
                        socket_timeout=timeout, retry=_no_retry())
     try:
         bare.ping()

@@ -1,4 +1,4 @@
-"""A primary, one replica and three ``redis-sentinel`` processes on loopback: a Sentinel
+"""A primary, its replicas (one by default) and three ``redis-sentinel`` processes on loopback: a Sentinel
 deployment in miniature, for tests and benchmarks (``bench/redis_failover.py``).
 
 Every node is a :class:`ManagedRedis` (loopback only, free ports); the sentinels are

@@ -96,9 +96,13 @@ def primary_address(settings: Settings) -> tuple[str, int]:
     r = settings.redis
     if r.sentinel is None:
         return r.host, r.port
-    pool = connect(settings, timeout=1.0, connect_timeout=1.0, retries=0).connection_pool
-    assert isinstance(pool, SentinelConnectionPool)
-    host, port = pool.get_master_address()
+    client = connect(settings, timeout=1.0, connect_timeout=1.0, retries=0)
+    try:
+        pool = client.connection_pool
+        assert isinstance(pool, SentinelConnectionPool)
+        host, port = pool.get_master_address()
+    finally:
+        client.close()
     return str(host), int(port)
 
 

@@ -82,15 +82,6 @@ class RedisSettings(_Model):
     # With managed: auto, use a Redis at the configured address that answers without a
     # password (e.g. Debian's redis-server on 6379) instead of starting a managed one.
     allow_unauthenticated: bool = False
-    @model_validator(mode="after")
-    def _tls_pair(self) -> "RedisSettings":
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise _KeyedError("redis.tls_key" if self.tls_cert else "redis.tls_cert",
-                              "a client certificate needs both redis.tls_cert and redis.tls_key")
-        if (self.tls_ca or self.tls_cert) and not self.tls:
-            raise _KeyedError("redis.tls", "redis.tls_ca / tls_cert are set but redis.tls is false")
-        return self
-
     # Set: host/port are ignored, every client follows the primary that these sentinels name.
     sentinel: SentinelSettings | None = None
     # An order's claim (the gate's journaled intent) must reach this many replicas (WAIT) before
@@ -101,6 +92,15 @@ class RedisSettings(_Model):
     # .supervisor) with the password in MULTIALPHA_REDIS_PASSWORD_<ROLE>; `multialpha redis acl`
     # writes the users, a managed Redis loads them (multialpha/redis_acl.py, docs/RUNBOOK.md).
     acl: bool = False
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "RedisSettings":
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise _KeyedError("redis.tls_key" if self.tls_cert else "redis.tls_cert",
+                              "a client certificate needs both redis.tls_cert and redis.tls_key")
+        if (self.tls_ca or self.tls_cert) and not self.tls:
+            raise _KeyedError("redis.tls", "redis.tls_ca / tls_cert are set but redis.tls is false")
+        return self
 
 
 class PortfolioSettings(_Model):

@@ -4,9 +4,10 @@ loopback receiver), compared with the session's fault-free reference run (tests/
 Redis is a primary + two replicas watched by three `redis-sentinel` processes, all on loopback
 (multialpha/managed_sentinel.py); `up` is configured with `redis.sentinel` (and WAIT for one replica on
 every order claim). kill -9 of the primary mid-session, while the sandbox clock keeps moving: the
-sentinels promote a replica (the other one follows it, so claims still reach a replica), every client (hub, workers, supervisor) follows it, the hub's buffered
-bars land in the new primary's bar log, the workers catch up from it and are LIVE again; the bar log
-and the orders equal the reference's, no order is delivered twice, none lost.
+sentinels promote a replica (the other one follows it, so claims still reach a replica), every client
+(hub, workers, supervisor) follows the new primary, the hub's buffered bars land in its bar log, the
+workers catch up from it and are LIVE again; the bar log and the orders equal the reference's, no
+order is delivered twice, none lost, no claim failed closed.
 """
 
 from __future__ import annotations

@@ -25,7 +25,8 @@ def summarize(s: Settings, environ: Mapping[str, str] | None = None) -> Summary:
     at = f"{s.redis.host}:{s.redis.port}" if s.redis.sentinel is None else \
         f"Sentinel service {s.redis.sentinel.service!r} via {', '.join(s.redis.sentinel.hosts)}"
     lines.append(f"redis: {at} db {s.redis.db} ({auth}), namespace {s.redis.namespace!r}"
-                 + (f", claims wait for {s.redis.wait_replicas} replica(s)" if s.redis.wait_replicas else ""))
+                 + (f", claims wait for {s.redis.wait_replicas} replica(s)" if s.redis.wait_replicas else "")
+                 + (", ACL user per role" if s.redis.acl else "") + (", TLS" if s.redis.tls else ""))
     lines.append(
         f"portfolio: max {s.portfolio.max_positions} positions, daily stop loss ${s.portfolio.daily_stop_loss:,.0f}"
         f" ({s.portfolio.on_daily_stop})"

@@ -28,7 +28,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any, Callable
 
-from multialpha import cme_time, plugins, redis_conn
+from multialpha import cme_time, plugins, redis_acl, redis_conn
 from multialpha.config import ConfigError, Settings
 from multialpha.keys import Keys
 from multialpha.worker.orders import still_holds
@@ -870,6 +870,7 @@ def run(
     defaults to ``multialpha.orders.router.OrderRouter``; ``clock`` and
     ``fetch`` default to the resolved endpoints (sandbox or Databento).
     """
+    redis_acl.set_role(f"worker.{strategy}")  # redis.acl: this process connects as its strategy's user
     stop = stop_event or threading.Event()
     main = threading.current_thread() is threading.main_thread()
     if main:

@@ -109,7 +109,15 @@ class ManagedSentinelGroup:
                     return False
             finally:
                 c.close()
-        return True
+        # and the primary's side of each link: its INFO says `state=online` only once the replica
+        # has loaded the snapshot and acknowledged (the replica reports its link up a little sooner)
+        c = self.primary.client(decode_responses=True, socket_timeout=1)
+        try:
+            info = c.info("replication")
+        finally:
+            c.close()
+        states = [v.get("state") for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        return len(states) >= len(self.replicas) and all(st == "online" for st in states)
 
     def primary_port(self) -> int:
         """The primary's port according to the first sentinel that answers."""

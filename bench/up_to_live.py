@@ -5,6 +5,11 @@ Redis (the supervisor and component heartbeats, the bar logs) and prints when
 each milestone was reached. Baseline measured in the same run: the start of a
 bare `multialpha --version` process (the import floor every child pays).
 
+It also prints every child's RSS at the moment all workers are LIVE (goals: worker
+<= 150 MB cold and warm, hub <= 120 MB, sandbox <= 150 MB) beside the RSS floor
+measured in the same run: a bare python importing the worker's third-party
+libraries (numpy, redis, backtrader, databento_dbn) and none of our code.
+
 If the hub or the worker has not landed yet, or a component fails, it says
 which and shows the tail of that component's log instead of a number.
 
@@ -42,6 +47,21 @@ def baseline() -> float:
     t = time.monotonic()
     subprocess.run([sys.executable, "-m", "multialpha", "--version"], check=True, capture_output=True)
     return time.monotonic() - t
+
+
+FLOOR_IMPORTS = "import numpy, redis, backtrader, databento_dbn"
+
+
+def floor_rss() -> float:
+    """RSS (MB) of a bare python holding the worker's third-party imports, nothing of ours."""
+    code = FLOOR_IMPORTS + "; import re; print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(out) / 1024
+
+
+def rss_line(rss: dict[str, float | None], floor: float) -> str:
+    parts = [f"{k} {v:.0f}" if v is not None else f"{k} ?" for k, v in sorted(rss.items())]
+    return "RSS MB at all LIVE: " + ", ".join(parts) + f" (floor: bare python + worker libs {floor:.0f} MB)"
 
 
 def rss_mb(pid: int) -> float | None:
@@ -129,16 +149,19 @@ def main() -> int:
     ap.add_argument("--config", type=Path, default=CONFIG, help="config to start (default: the shipped one)")
     a = ap.parse_args()
     base = baseline()
-    print(f"baseline: bare `multialpha --version` process {base:.2f} s")
+    floor = floor_rss()
+    print(f"baseline: bare `multialpha --version` process {base:.2f} s; RSS floor ({FLOOR_IMPORTS}) {floor:.0f} MB")
     rc = 0
     cache = Path(tempfile.mkdtemp(prefix="ma-bench-cache-"))
     for i in range(a.runs):
         print(f"run {i + 1}: `multialpha up` (sandbox, managed Redis, warmup cache {'cold' if i == 0 else 'warm'})")
-        live = one_run(a.timeout, a.config, cache)
+        rss: dict[str, float | None] = {}
+        live = one_run(a.timeout, a.config, cache, rss)
         if live is None:
             rc = 1
         else:
             print(f"  -> up to all LIVE {live:.2f} s; ratio to baseline {live / base:.1f}x (goal <= 8 s)")
+            print(f"  {rss_line(rss, floor)}")
     shutil.rmtree(cache, ignore_errors=True)
     return rc
 

@@ -377,7 +377,12 @@ class SyntheticMarket:
         hit = self.store.get(root, day) if self.store is not None else None
         if hit is not None:
             return hit
-        bars = rollup(self.minute_bars(root, day), cme_time.HOUR_NS, RTYPE_OHLCV["ohlcv-1h"])
+        # Minutes of a day nobody asked minutes for are not kept: a warmup rolls up hundreds of
+        # days, and 512 cached minute arrays were ~50 MB of the sandbox's RSS for nothing.
+        mins = self._minutes.peek((root, day))
+        if mins is None:
+            mins = aggregate_minutes(self._day(root, day).trades)
+        bars = rollup(mins, cme_time.HOUR_NS, RTYPE_OHLCV["ohlcv-1h"])  # type: ignore[arg-type]
         if self.store is not None:
             self.store.put(root, day, bars)
         return bars

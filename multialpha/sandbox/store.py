@@ -45,6 +45,11 @@ class LRU:
         self.lock = threading.Lock()
         self._making: dict[object, threading.Event] = {}
 
+    def peek(self, key: object) -> object | None:
+        """The cached value, or None; never computes, never reorders."""
+        with self.lock:
+            return self.data.get(key)
+
     def get(self, key: object, make: Callable[[], object]) -> object:
         while True:
             with self.lock:

@@ -131,6 +131,7 @@ class SyntheticMarket:
         self._hours = LRU(8192)  # ~2-7 KB per (root, day): every warmup's daily/hourly bars
         self.store: HourStore | None = None  # hourly bars on disk, across runs (open_store)
         self._instruments: dict[tuple[str, date], tuple[Instrument, ...]] = {}
+        self._named: dict[tuple[str, date], dict[str, Instrument]] = {}
         self._calendars: dict[tuple[str, int], list[tuple[Contract, date, date]]] = {}
         self._lock = threading.Lock()
 
@@ -190,6 +191,14 @@ class SyntheticMarket:
         if hit is None:
             hit = self._instruments[key] = tuple(self._list_instruments(root, day))
         return list(hit)
+
+    def instrument_named(self, root: str, day: date, raw_symbol: str) -> Instrument | None:
+        """The instrument ``raw_symbol`` of ``root`` listed on ``day``, or None (a dict lookup: per request day)."""
+        key = (root, day)
+        named = self._named.get(key)
+        if named is None:
+            named = self._named[key] = {i.raw_symbol: i for i in self.instruments(root, day)}
+        return named.get(raw_symbol)
 
     def _calendar(self, root: str, year: int) -> list[tuple[Contract, date, date]]:
         """(contract, expiry, roll date) of ``ContractMap.listed(root, <year>)``, memoised."""

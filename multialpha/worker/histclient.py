@@ -28,17 +28,12 @@ from typing import Any
 
 import numpy as np
 
+# The DBN OhlcvMsg layout (56 bytes in every DBN version, what DBNStore.to_ndarray uses) is defined
+# once, beside the sandbox's encoder of the same records (numpy only: nothing else of the sandbox).
+from multialpha.sandbox.aggregate import OHLCV_DTYPE, RTYPE_OHLCV
+
 log = logging.getLogger(__name__)
 
-# DBN OhlcvMsg: 56 bytes in every DBN version (v1..v3), the layout DBNStore.to_ndarray uses.
-OHLCV_DTYPE = np.dtype(
-    [
-        ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
-        ("ts_event", "<u8"), ("open", "<i8"), ("high", "<i8"), ("low", "<i8"), ("close", "<i8"),
-        ("volume", "<u8"),
-    ]
-)  # fmt: skip
-OHLCV_RTYPE = {"ohlcv-1s": 0x20, "ohlcv-1m": 0x21, "ohlcv-1h": 0x22, "ohlcv-1d": 0x23, "ohlcv-eod": 0x24}
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 USER_AGENT = "multialpha-histclient"
 
@@ -80,7 +75,7 @@ class HistoricalClient:
 
     def get_range(self, dataset: str, schema: str, symbols: list[str], stype_in: str, start_ns: int,
                   end_ns: int) -> Response:
-        if schema not in OHLCV_RTYPE:
+        if schema not in RTYPE_OHLCV:
             raise ValueError(f"histclient decodes OHLCV schemas only, not {schema!r}")
         form = {"dataset": dataset, "start": str(start_ns), "end": str(end_ns), "symbols": ",".join(symbols),
                 "schema": schema, "stype_in": stype_in, "stype_out": "instrument_id", "encoding": "dbn",
@@ -121,7 +116,7 @@ def decode(raw: bytes, schema: str, warnings: list[str] | None = None) -> Respon
     if len(body) % OHLCV_DTYPE.itemsize:
         raise HistoricalError(200, f"{len(body)} bytes of records is not a whole number of {schema} records")
     recs = np.frombuffer(body, dtype=OHLCV_DTYPE).copy()  # copy: detach from the response bytes
-    want = OHLCV_RTYPE[schema]
+    want = RTYPE_OHLCV[schema]
     if len(recs) and ((recs["rtype"] != want).any() or (recs["length"] != OHLCV_DTYPE.itemsize // 4).any()):
         raise HistoricalError(200, f"records other than {schema} in the answer")
     return Response(recs, dict(meta.mappings), warnings or [])

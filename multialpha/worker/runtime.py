@@ -201,9 +201,9 @@ class Worker:
                 key, dataset = self.settings.databento.api_key, self.settings.databento.dataset
 
                 def factory() -> Any:
-                    import databento
+                    from multialpha.worker.histclient import HistoricalClient
 
-                    return databento.Historical(key)
+                    return HistoricalClient(key, "https://hist.databento.com")
 
                 self.fetch = warmup.databento_fetch(factory, dataset)
             self.dataset = self.settings.databento.dataset
@@ -213,7 +213,7 @@ class Worker:
         if self.clock is None:
             self.clock = lambda: endpoints.now(ep)
         if self.fetch is None:
-            self.fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+            self.fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
 
     def _boundary(self, now: datetime) -> datetime:
         """Start of catch-up: the current hour, or the hour of the oldest unprocessed bar."""

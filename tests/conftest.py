@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import hypothesis
 import pytest
@@ -68,13 +69,31 @@ XDIST_GROUPS: dict[str, str] = {
     "tests/sandbox/": "sandbox",
     # module-scoped rig and fault-free reference run
     "tests/e2e/test_hub_faults.py": "hub-faults",
-    # the session's fault-free `multialpha up` reference run (tests/e2e/conftest.py: up_reference)
-    "tests/e2e/test_worker_faults.py": "up-faults",
-    "tests/e2e/test_order_faults.py": "up-faults",
-    "tests/e2e/test_supervisor_faults.py": "up-faults",
-    "tests/e2e/test_stale_bars.py": "up-faults",
-    "tests/e2e/test_up_compare.py": "up-faults",
+    # the session's fault-free `multialpha up` reference run (tests/e2e/conftest.py: up_reference), in
+    # two groups of about 4 minutes each: if both land on one worker the reference is built once, if
+    # not, one extra reference run (~40 s) buys two faulted runs at a time
+    "tests/e2e/test_worker_faults.py": "up-faults-a",
+    "tests/e2e/test_order_faults.py": "up-faults-a",
+    "tests/e2e/test_stale_bars.py": "up-faults-a",
+    "tests/e2e/test_supervisor_faults.py": "up-faults-b",
+    "tests/e2e/test_up_compare.py": "up-faults-b",
 }
+
+# The longest tests and groups, longest first (measured with --durations; docs/testing in README).
+# xdist hands out work in collection order, so these go first: a 4-minute test started last would
+# run alone at the end while the other worker idles. Everything else keeps its collection order.
+SLOW_FIRST: tuple[str, ...] = (
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[dst]",
+    "tests/fuzz/test_dbn_extremes.py",
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[roll]",
+    "tests/e2e/test_up.py",
+    "tests/e2e/test_supervisor_faults.py",  # with the rest of its group (up-faults-b)
+    "tests/e2e/test_worker_faults.py",  # up-faults-a
+    "tests/fuzz/test_control_messages.py",
+    "tests/fuzz/test_config_yaml.py",
+    "tests/hub/test_main.py",
+    "tests/e2e/test_hub_faults.py",
+)
 
 
 def xdist_group_of(relpath: str) -> str | None:
@@ -84,9 +103,63 @@ def xdist_group_of(relpath: str) -> str | None:
     return None
 
 
+def _slow_rank(item: pytest.Item, rel: str) -> int:
+    nodeid = f"{rel}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel
+    for rank, key in enumerate(SLOW_FIRST):
+        if nodeid == key or rel == key:
+            return rank
+    return len(SLOW_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     # Runs before xdist's own (trylast) hook, which turns the marks into scheduling groups.
+    rels: dict[str, str] = {}
     for item in items:
-        group = xdist_group_of(Path(str(item.path)).resolve().relative_to(REPO).as_posix())
+        rels[item.nodeid] = rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
+        group = xdist_group_of(rel)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    if config.getoption("numprocesses", None):
+        # A group is scheduled where its first test stands, so its members move up together.
+        group_rank: dict[str, int] = {}
+        for item in items:
+            rel = rels[item.nodeid]
+            group = xdist_group_of(rel)
+            if group:
+                group_rank[group] = min(group_rank.get(group, len(SLOW_FIRST)), _slow_rank(item, rel))
+        def rank(item: pytest.Item) -> int:
+            rel = rels[item.nodeid]
+            group = xdist_group_of(rel)
+            return group_rank[group] if group else _slow_rank(item, rel)
+        items.sort(key=rank)  # stable: the rest keeps its order
+
+
+# -- the `up` fault scenarios' results table (tests/e2e/up_rig.py: RESULTS), printed at the end -------
+# Under xdist the rows are built in the workers: each hands its rows to the controller when it
+# finishes (workeroutput), and the controller prints one table, as a serial run does.
+_UP_RESULTS = "multialpha_up_results"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker
+        from tests.e2e import up_rig as R
+
+        workeroutput[_UP_RESULTS] = json.dumps(R.RESULTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    rows = getattr(node, "workeroutput", {}).get(_UP_RESULTS)
+    if rows:
+        from tests.e2e import up_rig as R
+
+        R.RESULTS.extend((name, recovery, d) for name, recovery, d in json.loads(rows))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.e2e import up_rig as R
+
+    if R.RESULTS:
+        terminalreporter.write_sep("=", "multialpha up: fault scenarios vs the reference run")
+        terminalreporter.write_line(R.table(R.RESULTS))

@@ -55,12 +55,13 @@ def settings_for(redis_server: ManagedRedis, tmp_path: Path):
     return build
 
 
-# -- parallel runs (pytest-xdist, `-n 2 --dist loadgroup` in setup.cfg) ------------------------------
+# -- parallel runs (pytest-xdist, `-n 2 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
 #
 # Tests that share a costly session- or module-scoped fixture run on one xdist worker, so the fixture
-# is built once, as in a serial run: with loadgroup every test with the same `xdist_group` goes to the
-# same worker, every other test is scheduled on its own. Keys are paths relative to the repo; a
-# directory key covers everything under it.
+# is built once, as in a serial run. The groups are named here by path, and the scheduler below reads
+# them from each test's node id: xdist's own `xdist_group` mark works by renaming node ids, which
+# pytest 9.2 no longer allows (Node.nodeid is read-only), so the marks would be silently ignored.
+# Keys are paths relative to the repo; a directory key covers everything under it.
 XDIST_GROUPS: dict[str, str] = {
     # one pinned sandbox with 120 days of history and one warmup cache (tests/backtest/conftest.py)
     "tests/backtest/": "backtest-sandbox",
@@ -79,7 +80,7 @@ XDIST_GROUPS: dict[str, str] = {
     "tests/e2e/test_up_compare.py": "up-faults-b",
 }
 
-# The longest tests and groups, longest first (measured with --durations; docs/testing in README).
+# The longest tests and groups, longest first (measured with --durations; README, "Development").
 # xdist hands out work in collection order, so these go first: a 4-minute test started last would
 # run alone at the end while the other worker idles. Everything else keeps its collection order.
 SLOW_FIRST: tuple[str, ...] = (
@@ -103,7 +104,12 @@ def xdist_group_of(relpath: str) -> str | None:
     return None
 
 
-def _slow_rank(item: pytest.Item, rel: str) -> int:
+def _rel(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(REPO).as_posix()
+
+
+def _slow_rank(item: pytest.Item) -> int:
+    rel = _rel(item)
     nodeid = f"{rel}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel
     for rank, key in enumerate(SLOW_FIRST):
         if nodeid == key or rel == key:
@@ -111,27 +117,36 @@ def _slow_rank(item: pytest.Item, rel: str) -> int:
     return len(SLOW_FIRST)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load-scope scheduler with our groups as scopes: one group, one worker; every other
+    test is a scope of its own (scheduled alone, like `--dist load`)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid.split("::", 1)[0]) or nodeid
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Runs before xdist's own (trylast) hook, which turns the marks into scheduling groups.
-    rels: dict[str, str] = {}
+    # The controller schedules in the order its workers collected; a worker has `workerinput` (xdist
+    # resets its numprocesses). A serial run (-n 0) keeps the plain order.
+    if not (hasattr(config, "workerinput") or config.getoption("numprocesses", None)):
+        return
+    # A group is scheduled where its first test stands, so its members move up together.
+    group_rank: dict[str, int] = {}
     for item in items:
-        rels[item.nodeid] = rel = Path(str(item.path)).resolve().relative_to(REPO).as_posix()
-        group = xdist_group_of(rel)
+        group = xdist_group_of(_rel(item))
         if group:
-            item.add_marker(pytest.mark.xdist_group(group))
-    if config.getoption("numprocesses", None):
-        # A group is scheduled where its first test stands, so its members move up together.
-        group_rank: dict[str, int] = {}
-        for item in items:
-            rel = rels[item.nodeid]
-            group = xdist_group_of(rel)
-            if group:
-                group_rank[group] = min(group_rank.get(group, len(SLOW_FIRST)), _slow_rank(item, rel))
-        def rank(item: pytest.Item) -> int:
-            rel = rels[item.nodeid]
-            group = xdist_group_of(rel)
-            return group_rank[group] if group else _slow_rank(item, rel)
-        items.sort(key=rank)  # stable: the rest keeps its order
+            group_rank[group] = min(group_rank.get(group, len(SLOW_FIRST)), _slow_rank(item))
+
+    def rank(item: pytest.Item) -> int:
+        group = xdist_group_of(_rel(item))
+        return group_rank[group] if group else _slow_rank(item)
+
+    items.sort(key=rank)  # stable: the rest keeps its order
 
 
 # -- the `up` fault scenarios' results table (tests/e2e/up_rig.py: RESULTS), printed at the end -------

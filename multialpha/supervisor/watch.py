@@ -183,7 +183,8 @@ class ControlListener(threading.Thread):
             return
         if isinstance(doc, dict) and doc.get("command") == "restart" and isinstance(doc.get("component"), str):
             self.post(RestartRequest(doc["component"]))
-        elif isinstance(doc, dict) and doc.get("command") in DEPLOY_COMMANDS and self.deploy is not None:
+        elif isinstance(doc, dict) and isinstance(doc.get("command"), str) and doc["command"] in DEPLOY_COMMANDS \
+                and self.deploy is not None:  # a non-string command (a dict, a list) is not hashable
             self.deploy(doc)
 
 

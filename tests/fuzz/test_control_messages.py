@@ -19,7 +19,7 @@ from multialpha import heartbeat as hb
 from multialpha.hub.control import COMMANDS, Command, ControlError, parse
 from multialpha.keys import Keys
 from multialpha.supervisor.manager import RestartRequest
-from multialpha.supervisor.watch import ControlListener
+from multialpha.supervisor.watch import DEPLOY_COMMANDS, ControlListener
 from tests.fuzz.helpers import CASES, dumps_loose, fuzz, json_values, nested, random_bytes, random_json, random_text, seeded
 
 def control_doc(rng: random.Random) -> dict:
@@ -72,17 +72,23 @@ def test_hub_control_regressions():
 
 def test_deployment_control_channel_never_raises():
     posted: list[RestartRequest] = []
-    listener = ControlListener(None, Keys("multialpha"), posted.append)  # type: ignore[arg-type]
+    deployed: list[dict] = []  # what reaches the reload/stop/start handler (supervisor/reload.py)
+    bare = ControlListener(None, Keys("multialpha"), posted.append)  # type: ignore[arg-type]
+    listener = ControlListener(None, Keys("multialpha"), posted.append, deploy=deployed.append)  # type: ignore[arg-type]
 
     def handle(payload):
-        before = len(posted)
+        before, dep_before = len(posted), len(deployed)
+        bare._handle(payload)  # without a deploy handler (`up --only`, tests) nothing else may break
         listener._handle(payload)
-        return posted[before:]
+        return posted[before:] + deployed[dep_before:]
 
     def check(inp, out) -> None:
-        for req in out:  # a restart is only ever posted for a well-formed request
+        for req in out:  # a restart only for a well-formed request; a deploy command only a known string
             doc = json.loads(inp)
-            assert doc["command"] == "restart" and doc["component"] == req.name
+            if isinstance(req, dict):
+                assert isinstance(req["command"], str) and req["command"] in DEPLOY_COMMANDS
+            else:
+                assert doc["command"] == "restart" and doc["component"] == req.name
 
     counts = fuzz(payloads, handle, (), CASES, check)
     print(f"\ndeployment control: {sum(counts.values())} cases, {len(posted)} restart requests posted")

@@ -7,9 +7,10 @@ importing :mod:`multialpha.cli`, which registers them.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import click
 
@@ -50,8 +51,19 @@ def redis_failed(settings: cfg.Settings, prefix: str, e: BaseException) -> NoRet
 
 
 def config_error(e: cfg.ConfigError) -> NoReturn:
+    """The one way out for a config problem, whichever command finds it: one line, exit 2."""
     click.echo(f"config error: {e}", err=True)
     sys.exit(EXIT_CONFIG)
+
+
+@contextlib.contextmanager
+def config_errors() -> Iterator[None]:
+    """Around a command's work (worker, backtest, models train): a ConfigError raised anywhere in it
+    (the strategy's params, a --resolution, ...) leaves through :func:`config_error`."""
+    try:
+        yield
+    except cfg.ConfigError as e:
+        config_error(e)
 
 
 config_option = click.option(

@@ -30,6 +30,7 @@ from multialpha.hub.aggregator import Aggregator
 from multialpha.hub.control import ControlChannel
 from multialpha.hub.publisher import Publisher
 from multialpha.hub.resolver import Resolver, Roll
+from multialpha.hub.volumes import HistoricalVolumes, front_on
 from multialpha.hub.session import Connected, Disconnected, Inbox, Session, Target
 from multialpha.keys import Keys
 
@@ -85,7 +86,10 @@ class Hub:
         hub = settings.hub
         self.roots = settings.hub_symbols()
         self.cmap = ContractMap.load(settings.path(settings.contract_map_path))
-        self.resolver = Resolver(self.cmap, self.roots, {r: settings.instruments[r].product_id for r in self.roots})
+        # front: volume roots (contract map) ask Historical for the previous session's volumes;
+        # the client is built on first use, so calendar-only maps never touch Historical.
+        self.resolver = Resolver(self.cmap, self.roots, {r: settings.instruments[r].product_id for r in self.roots},
+                                 volumes=HistoricalVolumes.from_settings(settings))
         self.publisher = Publisher(self.redis, self.keys, hub.bar_log_maxlen, hub.redis_buffer_bars)
         self.aggregator = Aggregator(
             self.resolver, self._ticks(settings), self.publisher.add, hub.grace_s, self._on_roll, self._on_other,
@@ -179,7 +183,10 @@ class Hub:
         from multialpha.hub.overlap import prev_front
 
         d, n = date.fromisoformat(day), self.settings.hub.roll_overlap_days
-        out = {r: prev_front(self.cmap, r, d, n, fronts.get(r)) for r in self.resolver.roots}
+        rs = self.resolver
+        out = {r: prev_front(self.cmap, r, d, n, fronts.get(r),
+                             lambda day, r=r: front_on(self.cmap, rs.volumes, r, rs.product_ids[r], day))
+               for r in rs.roots}
         return {r: c for r, c in out.items() if c}
 
     def _on_roll(self, roll: Roll) -> None:

@@ -15,20 +15,25 @@ on ``R`` (the first day of the new front) that is the old contract on ``R`` ..
 from __future__ import annotations
 
 from datetime import date
+from typing import Callable
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
 
 
-def prev_front(cmap: ContractMap, root: str, day: date, days: int, front: str | None = None) -> str | None:
+def prev_front(cmap: ContractMap, root: str, day: date, days: int, front: str | None = None,
+               front_of: Callable[[date], str] | None = None) -> str | None:
     """Raw symbol of ``root``'s previous front on trading day ``day`` (None: no roll within ``days``).
 
-    ``front``: the day's front if the caller knows it (the hub's resolver); else the map's."""
+    ``front``: the day's front if the caller knows it (the hub's resolver); else the map's.
+    ``front_of``: the front of an earlier trading day by the root's own rule (the hub's
+    resolver for a ``front: volume`` root); else the map's calendar rule."""
     if days <= 0 or root not in cmap.rules:
         return None
-    now = front or cmap.front(root, day).raw_symbol
+    now = front or (front_of(day) if front_of else cmap.front(root, day).raw_symbol)
     for j in range(1, days + 1):
-        earlier = cmap.front(root, cme_time.add_business_days(day, -j)).raw_symbol
+        d = cme_time.add_business_days(day, -j)
+        earlier = front_of(d) if front_of else cmap.front(root, d).raw_symbol
         if earlier != now:
             return earlier
     return None

@@ -35,9 +35,12 @@ from __future__ import annotations
 import logging
 import warnings
 from datetime import date
-from typing import Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from multialpha import cme_time
+
+if TYPE_CHECKING:
+    from multialpha.contracts import ContractMap
 
 log = logging.getLogger(__name__)
 
@@ -97,3 +100,19 @@ class HistoricalVolumes:
             self._cache[(root, day)] = out
         return out
 
+
+def front_on(cmap: "ContractMap", volumes: VolumeSource | None, root: str, product_id: str, day: date) -> str:
+    """``root``'s front on trading day ``day`` by its own rule, for an earlier day than the
+    resolver's current one (the roll overlap's previous front, ``hub.overlap.prev_front``).
+
+    ``volume`` roots: the previous session's busiest outright (the source caches per day);
+    without an answer the calendar front stands in, as it does for the resolver at start-up."""
+    if cmap.front_rule(root) == "volume" and volumes is not None:
+        try:
+            got = cmap.volume_front(root, day, volumes(root, product_id, cme_time.previous_trading_day(day)))
+        except Exception as e:  # noqa: BLE001 - a Historical outage must not stop the bars
+            log.warning("%s: no volumes before %s (%s): calendar front for the overlap", root, day, e)
+            got = None
+        if got is not None:
+            return got.raw_symbol
+    return cmap.front(root, day).raw_symbol

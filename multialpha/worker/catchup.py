@@ -70,11 +70,16 @@ class CatchUp:
             )
 
     def _catch_up(self: Any, client: Any, warmed: Warmed) -> None:
-        """Replay the bar log from ``boundary``; bars after the cursor count as replayed."""
+        """Replay the bar log from ``boundary``; bars after the cursor count as replayed.
+
+        The previous front's bars (a roll overlap) after the cursor are replayed too, each behind
+        its minute's front bars as the hub published them, so a restarted worker rolls and exits
+        on the same bar as one that stayed up (flagged late; entries refused as stale)."""
         from multialpha.bar import BarError
 
-        start_ms = cme_time.to_ms(warmed.boundary)
-        bars = []
+        boundary = warmed.boundary
+        start_ms = cme_time.to_ms(boundary)
+        bars: list[Any] = []
         for sym in self.plan.sources:
             for entry_id, fields in client.xrange(self.keys.bar_log(sym), min=f"{start_ms}-0", max="+"):
                 try:
@@ -85,10 +90,16 @@ class CatchUp:
                     continue
                 if bar.symbol == sym:
                     bars.append(bar)
-        bars.sort(key=lambda b: (b.start, b.symbol))
-        for bar in bars:
+        # (start, previous front?, symbol): per minute the front bars first, as the hub publishes
+        items = [(b.start, False, b.symbol, b) for b in bars]
+        items += [(b.start, True, b.symbol, b) for b in self.rolls.logged_prev_bars(client, self.plan.traded, boundary)]
+        items.sort(key=lambda t: t[:3])
+        for _, old, _, bar in items:
             cur = self.cursor.get(bar.symbol)
-            if cur is not None and bar.start_ms <= cur:
+            if old:  # only after the cursor: before it, acted on before the restart
+                if cur is not None and bar.start_ms > cur:
+                    self.rolls.on_prev_bar(bar, phase="replay")
+            elif cur is not None and bar.start_ms <= cur:
                 self._route_bar(bar, "warmup", deliver=False)  # processed before the restart
             elif cur is None:
                 self._route_bar(bar, "warmup")
@@ -101,6 +112,7 @@ class CatchUp:
         from multialpha.bar import BarError
 
         recovered = 0
+        items: list[tuple[datetime, bool, str, Any]] = []
         for sym in self.plan.sources:
             last = self.feed_router.last_minute.get(sym)
             if last is None:
@@ -112,7 +124,17 @@ class CatchUp:
                 except BarError:
                     self.counters["bad_log_entries"] += 1
                     continue
-                if bar.symbol == sym and self._route_bar(bar, "replay"):
-                    recovered += 1
+                if bar.symbol == sym:
+                    items.append((bar.start, False, sym, bar))
+        if self.feed_router.last_minute:  # and the previous front's, each behind its minute's front bars
+            since = min(self.feed_router.last_minute.values())  # on_prev_bar drops what it already had
+            olds = self.rolls.logged_prev_bars(self.client, self.plan.traded, since)
+            items += [(b.start, True, b.symbol, b) for b in olds]
+        items.sort(key=lambda t: t[:3])
+        for _, old, _, bar in items:
+            if old:
+                self.rolls.on_prev_bar(bar, phase="replay")
+            elif self._route_bar(bar, "replay"):
+                recovered += 1
         self.counters["replayed"] += recovered
         log.warning("bar subscription restored; %d bars recovered from the bar log", recovered)

@@ -40,8 +40,7 @@ class LiveRouting:
             lambda: fail_fast_client(self.settings, protocol=2), self.keys, self.plan.sources, self._on_live_bar,
             self._on_idle, self.settings.worker.qcheck_s, self._recover_gap, self._on_minute_closed,
             on_control=self.flattener.on_control,
-            # previous-front bars act on positions only once live routing runs (catch-up skips them)
-            on_prev_bar=lambda bar, ns: self._live_routing and self.rolls.on_prev_bar(bar),
+            on_prev_bar=self._on_prev_bar,
         )
         self.bus = FeedBus(on_marker=self._on_marker, feeder=self.subscriber.pump)
         self.feed_router = FeedRouter(self.plan, self.bus)
@@ -63,9 +62,18 @@ class LiveRouting:
         replayed bar, which updates indicators and exits but never opens a position."""
         with self.feed_router.lock:
             if not self._live_routing:
-                self._buffer.append((bar, recv_ns))
+                self._buffer.append((bar, recv_ns, False))
                 return
         self._route_bar(bar, phase_of(bar), recv_ns)
+
+    def _on_prev_bar(self, bar: Any, recv_ns: int) -> None:
+        """A pumped previous-front bar (worker/rolls.py): buffered with the front bars until
+        catch-up is queued, so it keeps its place behind its minute's front bars."""
+        with self.feed_router.lock:
+            if not self._live_routing:
+                self._buffer.append((bar, recv_ns, True))
+                return
+        self.rolls.on_prev_bar(bar)
 
     def _route_bar(self, bar: Any, phase: str, recv_ns: int = 0, deliver: bool = True) -> bool:
         from multialpha.worker.routing import minute_ohlcv
@@ -121,8 +129,11 @@ class LiveRouting:
         with self.feed_router.lock:
             self.feed_router.go_live(bt.feed.DataBase.LIVE)
             buffered, self._buffer = self._buffer, []
-            for bar, recv_ns in buffered:
-                self._route_bar(bar, phase_of(bar), recv_ns)
+            for bar, recv_ns, old in buffered:
+                if old:
+                    self.rolls.on_prev_bar(bar)
+                else:
+                    self._route_bar(bar, phase_of(bar), recv_ns)
             self._live_routing = True
             self._notice_mono = time.monotonic()
 

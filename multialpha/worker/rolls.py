@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
@@ -59,6 +59,7 @@ class RollManager:
         self.prev: dict[str, tuple[str, float, datetime]] = {}  # symbol -> (contract, close, start) newest old bar
         self.first_prev_day: dict[str, date] = {}  # contract -> trading day of its first previous-front bar
         self._safe: dict[str, date | None] = {}
+        self._prev_last: dict[str, datetime] = {}  # symbol -> newest previous-front bar staged
         self.rolls = 0  # roll pairs (or exits) submitted
         self.expiries = 0  # forced exits
 
@@ -95,10 +96,50 @@ class RollManager:
         return price
 
     # -- the previous front's bars ---------------------------------------------------
-    def on_prev_bar(self, bar: Any, recv_ns: int = 0) -> None:
-        """Producer side (the subscriber's pump, or the backtest's conductor): staged in order."""
-        phase = phase_of(bar)
+    def on_prev_bar(self, bar: Any, recv_ns: int = 0, phase: str | None = None) -> bool:
+        """Producer side (the subscriber's pump, the worker's catch-up, or the backtest's
+        conductor): staged in order. ``phase`` ``replay`` (catch-up, or a bar the hub
+        recovered after a gap): exits go out flagged late, entries are refused as stale.
+
+        Each bar once: catch-up reads the log while the subscription already buffers live
+        bars, and the join between them is de-duplicated here by bar start (per symbol).
+        Returns False for such a duplicate."""
+        last = self._prev_last.get(bar.symbol)
+        if last is not None and bar.start <= last:
+            return False
+        self._prev_last[bar.symbol] = bar.start
+        phase = phase or phase_of(bar)
         self.w.bus.put_call(lambda: self._prev_step(bar, phase))
+        return True
+
+    def logged_prev_bars(self, client: Any, symbols: Iterable[str], start: datetime) -> list[Any]:
+        """Catch-up after a restart: the hub's previous-front bar log (``Keys.prev_bar_log``) of
+        ``symbols`` from ``start``, for the worker to replay in order with the front bars.
+
+        The log is read from ``hub.roll_overlap_days`` trading days earlier so that the first
+        day each old contract was published (the ``hold`` policy's last overlap day counts
+        from it) is the same as in a worker that stayed up."""
+        from multialpha.bar import BarError
+        from multialpha.hub.publisher import bar_from_log
+
+        day = cme_time.add_business_days(cme_time.trading_day(start), -max(self.overlap_days, 1))
+        lo = min(start, cme_time.session_bounds(day)[0])
+        out = []
+        for sym in symbols:
+            log_key = self.w.keys.prev_bar_log(sym)
+            for entry_id, fields in client.xrange(log_key, min=f"{cme_time.to_ms(lo)}-0", max="+"):
+                try:
+                    bar = bar_from_log(fields)
+                except BarError as e:
+                    self.w.counters["bad_log_entries"] += 1
+                    log.warning("bad previous-front bar-log entry %s %s: %s", sym, entry_id, e)
+                    continue
+                if bar.symbol != sym:
+                    continue
+                self.first_prev_day.setdefault(bar.contract, cme_time.trading_day(bar.start))
+                if bar.start >= start:
+                    out.append(bar)
+        return out
 
     def _prev_step(self, bar: Any, phase: str) -> None:
         """Cerebro's thread, between steps: record the price, then act on a position held in it."""
@@ -108,7 +149,7 @@ class RollManager:
         strategy = self.w.strategy_obj
         if strategy is None or self.held.get(sym) != contract:
             if still_holds(self.w.router, sym):  # a closing position in the old contract
-                self._mark(sym, bar)
+                self._mark(sym, bar, phase)
             return
         pos = strategy.book.get(sym)
         if pos is None or not pos.real or self._front(sym) in ("", contract):
@@ -126,7 +167,7 @@ class RollManager:
                 self._force_exit(strategy, sym, pos, float(bar.close), bar.start, contract, late,
                                  f"expiry: {contract} last overlap day {last} (no prices after it)")
             else:
-                self._mark(sym, bar)
+                self._mark(sym, bar, phase)
             return
         self._roll(strategy, sym, pos, float(bar.close), bar.start, contract, late)
 
@@ -205,9 +246,9 @@ class RollManager:
                  decision.reason)
         return bool(decision.accepted)
 
-    def _mark(self, sym: str, bar: Any) -> None:
-        if getattr(bar, "source", "live") == "replay":
-            return  # as the front's marks: live bars only
+    def _mark(self, sym: str, bar: Any, phase: str) -> None:
+        if phase != "live":
+            return  # as the front's marks: live bars only (not the hub's gap replay, not our catch-up)
         try:
             self._turn(bar.start)
             flatten = self.w.router.mark(sym, float(bar.close), bar.start, contract=bar.contract)

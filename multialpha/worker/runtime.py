@@ -84,7 +84,7 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
         self.bus: Any = None
         self.strategy_obj: Any = None
         self.trade_late = settings.worker.trade_replayed_bars
-        self._buffer: list[tuple[Any, int]] = []
+        self._buffer: list[tuple[Any, int, bool]] = []  # (bar, recv_ns, previous front?) until live
         self._live_routing = False
         self._seen: dict[str, int] = {}
         self._minute_feeds: tuple[Any, list[tuple[str, Any, Any]]] | None = None  # (strategy, [(sym, feed, clock)])
@@ -164,10 +164,11 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
             if ref.neutral is not None:
                 log.warning("reference feed %s (%s) has no data source: flat bars at %s", ref.name, ref.symbol, ref.neutral)
         # Phase 2: warm
-        self.cursor = warm.read_cursor(client, self.keys.worker_cursor(self.name))
+        self.cursor.update(warm.read_cursor(client, self.keys.worker_cursor(self.name)))
         assert self.prepared is not None
-        warmed = warm.warm(self.settings, self.prepared, self.cursor, ep, self.contracts, self.progress)
-        self.historian = warmed.historian
+        now = self.clock()
+        self.historian = warm.historian(self.settings, ep, self.contracts)
+        warmed = warm.warm(self.settings, self.prepared, self.cursor, now, self.historian, self.progress)
         # Phase 3: catch up, into the live machinery (subscribed first: live bars wait in the socket)
         self._wire(warmed)
         if not self.subscriber.subscribe(10.0):

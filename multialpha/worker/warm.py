@@ -89,16 +89,19 @@ def boundary(now: datetime, sources: list[str], cursor: dict[str, int]) -> datet
     return cme_time.hour_bucket(first)
 
 
-def warm(settings: Settings, prepared: Prepared, cursor: dict[str, int], ep: Endpoints, contracts: ContractMap,
-         progress: bool | None) -> Warmed:
-    """Hours and days before ``T`` for every symbol that needs them (cache first, one Historical request)."""
+def historian(settings: Settings, ep: Endpoints, contracts: ContractMap) -> warmup.Historian:
+    """The cache + Historical that warmup reads (its counters are in the heartbeat while it works)."""
     from multialpha.worker.cache import BarCache
 
-    now = ep.clock()
+    # Warmup reads the contract the hub trades each day: the same map as the hub.
+    return warmup.Historian(BarCache(warmup.cache_root(settings)), ep.fetch, ep.dataset, contracts=contracts)
+
+
+def warm(settings: Settings, prepared: Prepared, cursor: dict[str, int], now: datetime, historian: warmup.Historian,
+         progress: bool | None) -> Warmed:
+    """Hours and days before ``T`` for every symbol that needs them (cache first, one Historical request)."""
     t = boundary(now, prepared.plan.sources, cursor)
     w = settings.worker
-    # Warmup reads the contract the hub trades each day: the same map as the hub.
-    historian = warmup.Historian(BarCache(warmup.cache_root(settings)), ep.fetch, ep.dataset, contracts=contracts)
     symbols = warmup.warm_all(historian, prepared.plan.warm_sources(), t, w.warmup_daily_bars, w.warmup_hourly_bars,
                               progress, adjust=prepared.st.roll.adjust)
     log.info("warmup: %d symbols before %s (%d Historical requests, %d cached ranges)",

@@ -329,3 +329,40 @@ def test_no_instruments_is_a_config_error_not_a_retry_loop(hub_settings):
     settings = hub_settings(**{f"MULTIALPHA__STRATEGIES__{n}__ENABLED": "false" for n in ("IBS_A", "IBS_B", "BREAKOUT")})
     assert settings.hub_symbols() == []
     assert run(settings) == 2
+
+
+def test_front_volume_root_publishes_the_sandbox_v0_contract(hub_settings, sandbox_at, redis_client, tmp_path):
+    """A ``front: volume`` root (contract map) is wired: the hub asks Historical for the previous
+    session's volumes and publishes the contract Databento's ``ES.v.0`` names, on a day where it
+    is not the calendar front (trading day 2025-12-11: calendar ESH6, volume still ESZ5)."""
+    import yaml
+
+    from multialpha import endpoints
+    from multialpha.contracts import ContractMap
+
+    data = yaml.safe_load((SHIPPED_CONFIG.parent / "Data" / "Databento_contract_map.yml").read_text())
+    data["roots"]["ES"]["front"] = "volume"
+    (tmp_path / "map.yml").write_text(yaml.safe_dump(data))
+    settings = hub_settings(MULTIALPHA__CONTRACT_MAP_PATH=str(tmp_path / "map.yml"),
+                            MULTIALPHA__STRATEGIES__IBS_B__ENABLED="false")
+    keys, day = Keys(settings.redis.namespace), date(2025, 12, 11)
+    sb = sandbox_at(settings, utc(2025, 12, 10, 22, 30))  # in the halt before trading day 12-11
+    hist = endpoints.historical_client(endpoints.resolve(settings))
+    out = hist.symbology.resolve(settings.databento.dataset, symbols=["ES.v.0"], stype_in="continuous",
+                                 stype_out="instrument_id", start_date=day.isoformat(), end_date="2025-12-12")
+    (iv,) = [iv for iv in out["result"]["ES.v.0"] if iv["d0"] == day.isoformat()]
+    v0 = sb.market.raw_symbols("ES", day)[int(iv["s"])]
+    calendar = ContractMap.load(SHIPPED_CONFIG.parent / "Data" / "Databento_contract_map.yml").front("ES", day)
+    assert (v0, calendar.raw_symbol) == ("ESZ5", "ESH6")  # the day is one where the two rules differ
+
+    h = start_hub(settings)
+    try:
+        wait_for(lambda: h.hub.session and h.hub.session.streaming(), 20, "hub streaming")
+        sb.set_clock(utc(2025, 12, 10, 23, 10))
+        first = cme_time.to_ms(utc(2025, 12, 10, 23, 0))
+        bars = wait_for(lambda: redis_client.xrange(keys.bar_log("ES"), min=f"{first}-0", max="+")
+                        if redis_client.xlen(keys.bar_log("ES")) >= 5 else None, 60, "ES bars of 12-11")
+        assert {f["contract"] for _, f in bars} == {v0}
+        assert h.hub.resolver.front["ES"] == v0 and h.hub.resolver.front["NQ"] == "NQH6"  # NQ: calendar
+    finally:
+        h.stop()

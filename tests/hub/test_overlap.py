@@ -27,6 +27,33 @@ def test_prev_front_is_the_old_contract_for_n_days_from_the_roll() -> None:
     assert prev_front(CMAP, "ES", date(2025, 12, 11), 0) is None
 
 
+def test_prev_front_of_a_volume_root_follows_its_volume_roll(tmp_path: Path) -> None:
+    """``front: volume``: the overlap counts from the day the VOLUME front changed (12-12 here, a
+    trading day after the calendar roll), so 12-15 is still an overlap day."""
+    import yaml
+
+    from multialpha import cme_time
+    from multialpha.hub.volumes import front_on
+
+    data = yaml.safe_load((REPO / "Data" / "Databento_contract_map.yml").read_text())
+    data["roots"]["ES"]["front"] = "volume"
+    (tmp_path / "map.yml").write_text(yaml.safe_dump(data))
+    vmap = ContractMap.load(tmp_path / "map.yml")
+
+    def volumes(root: str, product_id: str, day: date) -> dict[str, int]:  # the previous session's
+        assert (root, product_id) == ("ES", "ES.FUT")
+        return {"ESZ5": 900, "ESH6": 100} if day <= date(2025, 12, 10) else {"ESZ5": 100, "ESH6": 900}
+
+    def front_of(day: date) -> str:
+        return front_on(vmap, volumes, "ES", "ES.FUT", day)
+
+    days = cme_time.trading_days(date(2025, 12, 10), date(2025, 12, 16))
+    assert [front_of(d) for d in days] == ["ESZ5", "ESZ5", "ESH6", "ESH6", "ESH6"]
+    assert [prev_front(vmap, "ES", d, 2, front_of=front_of) for d in days] == [None, None, "ESZ5", "ESZ5", None]
+    # No volume answer: the calendar front stands in.
+    assert front_on(vmap, lambda *a: {}, "ES", "ES.FUT", date(2025, 12, 11)) == "ESH6"
+
+
 def test_keys_name_the_overlap_channel() -> None:
     assert Keys().prev_bars("ES") == "market:ES:1min:prev"
     assert Keys().prev_bar_log("ES") == "market:ES:1min:prev:log"

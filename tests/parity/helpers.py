@@ -44,10 +44,16 @@ class LiveResult:
     hub: dict[str, Any] | None
     vetoes: list[dict[str, str]]
     wall_s: dict[str, float] = field(default_factory=dict)
+    # (symbol, contract, bar start ISO) -> close, from the front and previous-front bar logs
+    # (run_live(bar_logs=True) only)
+    bar_closes: dict[tuple[str, str, str], float] = field(default_factory=dict)
 
 
-def write_config(tmp: Path, first: date, portfolio: dict[str, Any] | None = None) -> Path:
+def write_config(tmp: Path, first: date, portfolio: dict[str, Any] | None = None,
+                 **top: Any) -> Path:
+    """The shipped config for a parity run; ``top`` replaces whole top-level sections."""
     doc = yaml.safe_load(SHIPPED_CONFIG.read_text())
+    doc.update(top)
     doc["contract_map_path"] = str(REPO / "Data" / "Databento_contract_map.yml")
     doc["models_path"] = str(REPO / "models")
     doc["sandbox"]["from_date"] = first.isoformat()
@@ -94,7 +100,7 @@ def _poll(what: str, cond: Callable[[], Any], timeout: float, every: float = 0.2
 
 
 def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: float,
-             then: Callable[[Any], Any] | None = None) -> tuple[LiveResult, Any]:
+             then: Callable[[Any], Any] | None = None, bar_logs: bool = False) -> tuple[LiveResult, Any]:
     """Drive `multialpha up` over [open(first), close(last)); ``then(settings)`` runs while the sandbox is pinned."""
     import redis
 
@@ -204,6 +210,7 @@ def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: flo
         vetoes = [dict(f) for _, f in client.xrange(keys.veto_log())]
         workers = {n: hb(f"worker.{n}") or {} for n in names}
         hub = hb("hub")
+        closes = read_bar_closes(client, keys, sorted({s for v in sources.values() for s in v})) if bar_logs else {}
         if then is not None:
             extra = then(settings)
         client.close()
@@ -214,7 +221,21 @@ def run_live(cfg: Path, env: dict[str, str], first: date, last: date, speed: flo
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait(10)
-    return LiveResult(intent_keys(journal), journal, workers, hub, vetoes, wall), extra
+    return LiveResult(intent_keys(journal), journal, workers, hub, vetoes, wall, closes), extra
+
+
+def read_bar_closes(client: Any, keys: Keys, symbols: list[str]) -> dict[tuple[str, str, str], float]:
+    """Every bar the hub logged for ``symbols``, front and previous front: what an order's price
+    must be one of (its own contract's bar close)."""
+    from multialpha.hub.publisher import bar_from_log
+
+    out: dict[tuple[str, str, str], float] = {}
+    for sym in symbols:
+        for log_key in (keys.bar_log(sym), keys.prev_bar_log(sym)):
+            for _, f in client.xrange(log_key):
+                bar = bar_from_log(f)
+                out[(sym, bar.contract, cme_time.iso_z(bar.start))] = float(bar.close)
+    return out
 
 
 def _managed_client(settings: Any, up: subprocess.Popen) -> Any:

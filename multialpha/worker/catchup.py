@@ -31,7 +31,7 @@ def decode_log_entry(fields: dict[Any, Any]) -> Any:
 
 
 class CatchUp:
-    def _fill_current_hour(self: Any, client: Any, warmed: Warmed) -> None:
+    def _fill_current_hour(self, client: Any, warmed: Warmed) -> None:
         """Minutes between the boundary and the bar log's first bar come from Historical (cached).
 
         Without them the open hour (and today's daily bar) would miss the
@@ -69,7 +69,7 @@ class CatchUp:
                 sym, minute_ohlcv(b.start, b.open, b.high, b.low, b.close, b.volume), "warmup", deliver=deliver
             )
 
-    def _catch_up(self: Any, client: Any, warmed: Warmed) -> None:
+    def _catch_up(self, client: Any, warmed: Warmed) -> None:
         """Replay the bar log from ``boundary``; bars after the cursor count as replayed.
 
         The previous front's bars (a roll overlap) after the cursor are replayed too, each behind
@@ -107,7 +107,7 @@ class CatchUp:
                 if self._route_bar(bar, "replay"):
                     self.counters["replayed"] += 1
 
-    def _recover_gap(self: Any) -> None:
+    def _recover_gap(self) -> None:
         """After a Redis reconnect (in a pump): bars published meanwhile come from the bar log."""
         from multialpha.bar import BarError
 

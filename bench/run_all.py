@@ -6,6 +6,8 @@ Runs (in this order, each a subprocess so one failing benchmark cannot take the 
   worker_latency.py   bar publish -> Strategy.next p99 vs bare pub/sub p99; worker start -> LIVE
   worker_step.py      CPU per Cerebro step: the worker's live loop vs Backtrader's own
   order_latency.py    bar/intent -> webhook received p99 vs a bare POST p99
+  redis_failover.py   Sentinel: kill -9 primary -> first bar published vs the sentinels' switch;
+                      order claim p99 with/without WAIT 1 vs a bare EVALSHA / SET + WAIT 1
   sandbox_replay.py   sandbox gateway -> databento.Live vs the client's own decoder
   burst (in here)     19 roots, 50,000 trades/s for 60 s of feed time through the hub path
   up (in here)        `multialpha up` -> all LIVE vs a bare `multialpha --version`; RSS of hub and workers
@@ -148,6 +150,22 @@ def order_rows(quick: bool) -> list[Row]:
     ]
 
 
+def redis_rows(quick: bool) -> list[Row]:
+    out = run("redis_failover.py", ["--failovers", "2" if quick else "3", "--claims", "500" if quick else "2000"], 600)
+    pause = num(r"kill -> first bar published\s+n=\d+\s+median=([\d.]+) s", out)
+    switch = num(r"kill -> \+switch-master\s+n=\d+\s+median=([\d.]+) s", out)
+    rows: list[Row] = [("Sentinel failover: kill -9 primary -> first bar published", fmt(pause, "s", 3),
+                        f"sentinels' +switch-master {fmt(switch, 's', 3)}", ratio(pause, switch))]
+    for label, floor_label in (("claim without WAIT", "floor: bare EVALSHA"),
+                               ("claim with WAIT 1", "floor: SET + WAIT 1")):
+        both = r":\s+n=\d+\s+p50=\s*([\d.]+) ms\s+p99=\s*([\d.]+) ms"
+        v50, v99 = (num(re.escape(label) + both, out, g) for g in (1, 2))
+        f50, f99 = (num(re.escape(floor_label) + both, out, g) for g in (1, 2))
+        rows.append((f"order {label} p50 / p99", f"{fmt(v50, 'ms', 3)} / {fmt(v99, 'ms', 3)}",
+                     f"{floor_label[7:]} {fmt(f50, 'ms', 3)} / {fmt(f99, 'ms', 3)}", f"p50 {ratio(v50, f50)}"))
+    return rows
+
+
 def sandbox_rows(quick: bool) -> list[Row]:
     out = run("sandbox_replay.py", ["--trades", "150000" if quick else "400000"], 300)
     flat = out.replace(",", "")  # thousands separators (and the comma in the label)
@@ -285,7 +303,7 @@ def up_rows(timeout: float = 90.0) -> list[Row]:
     return rows
 
 
-STEPS = {"hub": hub_rows, "worker": worker_rows, "orders": order_rows, "sandbox": sandbox_rows,
+STEPS = {"hub": hub_rows, "worker": worker_rows, "orders": order_rows, "redis": redis_rows, "sandbox": sandbox_rows,
          "burst": lambda quick: burst_rows(), "up": lambda quick: up_rows()}
 
 

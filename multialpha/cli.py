@@ -14,6 +14,7 @@ from multialpha.cli_deploy import COMMANDS as DEPLOY_COMMANDS
 from multialpha.cli_orders import flatten, orders_group
 from multialpha.verify.cli import verify_cmd
 from multialpha.cli_report import report
+from multialpha.cli_redis import redis_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,7 +102,7 @@ def hub(ctx: click.Context, config_path: str | None) -> None:
     logs.setup("hub", obj.log_json)
     logs.register_secret(settings.databento.api_key)
     logs.register_secret(settings.redis.password)
-    require_redis(settings, "hub")
+    require_redis(settings, "hub", role="hub")
     from multialpha.hub.main import run
 
     sys.exit(run(settings))
@@ -124,7 +125,7 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
             raise cfg.ConfigError(settings.source_path, "strategies",
                                   f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
         plug.strategy_type_of(settings, strategy)
-    require_redis(settings, f"worker {strategy}")
+    require_redis(settings, f"worker {strategy}", role=f"worker.{strategy}")
     from multialpha.worker.runtime import run
 
     with config_errors():  # e.g. a param the strategy class does not declare (found in the worker's prepare)
@@ -274,6 +275,7 @@ for _command in DEPLOY_COMMANDS:  # reload, stop, start (multialpha/cli_deploy.p
     main.add_command(_command)
 main.add_command(verify_cmd)  # multialpha/verify/cli.py
 main.add_command(report)
+main.add_command(redis_group)
 
 
 @main.command()

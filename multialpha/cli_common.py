@@ -32,10 +32,19 @@ class Ctx:
             config_error(e)
 
 
-def require_redis(settings: cfg.Settings, prefix: str) -> None:
-    """Fail fast, in one line, when the configured Redis does not answer (no retries at start-up)."""
+def require_redis(settings: cfg.Settings, prefix: str, role: str | None = None) -> None:
+    """Fail fast, in one line, when the configured Redis does not answer (no retries at start-up).
+    ``role``: the ACL role this process connects as from now on (redis.acl); its password
+    variable missing is a config error (exit 2)."""
+    from multialpha import redis_acl
     from multialpha.supervisor.redis_setup import require
 
+    if role is not None:
+        redis_acl.set_role(role)
+        try:
+            redis_acl.credentials(settings)
+        except redis_acl.AclError as e:
+            config_error(f"redis.acl: {e}")
     problem = require(settings)
     if problem:
         click.echo(f"{prefix}: {problem} (is `multialpha up` running? `multialpha config check` shows the "
@@ -50,7 +59,7 @@ def redis_failed(settings: cfg.Settings, prefix: str, e: BaseException) -> NoRet
     sys.exit(1)
 
 
-def config_error(e: cfg.ConfigError) -> NoReturn:
+def config_error(e: cfg.ConfigError | str) -> NoReturn:
     """The one way out for a config problem, whichever command finds it: one line, exit 2."""
     click.echo(f"config error: {e}", err=True)
     sys.exit(EXIT_CONFIG)

@@ -22,7 +22,11 @@ def summarize(s: Settings, environ: Mapping[str, str] | None = None) -> Summary:
     key_state = "set" if s.databento.api_key else "unset (embedded sandbox)"
     lines.append(f"databento: dataset {s.databento.dataset}, DATABENTO_API_KEY {key_state}")
     auth = "password set" if s.redis.password else "no password"
-    lines.append(f"redis: {s.redis.host}:{s.redis.port} db {s.redis.db} ({auth}), namespace {s.redis.namespace!r}")
+    at = f"{s.redis.host}:{s.redis.port}" if s.redis.sentinel is None else \
+        f"Sentinel service {s.redis.sentinel.service!r} via {', '.join(s.redis.sentinel.hosts)}"
+    lines.append(f"redis: {at} db {s.redis.db} ({auth}), namespace {s.redis.namespace!r}"
+                 + (f", claims wait for {s.redis.wait_replicas} replica(s)" if s.redis.wait_replicas else "")
+                 + (", ACL user per role" if s.redis.acl else "") + (", TLS" if s.redis.tls else ""))
     lines.append(
         f"portfolio: max {s.portfolio.max_positions} positions, daily stop loss ${s.portfolio.daily_stop_loss:,.0f}"
         f" ({s.portfolio.on_daily_stop})"

@@ -44,6 +44,7 @@ class ManagedRedis:
         password: str = "",
         workdir: Path | None = None,
         persist: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         if not is_loopback(host):
             raise ValueError(f"refusing to run a managed redis-server on non-loopback address {host!r}")
@@ -57,6 +58,7 @@ class ManagedRedis:
         if persist and workdir is None:
             raise ValueError("persist=True needs a workdir that outlives the server")
         self.persist = persist
+        self.extra_args = extra_args  # e.g. --replicaof for a replica (managed_sentinel.py)
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="multialpha-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
@@ -84,6 +86,7 @@ class ManagedRedis:
         ]
         if self.password:
             args += ["--requirepass", self.password]
+        args += list(self.extra_args)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + timeout
         client = self.client(socket_connect_timeout=0.2)

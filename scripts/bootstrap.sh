@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY=${PYTHON:-python3}
 
-# redis-server: the bus (and every test's real Redis); tmux: the status view's terminal tests.
+# redis-server: the bus (and every test's real Redis); redis-sentinel: Redis failover (and the
+# failover tests' three sentinels); tmux: the status view's terminal tests.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
 command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "bootstrap: installing ${missing[*]} from apt"
@@ -17,7 +19,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# The Debian package starts a system redis on 6379; multialpha never relies on it.
+# The Debian packages start a system redis on 6379 (and a sentinel on 26379); multialpha never
+# relies on them.
 
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"

@@ -46,3 +46,13 @@ def settings_for(redis_server: ManagedRedis, tmp_path: Path):
         return cfg.load(SHIPPED_CONFIG, environ=environ)
 
     return build
+
+
+@pytest.fixture(autouse=True)
+def _process_role_reset() -> Iterator[None]:
+    """`redis_acl.set_role` is per process (the hub, a worker and `status` set theirs at entry);
+    tests that run those entry points in-process must not leave it set for the next test."""
+    from multialpha import redis_acl
+
+    yield
+    redis_acl.set_role("supervisor")

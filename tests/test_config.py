@@ -55,6 +55,9 @@ BROKEN = [
      "strategies.breakout.reference_feeds.1", "unknown reference feed"),
     ("bar log shorter than two trading days", "bar_log_maxlen: 10080", "bar_log_maxlen: 1440",
      "hub.bar_log_maxlen", "greater than or equal to 2760"),
+    ("sentinel not host:port", "  namespace: multialpha\n",
+     "  namespace: multialpha\n  sentinel: {hosts: [10.0.0.5]}\n",
+     "redis.sentinel.hosts", "not host:port"),
     ("missing env var", "api_key: ${DATABENTO_API_KEY:-}", "api_key: ${SURELY_UNSET_VAR_X}", "databento.api_key",
      "SURELY_UNSET_VAR_X is not set"),
 ]

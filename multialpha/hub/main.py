@@ -22,7 +22,7 @@ from typing import Any, Callable
 import redis
 from databento_dbn import UNDEF_TIMESTAMP, ErrorMsg, SymbolMappingMsg, SystemMsg
 
-from multialpha import cme_time, redis_conn
+from multialpha import cme_time, redis_acl, redis_conn
 from multialpha import config as cfg
 from multialpha.contracts import ContractMap
 from multialpha.heartbeat import Heartbeat
@@ -330,6 +330,7 @@ def run(settings: cfg.Settings, *, stop_event: threading.Event | None = None, **
     Returns 0 after a clean stop, 2 when the configuration cannot work (no
     instruments, a root missing from the contract map): nothing to retry.
     """
+    redis_acl.set_role("hub")  # redis.acl: this process connects as the hub's user
     try:
         hub = Hub(settings, stop_event=stop_event, **kw)
     except (ValueError, OSError, KeyError) as e:

@@ -227,6 +227,16 @@ class OrderRouter:
             return Decision(False, f"{res.status}: {res.reason}" if res.status == "duplicate" else res.reason, oid)
         log.info("order %s %s %s %s x%d %s @ %s -> %s", oid, self.strategy, intent.symbol, intent.action,
                  intent.quantity, ticker, intent.price, self.destination)
+        if res.unreplicated and self.destination == "live":
+            # Fail closed (docs/orders.md, "Replicated claims"): a claim only the primary holds could
+            # vanish in a failover, and the replayed bar would then claim and send the order again.
+            # Nothing is sent; an entry frees its slot, an exit goes exit_failed (alert, operator).
+            detail = (f"claim acknowledged by {res.replicas} of {res.wanted} replica(s) within "
+                      f"{self.settings.redis.wait_timeout_ms} ms (redis.wait_replicas): NOT sent")
+            self._settle(intent, oid, "failed", detail, 0)
+            return Decision(False, detail, oid)
+        if res.unreplicated:
+            log.warning("order %s: paper claim acknowledged by %d of %d replica(s)", oid, res.replicas, res.wanted)
         if self.destination == "paper":
             try:
                 journal.record_outcome(self.client, self.keys, oid, "paper", now, detail="paper journal only")

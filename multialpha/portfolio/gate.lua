@@ -6,8 +6,8 @@
 --       4 open-position set             5 halt key      6 day hash (portfolio:day:<D>)
 --       7 position hash (portfolio:pos:<strategy>:<symbol>)
 --       8 reduce-only hash (scope -> reason)   9 flatten hash (scope -> reason)
---       10 exit-failed set (strategy:symbol)  11 bar log of the symbol (price band reference)
---       12 limits hash (portfolio limits written by `up`/`reload`; its fields win over ARGV)
+--       10 exit-failed set (strategy:symbol)
+--       11 limits hash (portfolio limits written by `up`/`reload`; its fields win over ARGV)
 -- ARGV: 1 op (submit|mark|pnl|release|exit_done|exit_failed)  2 trading day  3 now (ISO UTC)
 --       4 max_positions  5 daily stop (positive $)  6 position key prefix
 --       7 order_id  8 kind (entry|exit)  9 strategy  10 symbol  11 dir (1|-1)
@@ -16,7 +16,9 @@
 --       20 on_daily_stop (flatten|block)  21 max quantity ('' = none)  22 max notional ('' = none)
 --       23 price band % ('' = off)  24 destination key  25 allow shared tickers (1|0)
 --       26 deliver now (1: paper, the exit is delivered with its intent)  27 control channel
---       28.. journal field/value pairs
+--       28 bar log of the symbol (price band reference; read only, so it is an ARGV: Redis ACLs
+--          treat every declared KEY of a script as written, and a worker may only read market:*)
+--       29.. journal field/value pairs
 --
 -- A position's lifecycle: open -> closing (its exit is claimed; still counted and
 -- marked) -> gone when the exit is DELIVERED (exit_done books the realised P&L), or
@@ -27,8 +29,8 @@
 -- at `up` and on `reload`: every worker's next decision sees the whole new set at once,
 -- without restarting any worker. Absent (a backtest, a test): the caller's values stand.
 local LIMIT_ARG = {max_positions = 4, daily_stop_loss = 5, on_daily_stop = 20, allow_shared_tickers = 25}
-if KEYS[12] then
-  local l = redis.call('HGETALL', KEYS[12])
+if KEYS[11] then
+  local l = redis.call('HGETALL', KEYS[11])
   for i = 1, #l, 2 do
     local at = LIMIT_ARG[l[i]]
     if at then ARGV[at] = l[i + 1] end
@@ -41,7 +43,7 @@ local limit = tonumber(ARGV[5])
 local prefix = ARGV[6]
 local strategy, symbol = ARGV[9], ARGV[10]
 local DAY_TTL = 8 * 86400
-local FIXED = 27
+local FIXED = 28
 
 -- Realised + open P&L of trading day `day`. A position's day P&L runs from
 -- its reference price (entry, or the last mark of the previous day).
@@ -284,7 +286,7 @@ end
 if ARGV[23] ~= '' then
   -- The reference is the hub's newest bar of this contract; without one (a backtest has no
   -- bar log, or the front just rolled) there is nothing to compare with and the check passes.
-  local last = redis.call('XREVRANGE', KEYS[11], '+', '-', 'COUNT', 1)
+  local last = redis.call('XREVRANGE', ARGV[28], '+', '-', 'COUNT', 1)
   if last[1] then
     local f, ref_close, ref_contract = last[1][2], nil, nil
     for i = 1, #f, 2 do

@@ -39,6 +39,16 @@ class GateResult:
     reason: str
     realized: float | None  # realised $ of an exit delivered with its intent (paper)
     stream_id: str
+    # Replicas that acknowledged the claim (WAIT) and how many redis.wait_replicas asked for;
+    # None / 0: not asked (one Redis).
+    replicas: int | None = None
+    wanted: int = 0
+
+    @property
+    def unreplicated(self) -> bool:
+        """Accepted, but fewer replicas than asked acknowledged the claim in time: a failover now
+        could lose it, so the order must not be sent (router.py)."""
+        return self.replicas is not None and self.status == "accepted" and self.replicas < self.wanted
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,6 @@ class Gate:
             self.reduce_only_key(),
             self.flatten_key(),
             self.exit_failed_key(),
-            self.keys.bar_log(symbol),
             self.limits_key(),
         ]
 
@@ -153,6 +162,7 @@ class Gate:
             "1" if p.allow_shared_tickers else "0",
             "1" if kw.get("deliver_now") else "0",
             self.keys.control(),
+            self.keys.bar_log(kw.get("symbol") or "-"),  # read only: see gate.lua's ARGV 28
         ]
 
     # -- operations ------------------------------------------------------------
@@ -201,8 +211,20 @@ class Gate:
         for k, v in journal.items():
             args += [k, v]
         day = cme_time.trading_day(day_at or now)
-        status, reason, realized, sid = (_s(x) for x in self._script(keys=self._keys(order_id, strategy, symbol, day), args=args))
-        return GateResult(status, reason, float(realized) if realized else None, sid)
+        keys = self._keys(order_id, strategy, symbol, day)
+        want = self.settings.redis.wait_replicas
+        if not want:
+            status, reason, realized, sid = (_s(x) for x in self._script(keys=keys, args=args))
+            return GateResult(status, reason, float(realized) if realized else None, sid)
+        # WAIT covers the writes of its own connection only: the claim and WAIT share one pipeline
+        # (one connection). Redis replicates asynchronously; WAIT is the only way to know that the
+        # claim (and its journaled intent) would survive a failover before anything is sent.
+        pipe = self.client.pipeline(transaction=False)
+        self._script(keys=keys, args=args, client=pipe)
+        pipe.execute_command("WAIT", want, self.settings.redis.wait_timeout_ms)
+        reply, acked = pipe.execute()
+        status, reason, realized, sid = (_s(x) for x in reply)
+        return GateResult(status, reason, float(realized) if realized else None, sid, int(acked), want)
 
     def mark(self, strategy: str, symbol: str, price: float, now: datetime, contract: str = "",
              day_at: datetime | None = None) -> DayPnl:

@@ -32,7 +32,10 @@ def _key(width: int, height: int, ls: list[Text]) -> tuple[Any, ...]:
 
 
 def run(settings: Settings, once: bool = False, as_json: bool = False) -> int:
+    from multialpha import redis_acl
     from multialpha.supervisor.redis_setup import connect
+
+    redis_acl.set_role("status")  # redis.acl: read-only
 
     r = settings.redis
     try:

@@ -22,6 +22,7 @@ import redis
 
 from multialpha import cme_time
 from multialpha.config import Settings
+from multialpha.status import redis_nodes
 from multialpha.status.overall import overall
 from multialpha.status.pnl import journal_realized, portfolio
 from multialpha.status.raw import Collector, Raw
@@ -108,7 +109,9 @@ class Status:
         mnow = mclock()
         raw = self.collector.read(cme_time.trading_day(mnow))
         self.round_trips = raw.round_trips
-        return build(self.settings, raw, now, source, mnow, self.environ)
+        doc = build(self.settings, raw, now, source, mnow, self.environ)
+        doc["redis"] = redis_nodes.read(self.settings, self.collector.client)  # primary, replicas, lag
+        return doc
 
 
 def collect(settings: Settings, client: "redis.Redis", clock: Callable[[], datetime] = cme_time.utcnow,

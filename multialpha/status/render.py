@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from rich.console import Group
 from rich.text import Text
 
+from multialpha.status import redis_nodes
 from multialpha.status.collect import order_mode_words
 from multialpha.status.fmt import clip, dur, money, price
 
@@ -375,7 +376,7 @@ def lines(doc: dict[str, Any], width: int = 200, height: int | None = None) -> l
         out += pos
     rest = h - len(out) - len(procs)
     sym = symbol_lines(doc, width, wide, max(1, min(4 if wide else 2, rest - 3)))
-    out += procs + sym
+    out += procs + sym + redis_nodes.line(doc, width)
     room = h - len(out) - 1
     if errs_all and room > 0:
         out.append(_section("recent errors", f"{len(errs_all)}" if len(errs_all) > room else ""))

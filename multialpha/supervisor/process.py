@@ -30,7 +30,7 @@ import threading
 from pathlib import Path
 from typing import Callable, TextIO
 
-from multialpha import logs
+from multialpha import logs, redis_acl
 from multialpha.supervisor.manager import ChildSpec, Exited
 
 PR_SET_PDEATHSIG = 1
@@ -108,7 +108,7 @@ class Spawner:
 
     def __call__(self, spec: ChildSpec) -> subprocess.Popen[bytes]:
         flog = file_logger(self.log_dir, spec.name)  # before Popen: a log-dir error must not leak a child
-        env = {**self.base_env, **dict(spec.env), "PYTHONUNBUFFERED": "1"}
+        env = redis_acl.own_password_only(spec.name, {**self.base_env, **dict(spec.env), "PYTHONUNBUFFERED": "1"})
         proc = subprocess.Popen(
             list(spec.argv),
             env=env,

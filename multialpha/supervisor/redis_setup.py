@@ -35,14 +35,15 @@ import secrets
 import shutil
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from multialpha import logs, redis_conn, runtime
+from multialpha import logs, redis_acl, redis_conn, runtime
 from multialpha.config import Settings
 from multialpha.managed_redis import ManagedRedis, free_port, is_loopback
 
@@ -56,20 +57,29 @@ class RedisSetupError(RuntimeError):
 class RedisUnreachable(redis.ConnectionError):
     """No usable Redis for a command; ``line`` is one line naming the address and the reason."""
 
-    def __init__(self, host: str, port: int, reason: str) -> None:
+    def __init__(self, host: str, port: int, reason: str, where: str = "") -> None:
         self.host, self.port, self.reason = host, port, reason
+        self.where = where or f"{host}:{port}"
         super().__init__(reason)  # callers say where: `status` prints "cannot reach Redis at H:P: <this>"
 
     @property
     def line(self) -> str:
-        return f"cannot reach Redis at {self.host}:{self.port}: {self.reason}"
+        return f"cannot reach Redis at {self.where}: {self.reason}"
+
+
+def where(settings: Settings) -> str:
+    """The configured Redis in words: host:port, or the Sentinel service and its sentinels."""
+    r = settings.redis
+    if r.sentinel is not None:
+        return f"the primary of Sentinel service {r.sentinel.service!r} (sentinels {', '.join(r.sentinel.hosts)})"
+    return f"{r.host}:{r.port}"
 
 
 def unreachable_line(settings: Settings, e: BaseException) -> str:
     """One line for any Redis failure of a command: where, and why, in plain words."""
     if isinstance(e, RedisUnreachable):
         return e.line
-    return f"cannot reach Redis at {settings.redis.host}:{settings.redis.port}: {reason(e)}"
+    return f"cannot reach Redis at {where(settings)}: {reason(e)}"
 
 
 def require(settings: Settings, timeout: float = 2.0) -> str | None:
@@ -87,6 +97,8 @@ def require(settings: Settings, timeout: float = 2.0) -> str | None:
 
 def reason(e: BaseException) -> str:
     """A redis-py error in a few plain words (no traceback, no secret)."""
+    if isinstance(e, redis_acl.AclError):
+        return str(e)
     text = " ".join(logs.redact(str(e)).split())
     low = text.lower()
     if isinstance(e, redis.AuthenticationError) or "invalid username-password" in low or "wrongpass" in low:
@@ -99,6 +111,8 @@ def reason(e: BaseException) -> str:
         return "timed out"
     if "connection refused" in low:
         return "connection refused (nothing listening there)"
+    if "no master found" in low:
+        return "no sentinel names a primary (sentinels down, or a failover in progress)"
     if "name or service not known" in low or "temporary failure in name resolution" in low:
         return "unknown host"
     return text[:200] or type(e).__name__
@@ -118,18 +132,29 @@ class RedisAddress:
     password: str
     managed: bool
     why: str = ""  # one line: which Redis and why (logged by `up`)
+    # With redis.sentinel: the settings whose sentinels name the primary; clients follow failovers.
+    sentinel_of: Settings | None = field(default=None, compare=False, repr=False)
+    # With redis.acl: (user, password) of this process's role; the managed password (the default
+    # user's, an administrator) is then never handed to a child.
+    acl: tuple[str, str] | None = field(default=None, compare=False, repr=False)
 
     def child_env(self) -> dict[str, str]:
         if not self.managed:
             return {}
-        return {
+        env = {
             "MULTIALPHA__REDIS__HOST": self.host,
             "MULTIALPHA__REDIS__PORT": str(self.port),
-            "MULTIALPHA__REDIS__PASSWORD": self.password,
             "MULTIALPHA__REDIS__TLS": "false",
         }
+        if self.acl is None:
+            env["MULTIALPHA__REDIS__PASSWORD"] = self.password
+        return env
 
-    def client(self, db: int = 0, **kw: object) -> "redis.Redis":
+    def client(self, db: int = 0, **kw: Any) -> "redis.Redis":
+        if self.sentinel_of is not None:  # host/port are only where the primary was at start
+            return redis_conn.connect(self.sentinel_of, **kw)
+        if self.acl is not None:
+            return redis.Redis(host=self.host, port=self.port, username=self.acl[0], password=self.acl[1], db=db, **kw)
         return redis.Redis(host=self.host, port=self.port, password=self.password or None, db=db, **kw)
 
 
@@ -157,6 +182,14 @@ def connect(settings: Settings, timeout: float = 2.0, environ: "dict[str, str] |
     :class:`RedisUnreachable` (a ``redis.ConnectionError``) with one plain line.
     """
     r = settings.redis
+    if r.sentinel is not None:  # the sentinels name the primary; there is no managed Redis
+        client = _configured_client(settings, timeout)
+        try:
+            client.ping()
+        except redis.RedisError as e:
+            client.close()
+            raise RedisUnreachable(r.host, r.port, reason(e), where=where(settings)) from None
+        return client
     st = runtime.read_json(state_path(settings)) if r.managed != "never" else None
     explicit = explicit_address(environ) or r.managed == "never"
     if st and not explicit:
@@ -181,7 +214,12 @@ def connect(settings: Settings, timeout: float = 2.0, environ: "dict[str, str] |
 
 
 def _client(host: str, port: int, password: str, settings: Settings, timeout: float, tls: bool = False) -> "redis.Redis":
-    return redis.Redis(host=host, port=port, password=password or None, db=settings.redis.db, ssl=tls,
+    user, acl_password = redis_acl.credentials(settings)
+    if user is not None:  # redis.acl: this process's role, never the managed (admin) password
+        password = acl_password or ""
+    tls_kw = redis_conn.tls_kwargs(settings) if tls else {}
+    return redis.Redis(host=host, port=port, username=user, password=password or None, db=settings.redis.db,
+                       **tls_kw,
                        socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=True,
                        retry=_no_retry())
 
@@ -190,7 +228,8 @@ def probe(settings: Settings, timeout: float = 1.0) -> str:
     """'ok' (it requires a password and accepts ours), 'open' (it answers without any password),
     'refused' (nothing listening / unreachable) or 'auth' (wrong or missing password)."""
     r = settings.redis
-    bare = redis.Redis(host=r.host, port=r.port, db=r.db, ssl=r.tls, socket_connect_timeout=timeout,
+    bare = redis.Redis(host=r.host, port=r.port, db=r.db, **redis_conn.tls_kwargs(settings),
+                       socket_connect_timeout=timeout,
                        socket_timeout=timeout, retry=_no_retry())
     try:
         bare.ping()
@@ -266,7 +305,14 @@ def start_managed(settings: Settings, why: str = "") -> tuple[RedisAddress, Mana
     workdir.mkdir(exist_ok=True)
     # Durable: the AOF in <runtime>/redis survives a kill -9 of redis-server (and of `up`); the
     # order journal and the gate's order-id claims must, or a restart could send an order twice.
-    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True)
+    extra: tuple[str, ...] = ()
+    if settings.redis.acl:  # loaded at every (re)start of the server; passwords only as SHA-256
+        users = workdir / "users.acl"
+        users.touch(mode=0o600)
+        # The default user stays open only until CONFIG SET requirepass below, as without ACLs.
+        users.write_text(redis_acl.acl_file(settings, default="on nopass ~* &* +@all"))
+        extra = ("--aclfile", str(users))
+    mr = ManagedRedis(host=host, port=port, password="", workdir=workdir, persist=True, extra_args=extra)
     mr.binary = _wrapper(rt, os.getpid())
     mr.start()
     mr.password = password
@@ -289,8 +335,22 @@ def record(settings: Settings, address: RedisAddress, mr: ManagedRedis) -> None:
 
 
 def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
-    """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why."""
+    """The Redis `up` uses, per ``redis.managed`` (module docstring); ``address.why`` says why.
+    With ``redis.acl`` its clients connect as the supervisor role."""
+    try:
+        address, managed = _ensure(settings)
+        user, password = redis_acl.credentials(settings)
+    except redis_acl.AclError as e:
+        raise RedisSetupError(str(e)) from None
+    if user is not None:
+        address = replace(address, acl=(user, password or ""))
+    return address, managed
+
+
+def _ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
     r = settings.redis
+    if r.sentinel is not None:
+        return _sentinel_address(settings), None
     where = f"{r.host}:{r.port}"
     if r.managed == "always":
         return start_managed(settings, "redis.managed: always: ")
@@ -322,3 +382,20 @@ def ensure(settings: Settings) -> tuple[RedisAddress, ManagedRedis | None]:
         raise RedisSetupError(f"no Redis answers at {where} and redis.managed is never: start your Redis there, "
                               "or set redis.managed: auto to let `up` run one")
     return start_managed(settings, f"no Redis answers at {where}; ")
+
+
+def _sentinel_address(settings: Settings) -> RedisAddress:
+    """With ``redis.sentinel`` `up` never starts a Redis: the sentinels' primary must answer.
+    Children get no address override: each one asks the sentinels itself, after every failover."""
+    r = settings.redis
+    client = _configured_client(settings, 2.0)
+    try:
+        client.ping()
+        host, port = redis_conn.primary_address(settings)
+    except redis.RedisError as e:
+        raise RedisSetupError(f"cannot reach Redis at {where(settings)}: {reason(e)}") from None
+    finally:
+        client.close()
+    return RedisAddress(host, port, r.password, managed=False,
+                        why=f"using {where(settings)}: primary now at {host}:{port}{_persistence(settings)}",
+                        sentinel_of=settings)

@@ -9,6 +9,13 @@ read-only system, private /tmp and devices) and may write only the runtime
 and cache directories. Secrets come from the ``.env`` beside the config via
 ``EnvironmentFile`` — never from the unit file. The hub unit's ``ExecReload`` runs
 `multialpha reload` (limits and instruments; see docs/supervisor.md).
+
+Redis Sentinel (``redis.sentinel``): the services are ordered after the host's
+``redis-sentinel.service`` too (Debian's package), and name no Redis address:
+each process asks the sentinels. ACL users (``redis.acl``): each service also
+reads ``redis-<role>.env`` beside the config, which should hold only that
+role's ``MULTIALPHA_REDIS_PASSWORD_<ROLE>`` (mode 0600): a worker's service
+never sees the hub's password (docs/RUNBOOK.md, "Multi-host with Sentinel and ACLs").
 """
 
 from __future__ import annotations
@@ -31,15 +38,21 @@ def unit_name(component: str) -> str:
     return f"multialpha-{name}.service"
 
 
+def _redis_units(settings: Settings) -> tuple[str, ...]:
+    return ("redis-server.service", *(("redis-sentinel.service",) if settings.redis.sentinel else ()))
+
+
 def _service(description: str, exec_start: str, workdir: Path, env_file: Path, writable: list[Path],
-             stop_timeout_s: float, after: list[str], user: str | None, exec_reload: str | None = None) -> str:
+             stop_timeout_s: float, after: list[str], user: str | None,
+             redis_units: tuple[str, ...] = ("redis-server.service",), role_env: Path | None = None,
+             exec_reload: str | None = None) -> str:
     rw = " ".join(sorted({f"-{p}" for p in writable}))  # "-": a missing dir is not an error
     lines = [
         "[Unit]",
         f"Description={description}",
         f"PartOf={TARGET}",
         "Wants=network-online.target",
-        f"After={' '.join(['network-online.target', 'redis-server.service', *after])}",
+        f"After={' '.join(['network-online.target', *redis_units, *after])}",
         # Flapping: more than 5 starts in 5 minutes -> give up (like `up`'s failed state).
         "StartLimitIntervalSec=300",
         "StartLimitBurst=5",
@@ -49,6 +62,7 @@ def _service(description: str, exec_start: str, workdir: Path, env_file: Path, w
         *([f"User={user}"] if user else []),
         f"WorkingDirectory={workdir}",
         f"EnvironmentFile=-{env_file}",
+        *([f"EnvironmentFile=-{role_env}"] if role_env else []),
         "Environment=PYTHONUNBUFFERED=1",
         f"ExecStart={exec_start}",
         *([f"ExecReload={exec_reload}"] if exec_reload else []),
@@ -88,27 +102,32 @@ def render(settings: Settings, config_path: Path, python: str = sys.executable, 
     sandbox = settings.databento.uses_sandbox if include_sandbox is None else include_sandbox
     units: dict[str, str] = {}
     hub_after: list[str] = []
+    ru = _redis_units(settings)
+
+    def role_env(role: str) -> Path | None:
+        return workdir / f"redis-{role.replace('worker.', 'worker-')}.env" if settings.redis.acl else None
+
     if sandbox:
         state = runtime.sandbox_state_path(settings).resolve()
         units[unit_name("sandbox")] = _service(
             "multialpha sandbox (local Databento gateways)", f"{base} sandbox --state-file {state}",
-            workdir, env_file, writable, stop, [], user)
+            workdir, env_file, writable, stop, [], user, ru)
         hub_after.append(unit_name("sandbox"))
     # `systemctl reload multialpha-hub.service`: `multialpha reload` without a supervisor -
     # validates the config (a bad one fails the reload, exit 2), applies the portfolio limits
     # and has the hub resubscribe. Workers are units of their own: restart the changed ones.
     units[unit_name("hub")] = _service("multialpha data hub", f"{base} hub", workdir, env_file, writable, stop,
-                                       hub_after, user, exec_reload=f"{base} reload")
+                                       hub_after, user, ru, role_env("hub"), exec_reload=f"{base} reload")
     for name in settings.enabled_strategies:
         units[unit_name(f"worker.{name}")] = _service(
             f"multialpha worker {name}", f"{base} worker --strategy {name}", workdir, env_file, writable, stop,
-            [unit_name("hub")], user)
+            [unit_name("hub")], user, ru, role_env(f"worker.{name}"))
     services = list(units)
     units[TARGET] = "\n".join([
         "[Unit]",
         "Description=multialpha trading runtime (hub and strategy workers)",
         f"Wants={' '.join(services)}",
-        "After=network-online.target redis-server.service",
+        f"After={' '.join(['network-online.target', *ru])}",
         "",
         "[Install]",
         "WantedBy=multi-user.target",

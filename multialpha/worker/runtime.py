@@ -30,7 +30,7 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Callable
 
-from multialpha import redis_conn
+from multialpha import redis_acl, redis_conn
 from multialpha.config import Settings
 from multialpha.contracts import ContractMap
 from multialpha.keys import Keys
@@ -210,6 +210,7 @@ def run(
     ``stop_event``. ``router`` defaults to ``multialpha.orders.router.OrderRouter``; ``clock``
     and ``fetch`` default to the resolved endpoints (sandbox or Databento).
     """
+    redis_acl.set_role(f"worker.{strategy}")  # redis.acl: this process connects as its strategy's user
     stop = stop_event or threading.Event()
     main = threading.current_thread() is threading.main_thread()
     if main:

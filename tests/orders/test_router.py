@@ -193,3 +193,34 @@ def test_live_needs_https_except_on_loopback(settings_for, redis_client, clock):
                      environ=webhook_env("https://webhooks.traderspost.io/trading/webhook/u/p"))
     assert ok.destination == "live"
     ok.close()
+
+
+def test_unreplicated_claim_is_never_sent(settings_for, redis_client, clock, receiver):
+    """redis.wait_replicas: 1 and no replica acknowledges (the test Redis has none): fail closed. The
+    entry is journaled failed and frees its slot; the exit goes exit_failed (reduce-only, an event);
+    the receiver sees only the entry sent before WAIT was asked for."""
+    plain = live_settings(settings_for)
+    r = OrderRouter(plain, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
+                    sleep=clock.sleep)
+    opened = r.submit(intent())
+    assert opened.accepted and r.wait_idle(5)
+    r.close()
+    waiting = live_settings(settings_for, MULTIALPHA__REDIS__WAIT_REPLICAS="1", MULTIALPHA__REDIS__WAIT_TIMEOUT_MS="20")
+    w = OrderRouter(waiting, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url),
+                    sleep=clock.sleep)
+    ex = w.submit(intent(kind="exit", bar_start=datetime(2025, 12, 10, 15, 29, 30, tzinfo=timezone.utc)))
+    assert not ex.accepted and "0 of 1 replica(s)" in ex.reason and "NOT sent" in ex.reason
+    k = Keys(waiting.redis.namespace)
+    assert journal.read(redis_client, k, ex.order_id)[-1]["result"] == "failed"
+    assert w.gate.positions("breakout")[0]["state"] == "exit_failed"  # still held: an operator resolves it
+    assert any(f.get("type") == "exit_failed" for _, f in redis_client.xrange(k.events()))
+    other = OrderRouter(waiting, redis_client, "ibs_a", clock=clock, environ=webhook_env(receiver.url),
+                        sleep=clock.sleep)
+    en = other.submit(intent(strategy="ibs_a", symbol="GC", contract="GCG6", price=4000.0))
+    assert not en.accepted and "NOT sent" in en.reason
+    assert other.open_positions() == []  # nothing placed: the slot is free again
+    assert journal.read(redis_client, k, en.order_id)[-1]["result"] == "failed"
+    assert w.wait_idle(2) and other.wait_idle(2)
+    w.close()
+    other.close()
+    assert receiver.order_ids() == [opened.order_id]

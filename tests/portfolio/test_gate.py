@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -224,3 +225,39 @@ def test_deployment_limits_in_redis_win_over_the_workers_own(settings_for, redis
                            bar_start=T0 + timedelta(minutes=1))).accepted
     assert redis_client.hgetall(gate.limits_key()) == {"max_positions": "2", "daily_stop_loss": "2500.0",
                                                        "on_daily_stop": "flatten", "allow_shared_tickers": "0"}
+
+
+def test_claim_waits_for_a_replica_before_it_is_accepted(settings_for, clock):
+    """redis.wait_replicas: 1 on a real primary + replica: the claim and its journaled intent are on
+    the replica when submit returns, and the result says how many replicas acknowledged it."""
+    from multialpha.keys import Keys
+    from multialpha.managed_redis import ManagedRedis
+
+    with ManagedRedis() as primary, \
+            ManagedRedis(extra_args=("--replicaof", "127.0.0.1", str(primary.port))) as replica:
+        rc = replica.client(decode_responses=True)
+        deadline = time.monotonic() + 20  # polling bound for the replica's first sync, not a timing
+        while rc.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "replica never synced"
+            time.sleep(0.02)
+        s = settings_for(MULTIALPHA__REDIS__PORT=str(primary.port), MULTIALPHA__REDIS__WAIT_REPLICAS="1",
+                         MULTIALPHA__REDIS__WAIT_TIMEOUT_MS="5000")
+        pc = primary.client(decode_responses=True)
+        gate = Gate(s, pc)
+        res = gate.submit(now=clock(), order_id="oid-wait-1", kind="entry", strategy="breakout", symbol="ES",
+                          direction=1, quantity=1, price=6000.25, contract="ESZ5", entry_time=T0,
+                          journal={"order_id": "oid-wait-1", "event_note": "x"}, day_at=T0, destination="env:X")
+        assert res.status == "accepted" and res.replicas == 1 and res.wanted == 1 and not res.unreplicated
+        k = Keys(s.redis.namespace)
+        assert rc.exists(gate.position_key("breakout", "ES")) == 1
+        assert any(f.get("order_id") == "oid-wait-1" for _, f in rc.xrange(k.orders()))
+        # A second replica that does not exist: WAIT times out with 1 of 2 -> unreplicated.
+        s2 = settings_for(MULTIALPHA__REDIS__PORT=str(primary.port), MULTIALPHA__REDIS__WAIT_REPLICAS="2",
+                          MULTIALPHA__REDIS__WAIT_TIMEOUT_MS="50")
+        res2 = Gate(s2, pc).submit(now=clock(), order_id="oid-wait-2", kind="entry", strategy="ibs_a",
+                                   symbol="GC", direction=1, quantity=1, price=4000.0, contract="GCG6",
+                                   entry_time=T0, journal={"order_id": "oid-wait-2"}, day_at=T0,
+                                   destination="env:Y")
+        assert res2.status == "accepted" and res2.replicas == 1 and res2.unreplicated
+        rc.close()
+        pc.close()

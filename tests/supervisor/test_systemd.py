@@ -80,3 +80,24 @@ def test_cli_writes_units(tmp_path, redis_server) -> None:
                         str(tmp_path / "u")], env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "u" / "multialpha.target").exists() and "systemctl enable" in r.stdout
+
+
+def test_units_for_the_sentinel_and_acl_case(settings_for) -> None:
+    from multialpha.settings_model import SentinelSettings
+
+    s = settings_for(MULTIALPHA__REDIS__ACL="true")
+    s = s.model_copy(update={"redis": s.redis.model_copy(update={"sentinel": SentinelSettings(
+        hosts=["10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379"], service="multialpha")})})
+    units = systemd.render(s, SHIPPED_CONFIG, include_sandbox=False)
+    folder = SHIPPED_CONFIG.resolve().parent
+    for name in ("multialpha-hub.service", "multialpha-worker-ibs_a.service"):
+        unit = parse(units[name])
+        assert "redis-sentinel.service" in unit["Unit"]["After"].split()
+    text = units["multialpha-worker-ibs_a.service"]
+    # Its own role's password file besides .env; never another role's.
+    assert f"EnvironmentFile=-{folder / 'redis-worker-ibs_a.env'}" in text and "redis-hub.env" not in text
+    assert f"EnvironmentFile=-{folder / 'redis-hub.env'}" in units["multialpha-hub.service"]
+    assert "redis-sentinel.service" in parse(units["multialpha.target"])["Unit"]["After"]
+    assert "10.0.0.1" not in "".join(units.values())  # every process asks the sentinels from the config
+    plain = systemd.render(settings_for(), SHIPPED_CONFIG)
+    assert "redis-sentinel" not in "".join(plain.values()) and "redis-hub.env" not in "".join(plain.values())

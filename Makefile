@@ -13,6 +13,7 @@ setup:
 # `.venv/bin/multialpha status` in a second terminal.
 demo: setup
 	$(BIN)/multialpha config check
+	$(BIN)/multialpha sandbox --precompute
 	$(BIN)/multialpha up
 
 test: setup

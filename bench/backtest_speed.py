@@ -42,7 +42,7 @@ def main() -> None:
     with Sandbox(s, seed=7, speed=0, days=300) as sb:
         sb.set_clock(datetime(2025, 12, 5, 18, 0, tzinfo=timezone.utc))
         ep = endpoints.from_state(sb.state, sb.state_file)
-        fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+        fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
         now = endpoints.now(ep)
         first, last = bt_data.default_days(now, a.days)
         start, end = bt_data.session_range(first, last)

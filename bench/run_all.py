@@ -295,11 +295,13 @@ def up_rows(timeout: float = 90.0) -> list[Row]:
         f.write(f"\n===== up (in run_all.py)\nfloor {floor:.2f} s, all LIVE {live_s}, RSS {rss}\n")
     rows: list[Row] = [("`up` -> all workers LIVE (cold cache)", fmt(live_s, "s"),
                         f"bare `multialpha --version` {fmt(floor, 's')}", ratio(live_s, floor, "goal <= 8 s"))]
-    hub_rss = rss.get("hub")
+    floor_mb = up_to_live.floor_rss()
+    floor_txt = f"bare python + worker libs {floor_mb:.0f} MB"
     w = [v for k, v in rss.items() if k.startswith("worker.") and v is not None]
-    rows.append(("RSS hub", fmt(hub_rss, "MB", 0), "-", ""))
-    rows.append((f"RSS workers ({len(w)})", ", ".join(f"{v:.0f}" for v in w) + " MB" if w else "n/a", "-",
-                 "goal <= 200 MB each"))
+    rows.append(("RSS hub", fmt(rss.get("hub"), "MB", 0), floor_txt, "goal <= 120 MB"))
+    rows.append(("RSS sandbox", fmt(rss.get("sandbox"), "MB", 0), floor_txt, "goal <= 150 MB"))
+    rows.append((f"RSS workers ({len(w)}, cold cache)", ", ".join(f"{v:.0f}" for v in w) + " MB" if w else "n/a",
+                 floor_txt, "goal <= 150 MB each"))
     return rows
 
 

@@ -5,6 +5,11 @@ Redis (the supervisor and component heartbeats, the bar logs) and prints when
 each milestone was reached. Baseline measured in the same run: the start of a
 bare `multialpha --version` process (the import floor every child pays).
 
+It also prints every child's RSS at the moment all workers are LIVE (goals: worker
+<= 150 MB cold and warm, hub <= 120 MB, sandbox <= 150 MB) beside the RSS floor
+measured in the same run: a bare python importing the worker's third-party
+libraries (numpy, redis, backtrader, databento_dbn) and none of our code.
+
 If the hub or the worker has not landed yet, or a component fails, it says
 which and shows the tail of that component's log instead of a number.
 
@@ -44,6 +49,21 @@ def baseline() -> float:
     return time.monotonic() - t
 
 
+FLOOR_IMPORTS = "import numpy, redis, backtrader, databento_dbn"
+
+
+def floor_rss() -> float:
+    """RSS (MB) of a bare python holding the worker's third-party imports, nothing of ours."""
+    code = FLOOR_IMPORTS + "; import re; print(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read())[1])"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    return int(out) / 1024
+
+
+def rss_line(rss: dict[str, float | None], floor: float) -> str:
+    parts = [f"{k} {v:.0f}" if v is not None else f"{k} ?" for k, v in sorted(rss.items())]
+    return "RSS MB at all LIVE: " + ", ".join(parts) + f" (floor: bare python + worker libs {floor:.0f} MB)"
+
+
 def rss_mb(pid: int) -> float | None:
     try:
         m = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
@@ -53,14 +73,16 @@ def rss_mb(pid: int) -> float | None:
 
 
 def one_run(timeout: float, config: Path = CONFIG, cache: Path | None = None,
-            rss: dict[str, float | None] | None = None) -> float | None:
+            rss: dict[str, float | None] | None = None, store: Path | None = None) -> float | None:
     """Seconds from `up` to every worker LIVE, or None (with the reason printed).
 
     ``cache``: a warmup cache dir kept across runs (a restart's case); None = cold.
+    ``store``: the sandbox's store of generated hourly bars (sandbox.store_dir); None = an empty one.
     ``rss``: filled with each child's RSS (MB) at the moment all workers are LIVE."""
     tmp = Path(tempfile.mkdtemp(prefix="ma-bench-"))
     env = {**os.environ, "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"), "MULTIALPHA_CACHE_DIR": str(cache or tmp / "cache"),
-           "MULTIALPHA__REDIS__PORT": str(free_port()), "DATABENTO_API_KEY": ""}
+           "MULTIALPHA__REDIS__PORT": str(free_port()), "DATABENTO_API_KEY": "",
+           "MULTIALPHA_SANDBOX_STORE": str(store or tmp / "store")}
     t0 = time.monotonic()
     proc = subprocess.Popen([sys.executable, "-m", "multialpha", "--config", str(config), "up"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -125,21 +147,30 @@ def one_run(timeout: float, config: Path = CONFIG, cache: Path | None = None,
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=60.0)
-    ap.add_argument("--runs", type=int, default=2, help="run 1 has a cold warmup cache, later runs reuse it")
+    ap.add_argument("--runs", type=int, default=3,
+                    help="run 1: empty sandbox store and warmup caches; run 2: the store run 1 filled, empty caches "
+                         "(a first `up` after `make demo`'s precompute); later runs: both kept")
     ap.add_argument("--config", type=Path, default=CONFIG, help="config to start (default: the shipped one)")
     a = ap.parse_args()
     base = baseline()
-    print(f"baseline: bare `multialpha --version` process {base:.2f} s")
+    floor = floor_rss()
+    print(f"baseline: bare `multialpha --version` process {base:.2f} s; RSS floor ({FLOOR_IMPORTS}) {floor:.0f} MB")
     rc = 0
-    cache = Path(tempfile.mkdtemp(prefix="ma-bench-cache-"))
+    keep = Path(tempfile.mkdtemp(prefix="ma-bench-cache-"))
+    store = keep / "sandbox-store"
     for i in range(a.runs):
-        print(f"run {i + 1}: `multialpha up` (sandbox, managed Redis, warmup cache {'cold' if i == 0 else 'warm'})")
-        live = one_run(a.timeout, a.config, cache)
+        cache = keep / f"cache-{min(i, 1)}"  # run 3 on reuses the cache run 2 filled
+        what = ["sandbox store empty, warmup caches empty", "sandbox store filled by run 1, warmup caches empty",
+                "sandbox store and warmup caches kept"][min(i, 2)]
+        print(f"run {i + 1}: `multialpha up` (sandbox, managed Redis; {what})")
+        rss: dict[str, float | None] = {}
+        live = one_run(a.timeout, a.config, cache, rss, store)
         if live is None:
             rc = 1
         else:
             print(f"  -> up to all LIVE {live:.2f} s; ratio to baseline {live / base:.1f}x (goal <= 8 s)")
-    shutil.rmtree(cache, ignore_errors=True)
+            print(f"  {rss_line(rss, floor)}")
+    shutil.rmtree(keep, ignore_errors=True)
     return rc
 
 

@@ -145,6 +145,8 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
 @click.option("--state-file", default=None, type=click.Path(dir_okay=False), help="Where to write ports/key/CA.")
 @click.option("--resume-at", default=None,
               help="Start the clock here (ISO UTC) instead of the first session open (`up` continues a persisted bar log).")
+@click.option("--precompute", is_flag=True,
+              help="Fill sandbox.store_dir with the hourly bars of the whole history, then exit (no gateways).")
 @click.pass_context
 def sandbox(ctx: click.Context, config_path: str | None, **opts: object) -> None:
     """Run the local Databento Live + Historical gateways (synthetic CME market)."""

@@ -28,6 +28,8 @@ from multialpha.sandbox.state import SandboxState
 if TYPE_CHECKING:  # pragma: no cover
     import databento
 
+    from multialpha.worker.histclient import HistoricalClient
+
 REAL_LIVE_PORT = 13000
 CA_ENV = "REQUESTS_CA_BUNDLE"
 
@@ -155,6 +157,13 @@ def historical_client(ep: Endpoints) -> "databento.Historical":
 
     trust_sandbox_ca(ep)
     return databento.Historical(key=ep.api_key, gateway=ep.historical_gateway)
+
+
+def bars_client(ep: Endpoints) -> "HistoricalClient":
+    """The lean OHLCV client (worker/histclient.py): no pandas/pyarrow, trusts the sandbox CA directly."""
+    from multialpha.worker.histclient import HistoricalClient
+
+    return HistoricalClient(ep.api_key, ep.historical_gateway, ca_path=ep.ca_path)
 
 
 def now(ep: Endpoints) -> datetime:

@@ -258,6 +258,8 @@ class SandboxSettings(_Model):
     speed: float = Field(60.0, ge=0)  # 0 = as fast as the client reads
     from_date: str = "2025-12-01"
     days: int = Field(420, ge=1)
+    # Generated hourly bars kept across runs (sandbox/store.py); "" = none (regenerate every run).
+    store_dir: str = ".multialpha/sandbox-store"
 
     @field_validator("from_date")
     @classmethod

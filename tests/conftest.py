@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import hypothesis
 import pytest
 import redis
 
@@ -14,6 +16,11 @@ from multialpha.managed_redis import ManagedRedis
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_CONFIG = REPO / "config.multi_alpha.yml"
 SHARED = REPO.parent / "shared"
+
+# No example database in the checkout (`.hypothesis/`): parallel workers would share it, and a test
+# run should leave the repo as it found it. Tests that set their own `settings` keep this default.
+hypothesis.settings.register_profile("multialpha", database=None)
+hypothesis.settings.load_profile("multialpha")
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +63,136 @@ def _process_role_reset() -> Iterator[None]:
 
     yield
     redis_acl.set_role("supervisor")
+
+
+# -- parallel runs (pytest-xdist, `-n 2 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
+#
+# Tests that share a costly session- or module-scoped fixture run on one xdist worker, so the fixture
+# is built once, as in a serial run. The groups are named here by path, and the scheduler below reads
+# them from each test's node id: xdist's own `xdist_group` mark works by renaming node ids, which
+# pytest 9.2 no longer allows (Node.nodeid is read-only), so the marks would be silently ignored.
+# Keys are paths relative to the repo; a directory key covers everything under it.
+XDIST_GROUPS: dict[str, str] = {
+    # one pinned sandbox with 120 days of history and one warmup cache (tests/backtest/conftest.py)
+    "tests/backtest/": "backtest-sandbox",
+    "tests/mlveto/test_train.py": "backtest-sandbox",  # imports those fixtures
+    # one sandbox with 300 days of history (tests/sandbox/conftest.py)
+    "tests/sandbox/": "sandbox",
+    # module-scoped rig and fault-free reference run
+    "tests/e2e/test_hub_faults.py": "hub-faults",
+    # the session's fault-free `multialpha up` reference run (tests/e2e/conftest.py: up_reference), in
+    # two groups of about 4 minutes each: if both land on one worker the reference is built once, if
+    # not, one extra reference run (~40 s) buys two faulted runs at a time
+    "tests/e2e/test_worker_faults.py": "up-faults-a",
+    "tests/e2e/test_order_faults.py": "up-faults-a",
+    "tests/e2e/test_stale_bars.py": "up-faults-a",
+    "tests/e2e/test_supervisor_faults.py": "up-faults-b",
+    "tests/e2e/test_up_compare.py": "up-faults-b",
+    # the live-vs-replay runs (each an `up` paced in wall time on the sandbox, ~4-6 min): one after
+    # the other on one worker, so two of them never share the 2 cores (their rigs assert that no bar
+    # was late or dropped)
+    "tests/parity/": "parity",
+    "tests/verify/test_cli.py": "parity",
+}
+
+# The longest tests and groups, longest first (measured with --durations; README, "Development").
+# xdist hands out work in collection order, so these go first: a 4-minute test started last would
+# run alone at the end while the other worker idles. Everything else keeps its collection order.
+SLOW_FIRST: tuple[str, ...] = (
+    "tests/parity/test_rolls.py",  # the parity group (tests/parity/, tests/verify/test_cli.py) first
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[dst]",
+    "tests/fuzz/test_dbn_extremes.py",
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[roll]",
+    "tests/e2e/test_up.py",
+    "tests/e2e/test_reload.py",
+    "tests/e2e/test_redis_failover.py",
+    "tests/e2e/test_supervisor_faults.py",  # with the rest of its group (up-faults-b)
+    "tests/e2e/test_worker_faults.py",  # up-faults-a
+    "tests/fuzz/test_control_messages.py",
+    "tests/fuzz/test_config_yaml.py",
+    "tests/hub/test_main.py",
+    "tests/e2e/test_hub_faults.py",
+)
+
+
+def xdist_group_of(relpath: str) -> str | None:
+    for key, group in XDIST_GROUPS.items():
+        if relpath == key or (key.endswith("/") and relpath.startswith(key)):
+            return group
+    return None
+
+
+def _rel(item: pytest.Item) -> str:
+    return Path(str(item.path)).resolve().relative_to(REPO).as_posix()
+
+
+def _slow_rank(item: pytest.Item) -> int:
+    rel = _rel(item)
+    nodeid = f"{rel}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel
+    for rank, key in enumerate(SLOW_FIRST):
+        if nodeid == key or rel == key:
+            return rank
+    return len(SLOW_FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """xdist's load-scope scheduler with our groups as scopes: one group, one worker; every other
+    test is a scope of its own (scheduled alone, like `--dist load`)."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_group_of(nodeid.split("::", 1)[0]) or nodeid
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The controller schedules in the order its workers collected; a worker has `workerinput` (xdist
+    # resets its numprocesses). A serial run (-n 0) keeps the plain order.
+    if not (hasattr(config, "workerinput") or config.getoption("numprocesses", None)):
+        return
+    # A group is scheduled where its first test stands, so its members move up together.
+    group_rank: dict[str, int] = {}
+    for item in items:
+        group = xdist_group_of(_rel(item))
+        if group:
+            group_rank[group] = min(group_rank.get(group, len(SLOW_FIRST)), _slow_rank(item))
+
+    def rank(item: pytest.Item) -> int:
+        group = xdist_group_of(_rel(item))
+        return group_rank[group] if group else _slow_rank(item)
+
+    items.sort(key=rank)  # stable: the rest keeps its order
+
+
+# -- the `up` fault scenarios' results table (tests/e2e/up_rig.py: RESULTS), printed at the end -------
+# Under xdist the rows are built in the workers: each hands its rows to the controller when it
+# finishes (workeroutput), and the controller prints one table, as a serial run does.
+_UP_RESULTS = "multialpha_up_results"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker
+        from tests.e2e import up_rig as R
+
+        workeroutput[_UP_RESULTS] = json.dumps(R.RESULTS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    rows = getattr(node, "workeroutput", {}).get(_UP_RESULTS)
+    if rows:
+        from tests.e2e import up_rig as R
+
+        R.RESULTS.extend((name, recovery, d) for name, recovery, d in json.loads(rows))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.e2e import up_rig as R
+
+    if R.RESULTS:
+        terminalreporter.write_sep("=", "multialpha up: fault scenarios vs the reference run")
+        terminalreporter.write_line(R.table(R.RESULTS))

@@ -29,7 +29,7 @@ def resolve_source(settings: Settings) -> Source:
     from multialpha.worker import warmup
 
     ep = endpoints.resolve(settings)
-    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
     return Source(fetch, ep.dataset, endpoints.now(ep), ep.is_sandbox, sandbox_first_day(ep.sandbox))
 
 

@@ -57,7 +57,7 @@ def _source(ep: Any, *, first_day: date | None, embedded: bool) -> Source:
     from multialpha import endpoints
     from multialpha.worker import warmup
 
-    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
     return Source(fetch, ep.dataset, endpoints.now(ep), ep.is_sandbox, first_day, embedded)
 
 

@@ -54,6 +54,8 @@ def run(settings: Settings, log_json: bool, opts: dict[str, Any]) -> int:
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--key") from None
+    if opts.get("precompute"):
+        return precompute(sb)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -90,4 +92,22 @@ def run(settings: Settings, log_json: bool, opts: dict[str, Any]) -> int:
         log.info("stopping sandbox")
     finally:
         sb.stop()
+    return 0
+
+
+def precompute(sb: Any) -> int:
+    """Generate (or read) every root's hourly bars over the whole history into the store, then exit."""
+    market = sb.market
+    if market.store is None:
+        click.echo("sandbox --precompute: sandbox.store_dir is empty: nothing to fill", err=True)
+        return 2
+    days = market.trading_days(cme_time.to_ns(cme_time.session_bounds(market.first_day)[0]),
+                               cme_time.to_ns(cme_time.session_bounds(market.from_date)[1]))
+    for root in market.roots:
+        for day in days:
+            market.hour_bars(root, day)
+        click.echo(f"  {root}: {len(days)} trading days")
+    market.store.close()
+    click.echo(f"sandbox store {market.store.dir}: {market.store.misses} days generated, "
+               f"{market.store.hits} already there")
     return 0

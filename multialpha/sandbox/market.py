@@ -28,10 +28,10 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Callable, Iterable
 
 import numpy as np
@@ -40,29 +40,14 @@ from multialpha import cme_time
 from multialpha.config import Settings
 from multialpha.contracts import Contract, ContractMap
 from multialpha.sandbox import profiles
+# DBN layouts and Databento's aggregation live in aggregate.py (re-exported: callers import them from here).
+from multialpha.sandbox.aggregate import (  # noqa: F401
+    OHLCV_DTYPE, PUBLISHER_ID, RTYPE_OHLCV, TRADE_DTYPE, aggregate_minutes, rollup,
+)
+from multialpha.sandbox.store import LRU, HourStore, fingerprint
 
-PUBLISHER_ID = 1  # GLBX.MDP3.GLBX
 UNDEF_PRICE = 2**63 - 1
 
-# DBN v3 TradeMsg (mbp-0) layout: 48 bytes; .tobytes() of an array is DBN.
-TRADE_DTYPE = np.dtype(
-    [
-        ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
-        ("ts_event", "<u8"), ("price", "<i8"), ("size", "<u4"), ("action", "S1"), ("side", "S1"),
-        ("flags", "u1"), ("depth", "u1"), ("ts_recv", "<u8"), ("ts_in_delta", "<i4"), ("sequence", "<u4"),
-    ]
-)  # fmt: skip
-# DBN OhlcvMsg layout: 56 bytes.
-OHLCV_DTYPE = np.dtype(
-    [
-        ("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"),
-        ("ts_event", "<u8"), ("open", "<i8"), ("high", "<i8"), ("low", "<i8"), ("close", "<i8"),
-        ("volume", "<u8"),
-    ]
-)  # fmt: skip
-assert TRADE_DTYPE.itemsize == 48 and OHLCV_DTYPE.itemsize == 56
-
-RTYPE_OHLCV = {"ohlcv-1s": 0x20, "ohlcv-1m": 0x21, "ohlcv-1h": 0x22, "ohlcv-1d": 0x23, "ohlcv-eod": 0x24}
 BAR_SCHEMAS = ("ohlcv-1m", "ohlcv-1h", "ohlcv-1d", "ohlcv-eod")
 DAY_NS = 86_400 * cme_time.NS
 HISTORY_THIN = 4  # deep-history days: 1/4 of the trades, 4x the size
@@ -95,25 +80,6 @@ class _Day:
     instruments: list[Instrument]
     trades: np.ndarray  # TRADE_DTYPE, sorted by ts_recv
     minutes: np.ndarray | None = None  # OHLCV_DTYPE 1m bars, by (ts_event, instrument_id)
-
-
-class _LRU:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.data: OrderedDict[object, object] = OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: object, make: Callable[[], object]) -> object:
-        with self.lock:
-            if key in self.data:
-                self.data.move_to_end(key)
-                return self.data[key]
-        value = make()  # outside the lock: generation is pure, a race only wastes work
-        with self.lock:
-            self.data[key] = value
-            while len(self.data) > self.size:
-                self.data.popitem(last=False)
-        return value
 
 
 @lru_cache(maxsize=64)
@@ -160,12 +126,24 @@ class SyntheticMarket:
         self.roots = sorted(settings.instruments)
         self._root_index = {r: i for i, r in enumerate(self.roots)}
         self._anchors: dict[str, np.ndarray] = {}
-        self._days = _LRU(cache_days)
-        self._minutes = _LRU(512)  # ~50-150 KB per (root, day)
-        self._hours = _LRU(8192)  # ~2-7 KB per (root, day): every warmup's daily/hourly bars
+        self._days = LRU(cache_days)
+        self._minutes = LRU(512)  # ~50-150 KB per (root, day)
+        self._hours = LRU(8192)  # ~2-7 KB per (root, day): every warmup's daily/hourly bars
+        self.store: HourStore | None = None  # hourly bars on disk, across runs (open_store)
         self._instruments: dict[tuple[str, date], tuple[Instrument, ...]] = {}
+        self._named: dict[tuple[str, date], dict[str, Instrument]] = {}
         self._calendars: dict[tuple[str, int], list[tuple[Contract, date, date]]] = {}
         self._lock = threading.Lock()
+
+    def open_store(self, directory: Path) -> HourStore:
+        """Keep generated hourly bars in ``directory`` (sandbox/store.py), under this market's fingerprint."""
+        here = Path(__file__).resolve().parent
+        parts = {"seed": self.seed, "from": self.from_date, "days": self.days, "thin": HISTORY_THIN,
+                 "detail": DETAIL_DAYS, "instruments": {r: self.settings.instruments[r].model_dump() for r in self.roots}}
+        fp = fingerprint(parts, [self.settings.path(self.settings.contract_map_path), here / "market.py",
+                                 here / "profiles.py", here / "aggregate.py"])
+        self.store = HourStore(Path(directory) / fp, OHLCV_DTYPE)
+        return self.store
 
     # -- calendar ----------------------------------------------------------------------
     def has_day(self, day: date) -> bool:
@@ -214,6 +192,14 @@ class SyntheticMarket:
         if hit is None:
             hit = self._instruments[key] = tuple(self._list_instruments(root, day))
         return list(hit)
+
+    def instrument_named(self, root: str, day: date, raw_symbol: str) -> Instrument | None:
+        """The instrument ``raw_symbol`` of ``root`` listed on ``day``, or None (a dict lookup: per request day)."""
+        key = (root, day)
+        named = self._named.get(key)
+        if named is None:
+            named = self._named[key] = {i.raw_symbol: i for i in self.instruments(root, day)}
+        return named.get(raw_symbol)
 
     def _calendar(self, root: str, year: int) -> list[tuple[Contract, date, date]]:
         """(contract, expiry, roll date) of ``ContractMap.listed(root, <year>)``, memoised."""
@@ -399,9 +385,21 @@ class SyntheticMarket:
 
     def hour_bars(self, root: str, day: date) -> np.ndarray:
         """1-hour bars of ``root`` on trading day ``day`` (cached; hours never straddle sessions)."""
-        return self._hours.get(  # type: ignore[return-value]
-            (root, day), lambda: rollup(self.minute_bars(root, day), cme_time.HOUR_NS, RTYPE_OHLCV["ohlcv-1h"])
-        )
+        return self._hours.get((root, day), lambda: self._stored_hours(root, day))  # type: ignore[return-value]
+
+    def _stored_hours(self, root: str, day: date) -> np.ndarray:
+        hit = self.store.get(root, day) if self.store is not None else None
+        if hit is not None:
+            return hit
+        # Minutes of a day nobody asked minutes for are not kept: a warmup rolls up hundreds of
+        # days, and 512 cached minute arrays were ~50 MB of the sandbox's RSS for nothing.
+        mins = self._minutes.peek((root, day))
+        if mins is None:
+            mins = aggregate_minutes(self._day(root, day).trades)
+        bars = rollup(mins, cme_time.HOUR_NS, RTYPE_OHLCV["ohlcv-1h"])  # type: ignore[arg-type]
+        if self.store is not None:
+            self.store.put(root, day, bars)
+        return bars
 
     def bars(
         self,
@@ -456,43 +454,3 @@ class SyntheticMarket:
             else:
                 keep &= out["ts_event"].astype(np.int64) + span <= now_ns
         return out[keep]
-
-
-def aggregate_minutes(trades: np.ndarray) -> np.ndarray:
-    """1-minute OHLCV exactly as Databento: bucket on ts_recv, start-stamped, no empty bars."""
-    if len(trades) == 0:
-        return np.zeros(0, OHLCV_DTYPE)
-    minute = trades["ts_recv"] - trades["ts_recv"] % np.uint64(cme_time.MINUTE_NS)
-    order = np.lexsort((np.arange(len(trades)), trades["instrument_id"], minute))  # time order kept
-    iid, minute, price, size = trades["instrument_id"][order], minute[order], trades["price"][order], trades["size"][order]
-    return _reduce(iid, minute, price, price, price, price, size.astype(np.uint64), 0x21)
-
-
-def rollup(bars: np.ndarray, span_ns: int, rtype: int) -> np.ndarray:
-    """Roll finer bars (OHLCV_DTYPE, any order) up to ``span_ns`` buckets of ts_event."""
-    if len(bars) == 0:
-        return np.zeros(0, OHLCV_DTYPE)
-    bucket = bars["ts_event"] - bars["ts_event"] % np.uint64(span_ns)
-    order = np.lexsort((bars["ts_event"], bars["instrument_id"], bucket))
-    b = bars[order]
-    return _reduce(b["instrument_id"], bucket[order], b["open"], b["high"], b["low"], b["close"], b["volume"], rtype)
-
-
-def _reduce(iid, bucket, o, h, lo, c, v, rtype: int) -> np.ndarray:
-    """Inputs sorted by (bucket, iid, time): one bar per (bucket, iid) run."""
-    change = np.ones(len(iid), dtype=bool)
-    change[1:] = (iid[1:] != iid[:-1]) | (bucket[1:] != bucket[:-1])
-    starts = np.flatnonzero(change)
-    ends = np.r_[starts[1:], len(iid)] - 1
-    out = np.zeros(len(starts), OHLCV_DTYPE)
-    out["length"] = OHLCV_DTYPE.itemsize // 4
-    out["rtype"] = rtype
-    out["publisher_id"] = PUBLISHER_ID
-    out["instrument_id"] = iid[starts]
-    out["ts_event"] = bucket[starts]
-    out["open"] = o[starts]
-    out["high"] = np.maximum.reduceat(h, starts)
-    out["low"] = np.minimum.reduceat(lo, starts)
-    out["close"] = c[ends]
-    out["volume"] = np.add.reduceat(v, starts)
-    return out

@@ -79,6 +79,8 @@ class Sandbox:
         self._hist_port = hist_port
         self.state_file = Path(state_file) if state_file else runtime.sandbox_state_path(settings)
         self.market = SyntheticMarket(settings, self.seed, from_date=from_date, days=days)
+        if settings.sandbox.store_dir:
+            self.market.open_store(settings.path(settings.sandbox.store_dir))
         self.faults = Faults()
         self.fixtures_dir = fixtures_dir
         open_ = cme_time.session_bounds(self.market.from_date)[0]
@@ -201,6 +203,8 @@ class Sandbox:
                 self._thread.join(5)
             loop.close()
             self._loop = None
+        if self.market.store is not None:
+            self.market.store.close()  # generated days reach the disk for the next run
         if self._state is not None:
             current = SandboxState.read(self.state_file)
             if current is not None and current.pid == self._state.pid and current.live_port == self._state.live_port:

@@ -74,13 +74,13 @@ def _raw_root(sym: str, roots: set[str]) -> str:
 
 def select(market: SyntheticMarket, res: Resolved, stype_in: str, day: date) -> list[Instrument]:
     """Instruments that ``res`` names on trading day ``day``."""
-    insts = market.instruments(res.root, day)
     if res.symbol.endswith(".FUT") or stype_in == "parent":
-        return insts
+        return market.instruments(res.root, day)
     if stype_in == "continuous":
         m = _CONT.match(res.symbol)
         assert m
         outrights = fronts.ranked(market, res.root, day, m.group("rule"))
         rank = int(m.group("rank"))
         return [outrights[rank]] if rank < len(outrights) else []
-    return [i for i in insts if i.raw_symbol == res.symbol]
+    named = market.instrument_named(res.root, day, res.symbol)
+    return [named] if named is not None else []

@@ -143,11 +143,11 @@ class Picker:
     def mappings(self, days: Iterable[date], first: date, end: date) -> list[Mapping]:
         """Metadata mappings for UTC dates in ``[first, end)``: raw symbol (parent) or requested symbol -> ids."""
         by_key: dict[str, dict[str, set[date]]] = {}
+        # A day's UTC dates once per day, not once per (symbol, day): a warmup asks ~60 contracts x ~280 days.
+        dates = [(day, [u for u in session_dates(day) if first <= u < end]) for day in days]
         for res in self.resolved:
-            for day in days:
-                for u in session_dates(day):
-                    if not first <= u < end:
-                        continue
+            for day, us in dates:
+                for u in us:
                     for inst in self.instruments(res, day, u):
                         key = inst.raw_symbol if self.stype_in == "parent" else res.symbol
                         by_key.setdefault(key, {}).setdefault(str(inst.instrument_id), set()).add(u)

@@ -1,6 +1,11 @@
-"""Local Parquet cache of historical bars, keyed by dataset/schema/symbol/range.
+"""Local cache of historical bars, keyed by dataset/schema/symbol/range: numpy ``.npy`` chunks.
 
-Layout: ``{cache_dir}/{dataset}/{schema}/{stype}/{symbol}/{start_ns}_{end_ns}.parquet``.
+Layout: ``{cache_dir}/{dataset}/{schema}/{stype}/{symbol}/{start_ns}_{end_ns}.npy``, each a
+structured array (``CHUNK_DTYPE``: ts, open, high, low, close, volume). numpy, not Parquet:
+reading Parquet needs pyarrow (~40 MB of RSS a worker would keep for its life, and pandas
+behind some of its paths). Chunks written as ``.parquet`` by older versions are ignored
+(their range counts as missing, is fetched once more and written as ``.npy``); they can be
+deleted by hand (docs/worker.md).
 The key is what was requested: warmup and backtest ask for raw contracts
 (``raw_symbol/ESH6``), so chunks written by older versions for the calendar
 continuous symbol (``continuous/ES.c.0``, another contract between roll date
@@ -21,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 COLUMNS = ("ts", "open", "high", "low", "close", "volume")
-_CHUNK = re.compile(r"^(\d+)_(\d+)\.parquet$")
+CHUNK_DTYPE = np.dtype([("ts", "<i8"), ("open", "<f8"), ("high", "<f8"), ("low", "<f8"), ("close", "<f8"),
+                        ("volume", "<i8")])
+_CHUNK = re.compile(r"^(\d+)_(\d+)\.npy$")
 
 
 @dataclass(frozen=True)
@@ -76,26 +83,25 @@ class BarCache:
         return gaps
 
     def write(self, key: CacheKey, start: int, end: int, cols: Columns) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
         d = self._dir(key)
         d.mkdir(parents=True, exist_ok=True)
-        final = d / f"{start}_{end}.parquet"
+        final = d / f"{start}_{end}.npy"
         tmp = d / f".{final.name}.{os.getpid()}.tmp"
-        pq.write_table(pa.table({c: cols[c] for c in COLUMNS}), tmp)
+        rec = np.empty(len(cols["ts"]), CHUNK_DTYPE)
+        for c in COLUMNS:
+            rec[c] = cols[c]
+        with open(tmp, "wb") as f:  # a file object: np.save would append ".npy" to the tmp name
+            np.save(f, rec, allow_pickle=False)
         os.replace(tmp, final)  # readers never see half a chunk
 
     def read(self, key: CacheKey, start: int, end: int) -> Columns:
         """Every cached bar with start <= ts < end, sorted, one per timestamp."""
-        import pyarrow.parquet as pq
-
         parts = []
         for s, e, p in self.chunks(key):
             if e <= start or s >= end:
                 continue
-            t = pq.ParquetFile(p).read()  # not read_table: its dataset layer imports pandas (~0.4 s)
-            parts.append({c: _to_numpy(t.column(c)) for c in COLUMNS})
+            rec = np.load(p, allow_pickle=False)
+            parts.append({c: np.ascontiguousarray(rec[c]) for c in COLUMNS})
         if not parts:
             return empty()
         cols = {c: np.concatenate([p[c] for p in parts]) for c in COLUMNS}
@@ -109,12 +115,3 @@ class BarCache:
             last = np.r_[cols["ts"][1:] != cols["ts"][:-1], True]
             cols = {c: v[last] for c, v in cols.items()}
         return cols
-
-
-def _to_numpy(column: object) -> np.ndarray:
-    """Arrow column -> numpy without pyarrow's to_numpy (it imports pandas: ~0.4 s of start-up)."""
-    arr = column.combine_chunks()  # type: ignore[attr-defined]
-    if arr.null_count:
-        raise ValueError("cached bars never contain nulls")
-    dtype = np.int64 if str(arr.type) == "int64" else np.float64
-    return np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset : arr.offset + len(arr)].copy()

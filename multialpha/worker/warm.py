@@ -55,14 +55,14 @@ def resolve_endpoints(settings: Settings, clock: Callable[[], datetime] | None, 
         key, dataset = settings.databento.api_key, settings.databento.dataset
 
         def factory() -> Any:
-            import databento
+            from multialpha.worker.histclient import HistoricalClient
 
-            return databento.Historical(key)
+            return HistoricalClient(key, "https://hist.databento.com")
 
         return Endpoints(clock or cme_time.utcnow, fetch or warmup.databento_fetch(factory, dataset), dataset)
     ep = endpoints.resolve(settings)
     return Endpoints(clock or (lambda: endpoints.now(ep)),
-                     fetch or warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset), ep.dataset)
+                     fetch or warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset), ep.dataset)
 
 
 def read_cursor(client: Any, key: str) -> dict[str, int]:

@@ -18,7 +18,9 @@ every contract (and root) that is missing, records are split by instrument
 id through the response's symbology mappings, and each contract's own days
 are cached under its raw symbol (:class:`~multialpha.worker.cache.BarCache`,
 ``stype`` ``raw_symbol``) — old ``continuous/ROOT.c.0`` caches are never read.
-``databento`` is imported only when something is missing (~1.2 s of start-up).
+Nothing of ``databento`` itself is imported: its ``DBNStore`` pulls pandas and pyarrow
+(~100 MB kept for the worker's life); ``histclient`` sends the same request and decodes the
+DBN with ``databento_dbn`` and numpy.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import numpy as np
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
+from multialpha.worker import histclient
 from multialpha.worker.cache import BarCache, CacheKey, Columns, empty
 from multialpha.worker.resample import OHLCV, Resampler
 
@@ -68,7 +71,8 @@ class Fetch(Protocol):
 
 
 def databento_fetch(client_factory: Callable[[], Any], dataset: str) -> Fetch:
-    """A Fetch backed by the real ``databento.Historical`` client (created on first use).
+    """A Fetch backed by a Historical client (created on first use): ``histclient.HistoricalClient``
+    (``endpoints.bars_client``), which decodes DBN without pandas/pyarrow (see histclient.py).
 
     Several symbols go in one ``timeseries.get_range``; records are split per
     requested symbol by instrument id, from the response's symbology mappings.
@@ -78,15 +82,13 @@ def databento_fetch(client_factory: Callable[[], Any], dataset: str) -> Fetch:
     def fetch(schema: str, symbols: list[str], stype_in: str, start_ns: int, end_ns: int) -> dict[str, Columns]:
         if "client" not in holder:
             holder["client"] = client_factory()
-        store = holder["client"].timeseries.get_range(
-            dataset=dataset, start=start_ns, end=end_ns, symbols=list(symbols), schema=schema, stype_in=stype_in
-        )
-        arr = store.to_ndarray(schema=schema)
+        got = holder["client"].get_range(dataset, schema, list(symbols), stype_in, start_ns, end_ns)
+        arr = got.records
         if len(arr) == 0:
             return {s: empty() for s in symbols}
         if len(symbols) == 1:
             return {symbols[0]: _columns(arr)}
-        owner = _owners(store, arr, symbols)
+        owner = histclient.owners(got.mappings, arr, symbols)
         return {s: _columns(arr[owner == i]) for i, s in enumerate(symbols)}
 
     return fetch
@@ -101,40 +103,6 @@ def _columns(arr: np.ndarray) -> Columns:
         "close": arr["close"].astype(np.float64) / PRICE_SCALE,
         "volume": arr["volume"].astype(np.int64),
     }
-
-
-def _owners(store: Any, arr: np.ndarray, symbols: list[str]) -> np.ndarray:
-    """Index into ``symbols`` of every record's requested symbol (-1: none), from the metadata's mappings.
-
-    A raw symbol names one instrument for the life of a contract, so instrument id ->
-    symbol is usually unambiguous whatever the date; if an id maps to two requested
-    symbols (an id reused years apart), the record's date decides through databento's
-    own ``InstrumentMap``.
-    """
-    index = {s: i for i, s in enumerate(symbols)}
-    by_id: dict[int, set[str]] = {}
-    for sym, intervals in store.mappings.items():
-        for iv in intervals:
-            if iv.get("symbol") and sym in index:
-                by_id.setdefault(int(iv["symbol"]), set()).add(sym)
-    ids = arr["instrument_id"].astype(np.int64)
-    owner = np.full(len(arr), -1, dtype=np.int64)
-    ambiguous = []
-    for iid, syms in by_id.items():
-        if len(syms) == 1:
-            owner[ids == iid] = index[next(iter(syms))]
-        else:
-            ambiguous.append(iid)
-    if ambiguous:
-        from databento.common.symbology import InstrumentMap
-
-        imap = InstrumentMap()
-        imap.insert_metadata(store.metadata)
-        mask = np.isin(ids, ambiguous)
-        dates = arr["ts_event"][mask].astype("datetime64[ns]").astype("datetime64[D]")
-        names = imap.resolve_many(arr["instrument_id"][mask].astype(np.uint64), dates)
-        owner[mask] = [index.get(n, -1) if n is not None else -1 for n in names]
-    return owner
 
 
 def day_start_ns(day: date) -> int:

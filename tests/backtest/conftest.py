@@ -71,5 +71,5 @@ def source(sandbox: Sandbox) -> Any:
     from multialpha.worker import warmup
 
     ep = endpoints.from_state(sandbox.state, sandbox.state_file)
-    return Source(warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset), ep.dataset,
+    return Source(warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset), ep.dataset,
                   endpoints.now(ep), True)

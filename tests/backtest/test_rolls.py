@@ -57,7 +57,7 @@ def backtest(roll_sandbox: Any, tmp_path: Path, policy: str, overlap: int = 2,
                                "webhook_url_env": "TEST_ROLL_HOLDER_URL",
                                "instruments": {"ES": {"size": 1}, "6S": {"size": 2}}}}), environ={})
     ep = endpoints.from_state(sb.state, sb.state_file)
-    src = Source(warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset), ep.dataset,
+    src = Source(warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset), ep.dataset,
                  endpoints.now(ep), True)
     start, end = bt_data.session_range(*days)
     return runner.run(settings, ["holder"], start, end, fetch=src.fetch, dataset=src.dataset, data_now=src.now,

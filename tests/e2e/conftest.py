@@ -1,5 +1,5 @@
 """Shared by the `multialpha up` fault scenarios (test_worker_faults, test_order_faults,
-test_supervisor_faults): one fault-free reference run per session, and the results table."""
+test_supervisor_faults): one fault-free reference run per session (the results table: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,5 @@ def up_reference(up_base: Path, up_cache: Path) -> Any:
     return out
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.e2e import up_rig as R
-
-    if R.RESULTS:
-        terminalreporter.write_sep("=", "multialpha up: fault scenarios vs the reference run")
-        terminalreporter.write_line(R.table(R.RESULTS))
+# The results table is printed by tests/conftest.py (pytest_terminal_summary): under xdist only the
+# root conftest runs in the controlling process, which collects the rows from the workers.

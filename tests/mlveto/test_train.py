@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
+from multialpha import config as cfg
 from multialpha.cli import main
 from multialpha.mlveto import manifest
 from multialpha.mlveto.features import feature_names
@@ -16,21 +19,39 @@ from multialpha.mlveto.linear import LinearVetoModel
 from multialpha.mlveto.loader import LoadedModel, load_model
 from multialpha.mlveto.train import choose_threshold
 # The backtest fixtures (a real sandbox with its clock pinned, small-warmup config), imported as fixtures.
-from tests.backtest.conftest import bt_dirs, make_settings, sandbox, source  # noqa: F401
+from tests.backtest.conftest import bt_dirs, make_settings, sandbox, source, write_config  # noqa: F401
+
+TRAIN_ARGS = ["--strategy", "breakout", "--from", "2025-11-24", "--to", "2025-12-04", "--min-trades", "4"]
 
 
-def test_train_writes_models_the_loader_accepts(make_settings, tmp_path: Path) -> None:  # noqa: F811
-    settings = make_settings()
-    models = tmp_path / "models"
-    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, "--strategy", "breakout",
-                                  "--from", "2025-11-24", "--to", "2025-12-04", "--min-trades", "4",
+@dataclass(frozen=True)
+class Trained:
+    settings: cfg.Settings
+    models: Path
+    exit_code: int
+    output: str
+
+
+@pytest.fixture(scope="module")
+def trained(sandbox, bt_dirs, tmp_path_factory: pytest.TempPathFactory) -> Trained:  # noqa: F811
+    """One `models train` of breakout over 2025-11-24..12-04 on the sandbox, shared by the tests that
+    check what it wrote (training is the costliest step of this module; both tests only read it)."""
+    root = tmp_path_factory.mktemp("train")
+    settings = cfg.load(write_config(root / "config.multi_alpha.yml", bt_dirs), environ={})
+    models = root / "models"
+    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, *TRAIN_ARGS,
                                   "--models-dir", str(models)], terminal_width=200)
+    return Trained(settings, models, r.exit_code, r.output)
+
+
+def test_train_writes_models_the_loader_accepts(trained: Trained) -> None:
+    models, r = trained.models, trained
     assert r.exit_code == 0, r.output
     entries = manifest.load(models)
     assert entries, r.output
-    trained = {e.symbol for e in entries.values()}
+    symbols = {e.symbol for e in entries.values()}
     skipped = [ln for ln in r.output.splitlines() if "skipped" in ln]
-    assert len(trained) + len(skipped) == 4  # every breakout symbol: a model or a reason
+    assert len(symbols) + len(skipped) == 4  # every breakout symbol: a model or a reason
     for e in entries.values():
         assert e.strategy_type == "breakout" and e.file == f"breakout/{e.symbol}.joblib"
         assert (e.trained_from, e.trained_to) == ("2025-11-24", "2025-12-04")
@@ -43,7 +64,7 @@ def test_train_writes_models_the_loader_accepts(make_settings, tmp_path: Path) -
         assert isinstance(got.estimator, LinearVetoModel) and got.estimator.features == e.features
         assert manifest.sha256_of(models / e.file) == e.sha256
     # the runtime's gate scores with it
-    sym = sorted(trained)[0]
+    sym = sorted(symbols)[0]
     gate = VetoGate(models, "breakout", {sym: True})
     v = gate.decide(sym, "long", {n: 0.0 for n in entries[f"breakout/{sym}"].features})
     assert v.probability is not None and v.model_sha256 == entries[f"breakout/{sym}"].sha256
@@ -141,15 +162,11 @@ def test_train_without_force_leaves_the_shipped_models_untouched(tmp_path: Path)
     assert snapshot() == before
 
 
-def test_the_manifest_records_what_a_model_was_trained_on(make_settings, tmp_path: Path) -> None:  # noqa: F811
+def test_the_manifest_records_what_a_model_was_trained_on(trained: Trained) -> None:
     from multialpha.mlveto import train
 
-    settings = make_settings()
+    settings, models, r = trained.settings, trained.models, trained
     assert train.data_provenance(settings)[0] == "sandbox"
-    models = tmp_path / "models"
-    r = CliRunner().invoke(main, ["models", "train", "--config", settings.source_path, "--strategy", "breakout",
-                                  "--from", "2025-11-24", "--to", "2025-12-04", "--min-trades", "4",
-                                  "--models-dir", str(models)], terminal_width=200)
     assert r.exit_code == 0, r.output
     entries = manifest.load(models)
     assert entries

@@ -46,3 +46,16 @@ def test_cli_runs_writes_state_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert f"{st.host}:{st.live_port}" in out and key in out and st.ca_path in out
     assert not state_file.exists()
+
+
+def test_precompute_fills_the_store_once_then_finds_it_full(tmp_path: Path) -> None:
+    env = {"MULTIALPHA_RUNTIME_DIR": str(tmp_path / "run"), "MULTIALPHA_SANDBOX_STORE": str(tmp_path / "store"),
+           "PATH": "/usr/bin:/bin"}
+    cmd = [sys.executable, "-m", "multialpha", "--config", str(SHIPPED_CONFIG), "sandbox", "--precompute", "--days", "3"]
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 0, first.stderr
+    files = sorted(p.name for p in (tmp_path / "store").glob("*/*.npz"))
+    assert "ES.npz" in files and len(files) >= 19  # one per root of the shipped config
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0 and " 0 days generated" in again.stdout and "0 already there" not in again.stdout
+    assert not (tmp_path / "run" / "sandbox.json").exists()  # no gateway was started

@@ -39,3 +39,19 @@ def test_missing_ranges_and_overlapping_chunks(tmp_path):
     cache.write(k, 3 * H, 5 * H, cols([3 * H, 4 * H], 2.0))  # overlaps: the later chunk wins
     got = cache.read(k, 0, 8 * H)
     assert list(got["ts"]) == [2 * H, 3 * H, 4 * H] and list(got["close"]) == [1.0, 2.0, 2.0]
+
+
+def test_parquet_chunks_of_older_versions_are_ignored_not_read(tmp_path):
+    """The cache was Parquet before; such a chunk neither crashes nor counts: its range is missing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cache = BarCache(tmp_path)
+    k = CacheKey("GLBX.MDP3", "ohlcv-1h", "raw_symbol", "ESZ5")
+    d = tmp_path.joinpath(*k.parts())
+    d.mkdir(parents=True)
+    pq.write_table(pa.table(cols([0, H], 9.0)), d / f"0_{2 * H}.parquet")
+    assert cache.missing(k, 0, 2 * H) == [(0, 2 * H)] and len(cache.read(k, 0, 2 * H)["ts"]) == 0
+    cache.write(k, 0, 2 * H, cols([0, H], 1.0))
+    assert cache.missing(k, 0, 2 * H) == [] and list(cache.read(k, 0, 2 * H)["close"]) == [1.0, 1.0]
+    assert sorted(p.suffix for p in d.iterdir()) == [".npy", ".parquet"]

@@ -1,4 +1,4 @@
-"""Warmup from the sandbox's historical gateway through the real databento client, and its cache."""
+"""Warmup from the sandbox's historical gateway through the lean client (histclient.py), and its cache."""
 
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def test_six_symbols_warm_up_then_second_start_hits_the_cache(build_settings, sa
     start = warmup.history_start(NOW, 250, 338)
     pieces = {(sym, p.contract) for sym in SIX for p in warmup.front_pieces(cmap, sym, cme_time.to_ns(start), cme_time.to_ns(NOW))}
     rolls = [r for sym in SIX for r in adjust.rolls_in(cmap, sym, cme_time.to_ns(start), cme_time.to_ns(NOW))]
-    files = list(cache.rglob("*.parquet"))
+    files = list(cache.rglob("*.npy"))
     assert {f.parent.name for f in files} == {c for _, c in pieces} and len(files) == len(pieces) + len(rolls)
     assert all(f.parent.parent.name == "raw_symbol" for f in files)
 
@@ -309,7 +309,7 @@ def test_warmup_across_a_roll_reads_the_hubs_contract_not_c0(build_settings, san
     bogus["volume"] = np.full(len(bogus["ts"]), 1, dtype=np.int64)
     cache.write(CacheKey(ep.dataset, "ohlcv-1h", "continuous", "ES.c.0"), cme_time.to_ns(start), cme_time.to_ns(ROLL_NOW), bogus)
 
-    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
     h = warmup.Historian(cache, fetch, ep.dataset, contracts=cmap)
     warm = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 120, progress=False)
     assert h.requests == 1  # both roots, all their contracts, one request
@@ -345,7 +345,7 @@ def test_databento_fetch_splits_one_request_by_contract(build_settings, sandbox_
     sb = sandbox_for(settings)
     sb.set_clock(ROLL_NOW)
     ep = endpoints.from_state(sb.state)
-    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
     s, e = warmup.day_start_ns(date(2025, 12, 8)), cme_time.to_ns(ROLL_NOW)
     both = fetch("ohlcv-1h", ["6SZ5", "6SH6", "ESH6"], "raw_symbol", s, e)
     for sym in ("6SZ5", "6SH6", "ESH6"):
@@ -353,35 +353,6 @@ def test_databento_fetch_splits_one_request_by_contract(build_settings, sandbox_
         assert len(alone["ts"]) > 20
         assert all(np.array_equal(both[sym][c], alone[c]) for c in alone), sym
     assert not np.array_equal(both["6SZ5"]["close"][:20], both["6SH6"]["close"][:20])
-
-
-def test_an_instrument_id_shared_by_two_requested_symbols_is_split_by_date():
-    """Ids are reused years apart: the record's date picks the symbol (databento's own InstrumentMap)."""
-    from databento import DBNStore
-    from databento_dbn import Metadata, Schema, SType
-
-    from multialpha.sandbox.utcmap import Interval as _Interval, Mapping as _Mapping
-    from multialpha.sandbox.market import OHLCV_DTYPE
-
-    d = lambda s: date.fromisoformat(s)  # noqa: E731
-    mappings = [_Mapping("ESZ5", [_Interval(d("2025-12-01"), d("2025-12-03"), "7")]),
-                _Mapping("ESH6", [_Interval(d("2025-12-03"), d("2025-12-05"), "7"),
-                                  _Interval(d("2025-12-01"), d("2025-12-05"), "8")])]
-    ts = [datetime(2025, 12, 1, 15, tzinfo=UTC), datetime(2025, 12, 2, 15, tzinfo=UTC), datetime(2025, 12, 3, 15, tzinfo=UTC),
-          datetime(2025, 12, 3, 16, tzinfo=UTC), datetime(2025, 12, 9, 15, tzinfo=UTC)]
-    ids = [7, 8, 7, 9, 7]
-    recs = np.zeros(len(ts), OHLCV_DTYPE)
-    recs["length"], recs["rtype"], recs["publisher_id"] = OHLCV_DTYPE.itemsize // 4, 0x22, 1
-    recs["instrument_id"] = ids
-    recs["ts_event"] = [cme_time.to_ns(t) for t in ts]
-    recs["close"] = [1_000_000_000 * (i + 1) for i in range(len(ts))]
-    meta = Metadata(dataset="GLBX.MDP3", start=recs["ts_event"][0], stype_in=SType.RAW_SYMBOL, stype_out=SType.INSTRUMENT_ID,
-                    schema=Schema.OHLCV_1H, symbols=["ESZ5", "ESH6"], partial=[], not_found=[], mappings=mappings,
-                    end=cme_time.to_ns(datetime(2025, 12, 10, tzinfo=UTC)), limit=0, version=3)
-    store = DBNStore.from_bytes(bytes(meta) + recs.tobytes())
-    arr = store.to_ndarray(schema="ohlcv-1h")
-    # id 7: ESZ5 until 12-03, then ESH6; id 8: ESH6; id 9 unknown; 12-09 is outside every interval.
-    assert warmup._owners(store, arr, ["ESZ5", "ESH6"]).tolist() == [0, 1, 1, -1, -1]
 
 
 def test_a_root_without_a_contract_rule_falls_back_to_c0(tmp_path):

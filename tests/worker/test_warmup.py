@@ -376,7 +376,7 @@ def contract_hour_closes(market, root: str, contract: str, start_ns: int, end_ns
 
 def test_warmup_across_a_sandbox_roll_back_adjusts_hours_and_days(build_settings, sandbox_for, tmp_path):
     sb, ep, cmap = roll_sandbox(build_settings, sandbox_for, "adjust")
-    fetch = warmup.databento_fetch(lambda: endpoints.historical_client(ep), ep.dataset)
+    fetch = warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset)
     h = warmup.Historian(BarCache(tmp_path / "cache"), fetch, ep.dataset, contracts=cmap)
     adjusted = warmup.warm_all(h, ["ES", "6S"], ROLL_NOW, 8, 150, progress=False, adjust="difference")
     assert h.requests == 1  # both roots' history and both rolls' gap hours: one request

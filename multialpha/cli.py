@@ -9,7 +9,7 @@ import click
 
 from multialpha import config as cfg
 from multialpha import logs
-from multialpha.cli_common import Ctx, _ctx, config_error, config_option, redis_failed, require_redis
+from multialpha.cli_common import Ctx, _ctx, config_errors, config_option, redis_failed, require_redis
 from multialpha.cli_deploy import COMMANDS as DEPLOY_COMMANDS
 from multialpha.cli_orders import flatten, orders_group
 from multialpha.verify.cli import verify_cmd
@@ -47,10 +47,8 @@ def config_check(ctx: click.Context, path: str | None) -> None:
 
     obj = _ctx(ctx, path)
     settings = obj.settings()
-    try:  # a strategy_type no installed plugin provides is a config error too
+    with config_errors():  # a strategy_type no installed plugin provides is a config error too
         plug.check_strategy_types(settings)
-    except cfg.ConfigError as e:
-        config_error(e)
     for line in cfg.summarize(settings).lines:
         click.echo(line)
     click.echo("config OK")
@@ -122,17 +120,17 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
     # A config problem (exit 2, naming the key) is said before a Redis problem (exit 1).
     from multialpha import plugins as plug
 
-    try:
+    with config_errors():
         if strategy not in settings.strategies:
             raise cfg.ConfigError(settings.source_path, "strategies",
                                   f"unknown strategy {strategy!r}; known: {', '.join(sorted(settings.strategies))}")
         plug.strategy_type_of(settings, strategy)
-    except cfg.ConfigError as e:
-        config_error(e)
     require_redis(settings, f"worker {strategy}", role=f"worker.{strategy}")
     from multialpha.worker.runtime import run
 
-    sys.exit(run(settings, strategy))
+    with config_errors():  # e.g. a param the strategy class does not declare (found in the worker's prepare)
+        code = run(settings, strategy)
+    sys.exit(code)
 
 
 @main.command()
@@ -200,11 +198,13 @@ def backtest(ctx: click.Context, config_path: str | None, **opts: object) -> Non
     from multialpha.backtest import command
 
     settings = _ctx(ctx, config_path).settings()
-    sys.exit(command.main(
-        settings, strategy=opts["strategy"], all_=bool(opts["all_"]), from_date=opts["from_date"],  # type: ignore[arg-type]
-        to_date=opts["to_date"], days=int(opts["days"]), resolution=str(opts["resolution"]),  # type: ignore[arg-type]
-        output=opts["output"], ml_veto=opts["ml_veto"], png=not opts["no_png"],  # type: ignore[arg-type]
-    ))
+    with config_errors():
+        code = command.main(
+            settings, strategy=opts["strategy"], all_=bool(opts["all_"]), from_date=opts["from_date"],  # type: ignore[arg-type]
+            to_date=opts["to_date"], days=int(opts["days"]), resolution=str(opts["resolution"]),  # type: ignore[arg-type]
+            output=opts["output"], ml_veto=opts["ml_veto"], png=not opts["no_png"],  # type: ignore[arg-type]
+        )
+    sys.exit(code)
 
 
 @main.command("logs")
@@ -312,7 +312,9 @@ def models_train(ctx: click.Context, config_path: str | None, **opts: object) ->
     from multialpha.mlveto import train
 
     settings = _ctx(ctx, config_path).settings()
-    sys.exit(train.main(settings, **opts))  # type: ignore[arg-type]
+    with config_errors():
+        code = train.main(settings, **opts)  # type: ignore[arg-type]
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

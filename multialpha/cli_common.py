@@ -7,9 +7,10 @@ importing :mod:`multialpha.cli`, which registers them.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Iterator, NoReturn
 
 import click
 
@@ -43,8 +44,7 @@ def require_redis(settings: cfg.Settings, prefix: str, role: str | None = None) 
         try:
             redis_acl.credentials(settings)
         except redis_acl.AclError as e:
-            click.echo(f"config error: redis.acl: {e}", err=True)
-            sys.exit(EXIT_CONFIG)
+            config_error(f"redis.acl: {e}")
     problem = require(settings)
     if problem:
         click.echo(f"{prefix}: {problem} (is `multialpha up` running? `multialpha config check` shows the "
@@ -59,9 +59,20 @@ def redis_failed(settings: cfg.Settings, prefix: str, e: BaseException) -> NoRet
     sys.exit(1)
 
 
-def config_error(e: cfg.ConfigError) -> NoReturn:
+def config_error(e: cfg.ConfigError | str) -> NoReturn:
+    """The one way out for a config problem, whichever command finds it: one line, exit 2."""
     click.echo(f"config error: {e}", err=True)
     sys.exit(EXIT_CONFIG)
+
+
+@contextlib.contextmanager
+def config_errors() -> Iterator[None]:
+    """Around a command's work (worker, backtest, models train): a ConfigError raised anywhere in it
+    (the strategy's params, a --resolution, ...) leaves through :func:`config_error`."""
+    try:
+        yield
+    except cfg.ConfigError as e:
+        config_error(e)
 
 
 config_option = click.option(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import click
 
-from multialpha.cli_common import EXIT_CONFIG, _ctx, config_option
+from multialpha.cli_common import _ctx, config_error, config_option
 
 
 @click.group("redis")
@@ -31,8 +30,7 @@ def acl(ctx: click.Context, config_path: str | None, write_to: str | None) -> No
     try:
         text = redis_acl.acl_file(settings)
     except redis_acl.AclError as e:
-        click.echo(f"config error: {e}", err=True)
-        sys.exit(EXIT_CONFIG)
+        config_error(str(e))
     if write_to is None:
         click.echo(text, nl=False)
         return

@@ -83,9 +83,6 @@ def main(settings: Settings, *, strategy: str | None, all_: bool, from_date: str
         f, t = parse_day(from_date, "--from"), parse_day(to_date, "--to")
         check_days(f, t, days)  # before any sandbox starts
         settings = with_veto_mode(settings, ml_veto)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
     except DateError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -119,9 +116,8 @@ def _run(settings: Settings, src: Source, names: list[str], all_: bool, f: Any, 
         with day_progress.days(err, "backtest", tty=progress) as on_day:
             run = runner.run(settings, names, start, end, fetch=src.fetch, dataset=src.dataset, data_now=src.now,
                              resolution=resolution, progress=on_day)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    except ConfigError:
+        raise  # the command's one way out for config problems (cli_common.config_errors): exit 2
     except bt_data.DataUnavailable as e:
         print(f"historical data unavailable: {e}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,11 +1,13 @@
-"""Decide allow/veto for one entry signal.
+"""Decide allow/veto for one entry signal: the built-in model veto's answer.
 
-Modes (``ml_veto.mode``): ``enforce`` — a veto blocks the entry; ``shadow`` —
-record what would have been vetoed and trade anyway; ``off`` — always allow,
-no model loaded. When no usable model exists for a symbol (missing, tampered,
-wrong features), ``ml_veto.on_missing`` decides: ``block`` (fail closed,
-default) vetoes every entry, ``allow`` lets them through. Either way it is
-logged loudly once at load and recorded on every decision.
+``ml_veto.mode`` (enforce / shadow / off) is applied in one place, by the
+worker on whatever veto answered (worker/signals.py ``SignalDesk._veto``): the
+gate only says what a model says. When no usable model exists for a symbol
+(missing, tampered, wrong features), ``ml_veto.on_missing`` decides: ``block``
+(fail closed, default) vetoes every entry, ``allow`` lets them through. Either
+way it is logged loudly once at load and recorded on every decision. A
+sandbox-trained model on real data (``sandbox_shadow``) never blocks: that is
+the model's own standing, not the mode, so the gate answers allow for it.
 """
 
 from __future__ import annotations
@@ -23,12 +25,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ModelVerdict:
-    allow: bool              # what the runtime does
-    vetoed: bool             # what the model said (differs from allow in shadow mode)
+    allow: bool              # the gate's answer (before ml_veto.mode, which the worker applies)
+    vetoed: bool             # what the model said (differs from allow for a sandbox model on real data)
     reason: str
     probability: float | None
     model_sha256: str
-    mode: str
     features: dict[str, float] = field(default_factory=dict)
 
 
@@ -38,19 +39,15 @@ class VetoGate:
         models_dir: Path,
         strategy_type: str,
         symbols: Mapping[str, bool],   # symbol -> ml_enabled
-        mode: str = "enforce",
         on_missing: str = "block",
         features: list[str] | None = None,
         live_data: bool = False,
         allow_sandbox_models: bool = False,
     ) -> None:
-        self.mode = mode
         self.on_missing = on_missing
         self.models: dict[str, LoadedModel | Refusal] = {}
         self.enabled = dict(symbols)
         self.shadowed: set[str] = set()  # sandbox-trained models on real data: never block
-        if mode == "off":
-            return
         for symbol, enabled in symbols.items():
             if not enabled:
                 continue
@@ -73,9 +70,8 @@ class VetoGate:
 
     def decide(self, symbol: str, side: str, features: Mapping[str, float]) -> ModelVerdict:
         feats = {k: float(v) for k, v in features.items()}
-        if self.mode == "off" or not self.enabled.get(symbol, False):
-            return ModelVerdict(True, False, "ml veto off" if self.mode == "off" else "ml disabled for symbol",
-                                None, "", self.mode, feats)
+        if not self.enabled.get(symbol, False):
+            return ModelVerdict(True, False, "ml disabled for symbol", None, "", feats)
         model = self.models.get(symbol)
         if not isinstance(model, LoadedModel):
             why = model.reason if isinstance(model, Refusal) else "no model"
@@ -89,14 +85,11 @@ class VetoGate:
         p = float(model.estimator.predict_proba(row)[0][1])
         vetoed = p < model.entry.threshold
         reason = f"p={p:.3f} {'<' if vetoed else '>='} threshold {model.entry.threshold:.3f}"
-        shadow = self.mode == "shadow" or symbol in self.shadowed
-        allow = not vetoed or shadow
+        shadow = symbol in self.shadowed
         if vetoed and shadow:
-            reason += " (shadow: trading anyway)" if self.mode == "shadow" else \
-                " (shadow: sandbox-trained model on real data; trading anyway)"
-        return ModelVerdict(allow, vetoed, reason, p, model.entry.sha256, self.mode, feats)
+            reason += " (shadow: sandbox-trained model on real data; trading anyway)"
+        return ModelVerdict(not vetoed or shadow, vetoed, reason, p, model.entry.sha256, feats)
 
     def _missing(self, why: str, feats: dict[str, float], sha: str = "") -> ModelVerdict:
         block = self.on_missing == "block"
-        allow = not block or self.mode == "shadow"
-        return ModelVerdict(allow, block, f"{why}; on_missing={self.on_missing}", None, sha, self.mode, feats)
+        return ModelVerdict(not block, block, f"{why}; on_missing={self.on_missing}", None, sha, feats)

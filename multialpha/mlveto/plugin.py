@@ -3,8 +3,9 @@
 Registered by the worker (and the backtest) through the same
 ``multialpha_ml_veto`` hook as any third-party veto, ``trylast`` so that a
 strategy plugin's own veto logic, when it has an opinion, speaks first; this
-one answers whenever nobody else did. It reports the model's opinion; the
-runtime applies ``ml_veto.mode`` (enforce/shadow) and records the decision.
+one answers whenever nobody else did. It reports the gate's answer; the
+worker applies ``ml_veto.mode`` (enforce/shadow), to this veto and any other,
+and records the decision (worker/signals.py).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ class ModelVeto:
         if strategy != self.strategy:
             return None
         v = self.gate.decide(symbol, side, {k: float(x) for k, x in features.items() if _number(x)})
-        return VetoDecision(not v.vetoed, v.reason, v.probability, {"model_sha256": v.model_sha256})
+        # v.allow, not "not v.vetoed": a sandbox-trained model on real data answers allow (it never blocks)
+        return VetoDecision(v.allow, v.reason, v.probability, {"model_sha256": v.model_sha256})
 
 
 def _number(x: Any) -> bool:
@@ -41,7 +43,6 @@ def register(pm: Any, settings: Any, strategy: str, strategy_type: str) -> Model
         settings.path(settings.models_path),
         strategy_type,
         {sym: inst.ml_enabled for sym, inst in st.instruments.items()},
-        mode="enforce" if settings.ml_veto.mode != "off" else "off",
         on_missing=settings.ml_veto.on_missing,
         live_data=not settings.databento.uses_sandbox,
         allow_sandbox_models=settings.ml_veto.allow_sandbox_models,

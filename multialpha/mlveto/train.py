@@ -280,9 +280,6 @@ def main(settings: Settings, *, strategy: str | None, symbols: str | None, from_
             plugins.strategy_type_of(settings, n)
         f, t = command.parse_day(from_date, "--from"), command.parse_day(to_date, "--to")
         check_days(f, t, days)  # before any sandbox starts
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
     except DateError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -321,9 +318,8 @@ def _train_and_report(settings: Settings, names: list[str], syms: list[str] | No
     except bt_data.DataUnavailable as e:
         print(f"historical data unavailable: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return EXIT_CONFIG
+    except ConfigError:
+        raise  # the command's one way out for config problems (cli_common.config_errors): exit 2
     except Exception as e:
         print(f"training failed: {type(e).__name__}: {e}", file=sys.stderr)
         return EXIT_ERROR

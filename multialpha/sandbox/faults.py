@@ -15,10 +15,31 @@ return how many connections they affected.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any, Awaitable, Protocol, Sized, TypeVar
 
-if TYPE_CHECKING:  # pragma: no cover
-    from multialpha.sandbox.live import LiveGateway
+T = TypeVar("T")
+
+
+class LiveSwitches(Protocol):
+    """What the switches act on: the live gateway (sandbox/live.py), named here so that this
+    module needs nothing of it (the gateway imports Faults, never the other way round)."""
+
+    refusing: bool
+    sessions: Sized
+
+    def run(self, coro: Awaitable[T], timeout: float = 10.0) -> T: ...
+
+    def wake_all(self) -> None: ...
+
+    async def reset_all(self) -> int: ...
+
+    async def close_all(self) -> int: ...
+
+    async def error_all(self, message: str, close: bool) -> int: ...
+
+    async def refuse(self, seconds: float | None) -> None: ...
+
+    async def reopen(self) -> None: ...
 
 ACTIONS = ("rst", "close", "stall", "unstall", "refuse", "accept", "error", "hist_error", "clear")
 
@@ -28,9 +49,9 @@ class Faults:
         self._lock = threading.Lock()
         self._stall = threading.Event()
         self.hist_status: int | None = None
-        self._live: "LiveGateway | None" = None
+        self._live: LiveSwitches | None = None
 
-    def attach(self, live: "LiveGateway") -> None:
+    def attach(self, live: LiveSwitches) -> None:
         self._live = live
 
     # -- live ------------------------------------------------------------------------
@@ -118,7 +139,7 @@ class Faults:
             self.clear()
         return {"action": action, "affected": result, **self.snapshot()}
 
-    def _require(self) -> "LiveGateway":
+    def _require(self) -> LiveSwitches:
         if self._live is None:
             raise RuntimeError("sandbox not started")
         return self._live

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from multialpha import cme_time
-from multialpha.cli_common import _ctx, config_option
+from multialpha.cli_common import _ctx, config_errors, config_option
 from multialpha.config import ConfigError, Settings
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_CONFIG, EXIT_UNVERIFIED = 0, 1, 2, 3
@@ -32,7 +32,10 @@ EXIT_OK, EXIT_DIFFERENT, EXIT_CONFIG, EXIT_UNVERIFIED = 0, 1, 2, 3
 def verify_cmd(ctx: click.Context, config_path: str | None, day: str | None, strategy: str | None,
                as_json: bool) -> None:
     """Replay a trading day from the hub's bar logs and diff its decisions with the journal."""
-    sys.exit(main(_ctx(ctx, config_path).settings(), day=day, strategy=strategy, as_json=as_json))
+    settings = _ctx(ctx, config_path).settings()
+    with config_errors():
+        code = main(settings, day=day, strategy=strategy, as_json=as_json)
+    sys.exit(code)
 
 
 def _fail(msg: str, code: int) -> int:
@@ -58,8 +61,6 @@ def main(settings: Settings, *, day: str | None, strategy: str | None, as_json: 
         wanted = parse_day(day, "--day")
         if wanted is not None and wanted.weekday() >= 5:
             raise DateError(f"--day {wanted} is a {wanted.strftime('%A')} (weekend): no CME trading day")
-    except ConfigError as e:
-        return _fail(f"config error: {e}", EXIT_CONFIG)
     except DateError as e:
         return _fail(f"error: {e}", EXIT_CONFIG)
     try:

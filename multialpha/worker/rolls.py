@@ -55,7 +55,6 @@ class RollManager:
         st = worker.settings.strategies.get(worker.name)
         self.policy: str = st.roll.policy if st is not None else "forward"
         self.overlap_days: int = worker.settings.hub.roll_overlap_days
-        self._cmap: ContractMap | None = None
         self.held: dict[str, str] = {}  # symbol -> contract of the strategy's real position
         self.prev: dict[str, tuple[str, float, datetime]] = {}  # symbol -> (contract, close, start) newest old bar
         self.first_prev_day: dict[str, date] = {}  # contract -> trading day of its first previous-front bar
@@ -66,9 +65,7 @@ class RollManager:
 
     @property
     def cmap(self) -> ContractMap:
-        if self._cmap is None:
-            self._cmap = ContractMap.load(self.w.settings.path(self.w.settings.contract_map_path))
-        return self._cmap
+        return self.w.contracts  # the worker's one contract map (read once per process)
 
     # -- bookkeeping (the worker calls these) -------------------------------------
     def restored(self, positions: list[Any]) -> None:

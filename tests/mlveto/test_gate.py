@@ -14,16 +14,13 @@ GOOD = {"ibs": -2.0, "ret_5d": 0.0}   # low IBS -> model says profitable
 BAD = {"ibs": 2.0, "ret_5d": 0.0}
 
 
-def test_enforce_shadow_off(tmp_path: Path) -> None:
+def test_the_gate_answers_what_the_model_says(tmp_path: Path) -> None:
+    """No ml_veto.mode here: the worker applies it to whichever veto answered (tests/worker/test_orders.py)."""
     write_model(tmp_path)
-    enforce = VetoGate(tmp_path, "ibs", {"6A": True}, mode="enforce", features=FEATURES)
-    assert enforce.decide("6A", "long", GOOD).allow
-    bad = enforce.decide("6A", "long", BAD)
+    gate = VetoGate(tmp_path, "ibs", {"6A": True}, features=FEATURES)
+    assert gate.decide("6A", "long", GOOD).allow
+    bad = gate.decide("6A", "long", BAD)
     assert not bad.allow and bad.vetoed and bad.probability is not None and bad.probability < 0.5
-    shadow = VetoGate(tmp_path, "ibs", {"6A": True}, mode="shadow", features=FEATURES).decide("6A", "long", BAD)
-    assert shadow.allow and shadow.vetoed and "shadow" in shadow.reason
-    off = VetoGate(tmp_path, "ibs", {"6A": True}, mode="off", features=FEATURES).decide("6A", "long", BAD)
-    assert off.allow and not off.vetoed
 
 
 def test_ml_disabled_symbol_is_allowed(tmp_path: Path) -> None:
@@ -59,7 +56,7 @@ def test_decisions_are_recorded(tmp_path: Path, redis_client) -> None:
     when = datetime(2025, 12, 1, 15, 0, tzinfo=UTC)
     v = gate.decide("6A", "long", BAD)
     record(redis_client, keys, strategy="ibs_a", symbol="6A", side="long", at=when, allow=not v.vetoed,
-           acted=v.allow, mode=v.mode, reason=v.reason, features=v.features, probability=v.probability,
+           acted=v.allow, mode="enforce", reason=v.reason, features=v.features, probability=v.probability,
            model_sha256=v.model_sha256)
     ((_, doc),) = redis_client.xrange(keys.veto_log())
     assert doc["decision"] == "veto" and doc["acted"] == "block" and doc["at"] == "2025-12-01T15:00:00Z"

@@ -152,6 +152,10 @@ def test_sandbox_models_run_in_shadow_with_a_databento_key(settings_for, caplog)
     assert v.allow and v2.allow  # whatever the model says, it never blocks
     assert any("sandbox-trained model on real data" in x.reason for x in (v, v2) if x.vetoed) or \
         not (v.vetoed or v2.vetoed)
+    # and so does the hook the worker asks: it answers allow whatever the model said (the worker's
+    # ml_veto.mode is enforce here; a sandbox model on real data must not block through it either)
+    for feats in ({n: -50.0 for n in names}, {n: 50.0 for n in names}):
+        assert veto.multialpha_ml_veto(strategy="breakout", symbol="ES", side="long", features=feats).allow
     caplog.clear()
     allowed = plugin.register(pm, settings_for(DATABENTO_API_KEY=key, MULTIALPHA__ML_VETO__ALLOW_SANDBOX_MODELS="true"),
                               "breakout", "breakout")

@@ -28,56 +28,33 @@ counted as ``replay_dups`` instead.
 Hot path: one Python loop over a batch of records with integer-ns arithmetic
 and no allocation except when a bar closes. Rounding to the tick is monotone,
 so rounding O/H/L/C once per bar equals rounding every trade.
+
+This module is that hot path and the session boundaries (resume, gap replay, crash
+restore, config reload). One root's bar state is ``Series`` (hub/series.py); closing
+bars and emitting them by minute is ``MinuteCloser`` (hub/minute_close.py), a base
+class of ``Aggregator``.
 """
 
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Callable, Iterable
 
 from databento_dbn import TradeMsg
 
 from multialpha import cme_time
-from multialpha.bar import MAX_PRICE, MAX_VOLUME, Bar
+from multialpha.bar import Bar
+from multialpha.hub.minute_close import MinuteCloser
 from multialpha.hub.resolver import Resolver, Roll
+from multialpha.hub.series import MINUTE, PMAX, PX, Series
 
 log = logging.getLogger(__name__)
 
-MINUTE = cme_time.MINUTE_NS
-PX = 1_000_000_000  # Databento fixed-point scale
-PMAX = int(MAX_PRICE) * PX  # also excludes UNDEF_PRICE (2**63 - 1 > 1e18)
 _LOG_FIRST = 20  # late trades logged individually, then every _LOG_EVERY-th
 _LOG_EVERY = 1000
 
 
-class Series:
-    """One root's open bar (prices still in fixed point) and its history mark."""
-
-    __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub", "pmin",
-                 "prev")
-
-    def __init__(self, root: str, tick_size: float, prev: bool = False) -> None:
-        self.root = root
-        self.prev = prev  # the previous front after a roll (published on Keys.prev_bars)
-        self.tick = int(round(Decimal(repr(tick_size)) * PX))
-        if self.tick <= 0:
-            raise ValueError(f"{root}: tick {tick_size} below 1e-9")
-        self.pmin = self.tick - self.tick // 2  # lowest fixed price that does not round to 0 at the tick
-        self.digits = max(0, -Decimal(repr(tick_size)).normalize().as_tuple().exponent)  # type: ignore[operator]
-        self.minute = -1  # start ns of the open bar, -1 = none
-        self.end = -1  # its end (minute + 60 s), -1 = none
-        self.o = self.h = self.l = self.c = self.v = self.n = 0
-        self.contract = ""
-        self.last_pub = -1  # start ns of the last bar emitted (or found in the bar log)
-
-    def price(self, fixed: int) -> float:
-        """Fixed point -> float rounded (half up) to the tick, once per bar field."""
-        t = self.tick
-        return round((fixed + t // 2) // t * t / PX, self.digits)
-
-
-class Aggregator:
+class Aggregator(MinuteCloser):
     def __init__(
         self,
         resolver: Resolver,
@@ -287,65 +264,6 @@ class Aggregator:
         self.prev_contract = self.overlap(self.resolver.day, dict(self.resolver.front)) if self.overlap else {}
         self.prev_routes = {}
 
-    def advance(self, ts_ns: int) -> None:
-        """Feed-clock tick from a non-trade record (heartbeat, mapping)."""
-        if ts_ns > self.clock:
-            self.clock = ts_ns
-            if ts_ns >= self.deadline:
-                self._close_due()
-
-    def _close_due(self) -> None:
-        limit = self.clock - self.grace - MINUTE  # minutes starting at or before are over
-        nxt = 1 << 62
-        for s in self._all_series():
-            if s.minute < 0:
-                continue
-            if s.minute <= limit:
-                self._close(s)
-            else:
-                nxt = min(nxt, s.minute + MINUTE + self.grace)
-        if self.ready:
-            self.ready.sort(key=lambda r: (r[0], r[1]))
-            n = 0
-            for start, key, bar in self.ready:
-                if start > limit:
-                    nxt = min(nxt, start + MINUTE + self.grace)
-                    break
-                (self.emit_prev if key[0] == "~" else self.emit)(bar)
-                n += 1
-            del self.ready[:n]
-        closed = limit - limit % MINUTE
-        if closed > self.closed_through:
-            self.closed_through = closed
-            self.on_minute_closed(closed)
-        self.deadline = min(nxt, self._next_notice())
-
-    def _next_notice(self) -> int:
-        """When the next minute is over, bars or not: the minute-close notice is a clock."""
-        return self.closed_through + 2 * MINUTE + self.grace
-
-    def _close(self, s: Series) -> None:
-        m = s.minute
-        source = "replay" if m + MINUTE <= self.replay_until else "live"
-        volume = s.v
-        if volume > MAX_VOLUME:  # only absurd sizes get here; an over-range bar would be dropped by every worker
-            log.warning("%s bar %s: volume %d capped at %d", s.root, cme_time.iso_z(m), volume, MAX_VOLUME)
-            volume = MAX_VOLUME
-        bar = Bar(
-            s.root, cme_time.from_ns(m), s.price(s.o), s.price(s.h), s.price(s.l), s.price(s.c),
-            volume, s.contract, s.n, source,
-        )
-        s.minute = s.end = -1
-        s.last_pub = m
-        if s.prev:  # counted apart: trades/bars stay the front's (what every consumer compares)
-            self.prev_trades += s.n
-            self.prev_bars += 1
-            self.ready.append((m, "~" + s.root, bar))  # "~" sorts after every root: after the front bars
-            return
-        self.trades += s.n
-        self.bars += 1
-        self.ready.append((m, s.root, bar))  # out with its minute's other bars (see the module doc)
-
     # -- session boundaries --------------------------------------------------------------
     def resume_point(self) -> int | None:
         """First minute not known complete: a reconnect replays from here."""
@@ -387,15 +305,6 @@ class Aggregator:
         """Config reload: keep existing series (and their marks), add new, drop removed."""
         self.series = {root: self.series.get(root) or Series(root, ticks[root]) for root in self.resolver.roots}
         self.resolver.bind(self.series)
-
-    def release_ready(self) -> None:
-        """Shutdown: emit the complete bars still waiting for their minute (no notice)."""
-        for _, key, bar in sorted(self.ready, key=lambda r: (r[0], r[1])):
-            (self.emit_prev if key[0] == "~" else self.emit)(bar)
-        self.ready = []
-
-    def _all_series(self) -> list[Series]:
-        return [*self.series.values(), *self.prev_series.values()]
 
     def open_bars(self) -> int:
         return sum(1 for s in self._all_series() if s.minute >= 0)

@@ -129,7 +129,7 @@ def retry(settings: Settings, client: redis.Redis, text: str, *, clock: Callable
     import requests
 
     from multialpha.orders.ratelimit import RateLimiter
-    from multialpha.orders.router import _check_url, _register_url
+    from multialpha.orders.webhook_url import _check_url, _register_url
     from multialpha.orders.sender import Attempt, deliver
 
     keys, gate = Keys(settings.redis.namespace), Gate(settings, client)

@@ -10,22 +10,23 @@ One sender thread per worker, FIFO: orders leave in the order they were
 submitted, so an exit can never overtake its entry (and a reversal's exit
 precedes its new entry) on any symbol. The price: a retrying order delays this
 worker's later orders; other strategies are unaffected.
+
+This module is the submit path and the router's state; the sender thread and the
+settle/exit-lifecycle bookkeeping are in orders/settlement.py (``Settlement``, a base
+class of ``OrderRouter``), the webhook URL checks in orders/webhook_url.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
 import logging
 import queue
 import random
 import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, Mapping
-from urllib.parse import urlsplit
 
 import redis
 
@@ -35,6 +36,8 @@ from multialpha.contracts import ContractMap
 from multialpha.keys import Keys
 from multialpha.orders import fills, journal, payload
 from multialpha.orders.intent import OrderIntent
+from multialpha.orders.settlement import Settlement, _Job
+from multialpha.orders.webhook_url import _check_url, _register_url
 from multialpha.portfolio.gate import Gate
 
 log = logging.getLogger(__name__)
@@ -58,17 +61,7 @@ class Position:
     contract: str
 
 
-@dataclass(frozen=True)
-class _Job:
-    intent: OrderIntent
-    order_id: str
-    body: bytes
-
-
-_STOP = object()
-
-
-class OrderRouter:
+class OrderRouter(Settlement):
     def __init__(
         self,
         settings: Settings,
@@ -248,22 +241,6 @@ class OrderRouter:
         self._queue.put(_Job(intent, oid, body_json.encode()))
         return Decision(True, "queued for TradersPost", oid)
 
-    def _await_exit(self, symbol: str) -> None:
-        """Wait (bounded by orders.exit_wait_s) for this strategy's in-flight exit in ``symbol``.
-
-        The FIFO sender delivers it before anything queued later; whether it is delivered in
-        time must not decide a re-entry by thread timing. Past the bound the gate decides:
-        the position is still closing, so the entry is refused."""
-        deadline = time.monotonic() + self.settings.orders.exit_wait_s
-        with self._settled:
-            while symbol in self.closing and self._thread is not None and self._thread.is_alive():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    log.warning("entry %s %s: its exit is still being delivered after %gs; the gate decides",
-                                self.strategy, symbol, self.settings.orders.exit_wait_s)
-                    return
-                self._settled.wait(left)
-
     def _journal_fields(self, intent: OrderIntent, oid: str, ticker: str, body: str, now: datetime,
                         stale: bool = False) -> dict[str, str]:
         return {
@@ -344,161 +321,3 @@ class OrderRouter:
             log.warning("daily stop loss reached for trading day %s (P&L %.2f): no new entries anywhere",
                         day.trading_day, day.pnl)
         return day.flatten
-
-    # -- the sender thread ----------------------------------------------------------
-    def _run(self) -> None:
-        while True:
-            job = self._queue.get()
-            if job is _STOP:
-                self._queue.task_done()
-                return
-            assert isinstance(job, _Job)
-            try:
-                self._send(job)
-            except Exception as e:  # noqa: BLE001 - the thread must survive anything
-                log.error("order %s: sender error: %s", job.order_id, logs.redact(f"{type(e).__name__}: {e}"))
-                try:  # we cannot know how far it got: never resent, a human checks
-                    self._settle(job.intent, job.order_id, "ambiguous", f"sender error: {type(e).__name__}: {e}", 0)
-                except redis.RedisError:
-                    pass  # stays pending -> reported as unresolved at next start
-            finally:
-                self._queue.task_done()
-
-    def _send(self, job: _Job) -> None:
-        from multialpha.orders.sender import deliver
-
-        intent = job.intent
-
-        def on_attempt(a: object) -> None:
-            from multialpha.orders.sender import Attempt
-
-            assert isinstance(a, Attempt)
-            journal.record_attempt(self.client, self.keys, job.order_id, self.clock(), attempt=a.number,
-                                   status="" if a.status is None else a.status, error=a.error,
-                                   delivered=a.delivered, retry_in_s="" if a.retry_in_s is None else f"{a.retry_in_s:.3f}",
-                                   response=a.response)
-            if a.status is None or a.status >= 300:
-                log.warning("order %s attempt %d: %s%s", job.order_id, a.number,
-                            f"HTTP {a.status}" if a.status is not None else a.error,
-                            f", retry in {a.retry_in_s:.2f}s" if a.retry_in_s is not None else "")
-
-        # An entry is worth sending only while its signal is fresh (rate-limit waits included);
-        # an exit is sent however late: a missing exit is open risk.
-        deadline = intent.bar_close + self.max_age if intent.kind == "entry" else None
-        result = deliver(self._session, self._url, job.body, self.settings.orders,
-                         idempotent=intent.kind == "exit", clock=self.clock, sleep=self._sleep, rand=self._rand,
-                         limiter=self._limiter, on_attempt=on_attempt, should_stop=self._stop.is_set,
-                         deadline=deadline)
-        self._settle(intent, job.order_id, result.result, result.detail, len(result.attempts),
-                     result.attempts[-1].response if result.attempts else "")
-
-    def _settle(self, intent: OrderIntent, oid: str, result: str, detail: str, attempts: int,
-                response: str = "") -> None:
-        """Book what delivery found out: the journal's outcome and the gate's position.
-
-        - delivered: an exit's position leaves the book now, its P&L booked;
-        - an entry that holds no position (rejected, expired, failed with nothing sent,
-          abandoned before any try) frees its slot;
-        - an ambiguous entry stays counted and listed for review: never resent;
-        - an exit that was not delivered, for whatever reason, is ``exit_failed``: the
-          position stays counted and marked, the strategy goes reduce-only, and an
-          operator resolves it (``multialpha orders retry|ack``)."""
-        now = self.clock()
-        outcome = "delivered" if result == "sent" else result
-        exit_failed = intent.kind == "exit" and outcome != "delivered"
-        review = exit_failed or outcome in ("ambiguous", "unresolved")
-        journal.record_outcome(self.client, self.keys, oid, outcome, now, review=review, detail=detail,
-                               attempts=attempts, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol)
-        if outcome == "delivered":
-            log.info("order %s delivered (%d attempt%s)", oid, attempts, "" if attempts == 1 else "s")
-        elif outcome == "rejected":
-            log.error("order %s REJECTED by TradersPost: %s %s", oid, detail, response)
-        elif outcome == "expired":
-            log.warning("order %s expired before it could be sent (orders.max_age_s %g): nothing sent",
-                        oid, self.settings.orders.max_age_s)
-        else:
-            log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
-                      oid, outcome, attempts, detail)
-        if intent.kind == "entry":
-            if outcome in ("rejected", "expired", "failed", "abandoned"):
-                self.gate.release(self.strategy, intent.symbol, oid, now)
-            return
-        if outcome == "delivered":
-            self.gate.exit_done(self.strategy, intent.symbol, oid, now, day_at=intent.bar_start)
-            self._exit_settled(intent.symbol)
-            return
-        self.gate.exit_failed(self.strategy, intent.symbol, oid, now)
-        self._exit_settled(intent.symbol, failed=True)
-        journal.record_exit_failed(self.client, self.keys, oid, now, strategy=self.strategy,
-                                   symbol=intent.symbol, result=outcome, detail=detail)
-        log.critical("EXIT FAILED %s %s (order %s, %s): the broker may still hold the position; %s is "
-                     "reduce-only until `multialpha orders retry %s` or `ack %s`", self.strategy, intent.symbol,
-                     oid, outcome, self.strategy, oid, oid)
-
-    def _exit_settled(self, symbol: str, failed: bool = False) -> None:
-        with self._settled:
-            self.closing.discard(symbol)
-            if failed:
-                self.exit_failed.add(symbol)
-            self._settled.notify_all()
-
-    def still_holds(self, symbol: str) -> bool:
-        """The strategy no longer manages ``symbol``'s position, but it is still on the book: keep
-        marking it. (Called per bar: two set lookups, no set built.)"""
-        return symbol in self.closing or symbol in self.exit_failed
-
-    def pending(self) -> int:
-        """Orders handed to the sender thread and not finished yet."""
-        return self._queue.unfinished_tasks if self._thread else 0
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Block until the sender has finished every queued order (tests, shutdown)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        while self.pending():
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.002)
-        return True
-
-    def close(self, timeout: float | None = None) -> None:
-        """Finish queued orders (up to ``timeout``), then stop; leftovers are journaled as abandoned."""
-        if self._closed:
-            return
-        self._closed = True
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join(self.settings.orders.timeout_s + 1 if timeout is None else timeout)
-        if self._thread.is_alive():
-            self._stop.set()  # interrupts backoff sleeps; deliver stops before its next attempt
-            self._thread.join(self.settings.orders.timeout_s + 1)
-        self._session.close()
-
-
-def _register_url(url: str) -> None:
-    """The URL carries a password: redact it, its path and each secret segment."""
-    logs.register_secret(url)
-    parts = urlsplit(url)
-    logs.register_secret(parts.path)
-    for seg in parts.path.split("/"):
-        if len(seg) >= 4 and seg not in ("trading", "webhook", "webhooks"):
-            logs.register_secret(seg)
-    if parts.password:
-        logs.register_secret(parts.password)
-
-
-def _check_url(url: str, env_name: str) -> None:
-    """The URL's password must never cross a network in clear text."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if parts.scheme == "https" and host:
-        return
-    if parts.scheme == "http" and loopback:
-        return  # a local receiver (tests, benchmarks)
-    raise ValueError(f"{env_name} must be an https:// URL (got scheme {parts.scheme or 'none'!r}, host {host!r})")

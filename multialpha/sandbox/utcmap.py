@@ -30,7 +30,8 @@ from typing import Any, Iterable, Iterator
 from multialpha import cme_time
 from multialpha.sandbox import symbology
 from multialpha.sandbox.historical_request import ApiError
-from multialpha.sandbox.market import Instrument, SyntheticMarket
+from multialpha.sandbox.listing import Instrument
+from multialpha.sandbox.market import SyntheticMarket
 
 DAY = timedelta(days=1)
 DAY_NS = 86_400 * cme_time.NS

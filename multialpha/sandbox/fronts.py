@@ -32,7 +32,8 @@ import numpy as np
 
 from multialpha import cme_time
 from multialpha.contracts import Contract
-from multialpha.sandbox.market import Instrument, SyntheticMarket
+from multialpha.sandbox.listing import Instrument
+from multialpha.sandbox.market import SyntheticMarket
 
 OI_DECAY = 0.8
 OI_DAYS = 20

@@ -16,129 +16,27 @@ Also the cross-process control endpoint for tests (same auth):
 ``POST /v0/sandbox.fault`` (form ``action=rst|close|stall|unstall|refuse|
 accept|error|hist_error|clear`` + ``seconds``/``message``/``status``),
 ``POST /v0/sandbox.clock`` (form ``at=<ISO instant>``), ``GET /v0/sandbox.state``.
+
+This module is the service that builds the answers (``HistoricalService``, no
+sockets); the form parsing and ``ApiError`` live in historical_request.py, the
+HTTPS server and routing in historical_http.py.
 """
 
 from __future__ import annotations
 
-import base64
 import io
-import json
-import logging
-import re
-import ssl
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
-from urllib.parse import parse_qs, urlsplit
+from typing import Any
 
 import numpy as np
 from databento_dbn import InstrumentClass, InstrumentDefMsg, Metadata, Schema, SecurityUpdateAction, SType
 
 from multialpha import cme_time
 from multialpha.sandbox import symbology, utcmap
-from multialpha.sandbox.faults import Faults
-from multialpha.sandbox.market import BAR_SCHEMAS, OHLCV_DTYPE, TRADE_DTYPE, SyntheticMarket
-from multialpha.sandbox.state import SandboxState
-
-log = logging.getLogger(__name__)
-
-SCHEMAS = ("trades", *BAR_SCHEMAS, "definition")
-MAX_SYMBOLS = 2000
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-_ISO = re.compile(
-    r"^(?P<y>\d{4})-(?P<mo>\d{2})-(?P<d>\d{2})"
-    r"(?:[T ](?P<h>\d{2}):(?P<mi>\d{2})(?::(?P<s>\d{2})(?:\.(?P<f>\d{1,9}))?)?)?"
-    r"(?P<tz>Z|[+-]\d{2}:?\d{2})?$"
-)
-
-
-def parse_time(text: str, field: str) -> int:
-    """Databento accepts ns integers, ISO dates and ISO datetimes (naive = UTC)."""
-    text = text.strip()
-    if not text:
-        raise ApiError(422, f"{field}: empty")
-    if text.lstrip("-").isdigit():
-        return int(text)
-    m = _ISO.match(text)
-    if m:  # the common spellings, without importing pandas (~0.7 s) in the gateway
-        d = date(int(m["y"]), int(m["mo"]), int(m["d"]))
-        ns = (d - date(1970, 1, 1)).days * 86_400 * cme_time.NS
-        ns += (int(m["h"] or 0) * 3600 + int(m["mi"] or 0) * 60 + int(m["s"] or 0)) * cme_time.NS
-        ns += int((m["f"] or "").ljust(9, "0")[:9] or 0)
-        tz = m["tz"]
-        if tz and tz != "Z":
-            sign = 1 if tz[0] == "+" else -1
-            hh, mm = tz[1:].split(":") if ":" in tz else (tz[1:3], tz[3:] or "0")
-            ns -= sign * (int(hh) * 3600 + int(mm) * 60) * cme_time.NS
-        return ns
-    try:
-        import pandas as pd
-
-        ts = pd.Timestamp(text)
-    except (ValueError, TypeError):
-        raise ApiError(422, f"{field}: cannot parse {text!r} as a timestamp") from None
-    if ts.tzinfo is None:
-        ts = ts.tz_localize("UTC")
-    return int(ts.value)
-
-
-@dataclass
-class Request:
-    dataset: str
-    schema: str
-    stype_in: str
-    stype_out: str
-    symbols: list[str]
-    start: int
-    end: int | None
-    limit: int | None
-    compression: str
-
-
-def parse_request(form: dict[str, str], dataset: str) -> Request:
-    if form.get("dataset") != dataset:
-        raise ApiError(422, f"dataset {form.get('dataset')!r} is not served by the sandbox (only {dataset})")
-    schema = form.get("schema", "trades")
-    if schema not in SCHEMAS:
-        raise ApiError(422, f"schema {schema!r} is not supported by the sandbox (one of {', '.join(SCHEMAS)})")
-    stype_in = form.get("stype_in", "raw_symbol")
-    if stype_in not in symbology.STYPES:
-        raise ApiError(422, f"stype_in {stype_in!r} is not supported by the sandbox")
-    stype_out = form.get("stype_out", "instrument_id")
-    if stype_out != "instrument_id":
-        raise ApiError(422, f"stype_out {stype_out!r}: the sandbox only maps to instrument_id")
-    if form.get("encoding", "dbn") != "dbn":
-        raise ApiError(422, "encoding: the sandbox only serves dbn")
-    symbols = [s for s in form.get("symbols", "").split(",") if s] or [symbology.ALL_SYMBOLS]
-    if len(symbols) > MAX_SYMBOLS:
-        raise ApiError(422, f"symbols: at most {MAX_SYMBOLS} per request")
-    start = parse_time(form.get("start", ""), "start")
-    end = parse_time(form["end"], "end") if form.get("end") else None
-    if end is not None and end <= start:
-        raise ApiError(422, "end must be after start")
-    limit = None
-    if form.get("limit"):
-        try:
-            limit = int(form["limit"])
-        except ValueError:
-            raise ApiError(422, f"limit: not an integer: {form['limit']!r}") from None
-        if limit < 0:
-            raise ApiError(422, "limit must be >= 0")
-    compression = form.get("compression", "none")
-    if compression not in ("none", "zstd"):
-        raise ApiError(422, f"compression {compression!r} not supported")
-    return Request(form["dataset"], schema, stype_in, stype_out, symbols, start, end, limit, compression)
+from multialpha.sandbox.historical_request import SCHEMAS, ApiError, Request
+from multialpha.sandbox.market import OHLCV_DTYPE, TRADE_DTYPE, SyntheticMarket
 
 
 class HistoricalService:
@@ -311,124 +209,3 @@ def _index_fixtures(directory: Path) -> list[_Fixture]:
         out.append(_Fixture(path, str(meta.schema), str(meta.stype_in), tuple(meta.symbols), meta.start, meta.end or meta.start))
     return out
 
-
-# -- HTTP ----------------------------------------------------------------------------------------
-
-
-class HistoricalServer:
-    def __init__(
-        self,
-        service: HistoricalService,
-        state: Callable[[], SandboxState],
-        keys: Callable[[], set[str]],
-        faults: Faults,
-        cert_path: Path,
-        key_path: Path,
-        control: Callable[[str, dict[str, str]], dict[str, Any]],
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        handler = type("Handler", (_Handler,), {"gw": self})
-        self.service = service
-        self.state = state
-        self.keys = keys
-        self.faults = faults
-        self.control = control
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert_path), str(key_path))
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.port = self.httpd.server_address[1]
-        self._thread: threading.Thread | None = None
-        self.requests = 0
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="sandbox-historical", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        if self._thread:
-            self._thread.join(5)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    gw: HistoricalServer
-    protocol_version = "HTTP/1.1"
-    server_version = "multialpha-sandbox-historical"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet; our logger instead
-        log.debug("historical %s", format % args)
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def _dispatch(self, method: str) -> None:
-        self.gw.requests += 1
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            self._authenticate()
-            path = urlsplit(self.path).path
-            form = {k: v[-1] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
-            form.update({k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()})
-            if path == "/v0/sandbox.state" and method == "GET":
-                self._json(200, {**self.gw.state().to_dict(), "faults": self.gw.faults.snapshot()})
-            elif path in ("/v0/sandbox.fault", "/v0/sandbox.clock") and method == "POST":
-                self._json(200, self.gw.control(path.rsplit(".", 1)[1], form))
-            elif path == "/v0/metadata.get_dataset_range" and method == "GET":
-                self._json(200, self.gw.service.dataset_range(form.get("dataset", ""), self.gw.state().now_ns()))
-            elif path == "/v0/symbology.resolve" and method == "POST":
-                self._json(200, self.gw.service.resolve(form))
-            elif path == "/v0/timeseries.get_range" and method == "POST":
-                if self.gw.faults.hist_status:
-                    raise ApiError(self.gw.faults.hist_status, "sandbox fault: historical gateway unavailable")
-                self._get_range(form)
-            else:
-                raise ApiError(404, f"{method} {path}: not found (the sandbox serves POST /v0/timeseries.get_range)")
-        except ApiError as e:
-            self._json(e.status, {"detail": e.detail})
-        except ValueError as e:
-            self._json(422, {"detail": str(e)})
-        except Exception as e:  # a sandbox bug: answer like a real server would
-            log.exception("historical request failed")
-            self._json(500, {"detail": f"internal error: {type(e).__name__}"})
-
-    def _authenticate(self) -> None:
-        header = self.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            raise ApiError(401, "Authentication failed: missing HTTP Basic credentials (API key as username).")
-        try:
-            user = base64.b64decode(header[6:]).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(401, "Authentication failed: malformed credentials.") from None
-        if user not in self.gw.keys():
-            raise ApiError(401, "Authentication failed.")
-
-    def _get_range(self, form: dict[str, str]) -> None:
-        req = parse_request(form, self.gw.service.dataset)
-        data, warnings = self.gw.service.get_range(req, self.gw.state().now_ns())
-        if req.compression == "zstd" and data[:4] != b"\x28\xb5\x2f\xfd":
-            import zstandard
-
-            data = zstandard.ZstdCompressor(level=3).compress(data)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(data)))
-        if warnings:
-            self.send_header("X-Warning", json.dumps(warnings))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _json(self, status: int, payload: dict[str, Any]) -> None:
-        data = json.dumps(payload, default=str).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)

@@ -29,7 +29,8 @@ from typing import Any
 from multialpha import cme_time, runtime
 from multialpha.config import Settings
 from multialpha.sandbox.faults import Faults
-from multialpha.sandbox.historical import HistoricalServer, HistoricalService
+from multialpha.sandbox.historical import HistoricalService
+from multialpha.sandbox.historical_http import HistoricalServer
 from multialpha.sandbox.live import LiveGateway
 from multialpha.sandbox.market import SyntheticMarket
 from multialpha.sandbox.state import SandboxState

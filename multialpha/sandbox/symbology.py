@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from multialpha.sandbox import fronts
-from multialpha.sandbox.market import Instrument, SyntheticMarket
+from multialpha.sandbox.listing import Instrument
+from multialpha.sandbox.market import SyntheticMarket
 
 ALL_SYMBOLS = "ALL_SYMBOLS"
 STYPES = ("parent", "continuous", "raw_symbol")

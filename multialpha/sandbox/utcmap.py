@@ -29,7 +29,9 @@ from typing import Any, Iterable, Iterator
 
 from multialpha import cme_time
 from multialpha.sandbox import symbology
-from multialpha.sandbox.market import Instrument, SyntheticMarket
+from multialpha.sandbox.historical_request import ApiError
+from multialpha.sandbox.listing import Instrument
+from multialpha.sandbox.market import SyntheticMarket
 
 DAY = timedelta(days=1)
 DAY_NS = 86_400 * cme_time.NS
@@ -156,8 +158,6 @@ class Picker:
 
 def resolve(market: SyntheticMarket, dataset: str, form: dict[str, str]) -> dict[str, Any]:
     """``symbology.resolve``: input symbol -> instrument ids per UTC-date interval ``[d0, d1)``."""
-    from multialpha.sandbox.historical import ApiError
-
     if form.get("dataset") != dataset:
         raise ApiError(422, f"dataset {form.get('dataset')!r} is not served by the sandbox (only {dataset})")
     stype_in = form.get("stype_in", "raw_symbol")

@@ -195,7 +195,7 @@ def test_dataset_range_and_symbology_resolve(sb: Sandbox, hist: db.Historical) -
 def test_time_parsing_matches_pandas(text: str) -> None:
     import pandas as pd
 
-    from multialpha.sandbox.historical import parse_time
+    from multialpha.sandbox.historical_request import parse_time
 
     ts = pd.Timestamp(int(text)) if text.isdigit() else pd.Timestamp(text)
     ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts

@@ -33,7 +33,7 @@ from multialpha.hub.publisher import Publisher  # noqa: E402
 from multialpha.keys import Keys  # noqa: E402
 from multialpha.managed_sentinel import ManagedSentinelGroup  # noqa: E402
 from multialpha.portfolio.gate import Gate  # noqa: E402
-from multialpha.settings_model import SentinelSettings  # noqa: E402
+from multialpha.settings_redis import SentinelSettings  # noqa: E402
 
 PASSWORD = "bench-failover-pw-0123456789"
 T0 = datetime(2025, 12, 10, 15, 0, tzinfo=timezone.utc)

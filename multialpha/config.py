@@ -32,28 +32,30 @@ from pydantic import BaseModel, ValidationError
 # from multialpha.config.
 from multialpha.config_env import live_webhook_problem, shared_ticker_conflict
 from multialpha.config_summary import Summary, summarize
+from multialpha.settings_base import _KeyedError
 from multialpha.settings_model import (
     AlertsSettings,
     BacktestSettings,
     DatabentoSettings,
     HubSettings,
-    InstrumentSpec,
     MlVetoSettings,
     OrdersSettings,
     PortfolioSettings,
-    RedisSettings,
-    ReferenceFeed,
     ReportSettings,
     RiskSettings,
-    RollSettings,
     SandboxSettings,
     Settings,
-    StrategyInstrument,
-    StrategySettings,
     SupervisorSettings,
     VerifySettings,
     WorkerSettings,
-    _KeyedError,
+)
+from multialpha.settings_redis import RedisSettings
+from multialpha.settings_strategies import (
+    InstrumentSpec,
+    ReferenceFeed,
+    RollSettings,
+    StrategyInstrument,
+    StrategySettings,
 )
 
 DEFAULT_CONFIG = "config.multi_alpha.yml"

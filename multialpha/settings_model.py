@@ -1,8 +1,12 @@
-"""The config's shape: one pydantic model per section, and :class:`Settings`, the whole file.
+"""The config's shape: one pydantic model per runtime section, and :class:`Settings`, the whole file.
+
+The ``redis:`` section is :mod:`multialpha.settings_redis`; the instrument, strategy and
+reference-feed entries are :mod:`multialpha.settings_strategies`; the shared base and the
+keyed validation error are :mod:`multialpha.settings_base`.
 
 Field defaults here are the third level of precedence (after environment overrides
 and the file). Loading, ``${VAR}`` expansion and error reporting are
-:mod:`multialpha.config`, which re-exports every name defined here, so
+:mod:`multialpha.config`, which re-exports every section model, so
 ``from multialpha.config import Settings`` keeps working.
 """
 
@@ -13,13 +17,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from multialpha.config_env import _webhook_url, shared_ticker_conflict
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from multialpha.settings_base import _KeyedError, _Model
+from multialpha.settings_redis import RedisSettings
+from multialpha.settings_strategies import InstrumentSpec, ReferenceFeed, StrategySettings
 
 
 class DatabentoSettings(_Model):
@@ -36,71 +39,6 @@ class DatabentoSettings(_Model):
     def uses_sandbox(self) -> bool:
         """No key means the embedded sandbox stands in for Databento."""
         return not self.api_key
-
-
-class SentinelSettings(_Model):
-    """Redis Sentinel: every client asks these sentinels for the current primary of ``service``
-    and follows a failover (docs/resilience.md, "Redis Sentinel")."""
-
-    hosts: list[str] = Field(min_length=1)  # "host:port" of each sentinel (three on three hosts)
-    service: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")  # `sentinel monitor <service> ...`
-    password: str = ""  # the sentinels' own requirepass, if any (the data nodes use redis.password)
-
-    @field_validator("hosts")
-    @classmethod
-    def _host_port(cls, v: list[str]) -> list[str]:
-        for i, hp in enumerate(v):
-            host, sep, port = hp.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-                raise ValueError(f"hosts.{i}: {hp!r} is not host:port")
-        return v
-
-    def addresses(self) -> list[tuple[str, int]]:
-        return [(h, int(p)) for h, _, p in (hp.rpartition(":") for hp in self.hosts)]
-
-
-class RedisSettings(_Model):
-    host: str = "127.0.0.1"
-    port: int = Field(6379, ge=1, le=65535)
-    db: int = Field(0, ge=0)
-    password: str = ""
-    tls: bool = False
-    # With tls: the CA bundle that signed the server's certificate (empty: the system's), and a
-    # client certificate + key when the server asks for one (tls-auth-clients yes). Paths are
-    # relative to the config file. The server's certificate is always verified.
-    tls_ca: str = ""
-    tls_cert: str = ""
-    tls_key: str = ""
-    namespace: str = Field("multialpha", pattern=r"^[A-Za-z0-9_.-]+$")
-    # Which Redis `up` uses (docs/supervisor.md, "Which Redis"):
-    # auto   - the configured address if a Redis there needs our password (or is one `up`
-    #          started); else a managed redis-server (password, persistence) on loopback.
-    #          An unauthenticated Redis that `up` did not start is never used silently.
-    # always - always a managed redis-server (the configured port, or a free one if taken).
-    # never  - never start one: the configured address, as it is (your own Redis).
-    managed: Literal["auto", "always", "never"] = "auto"
-    # With managed: auto, use a Redis at the configured address that answers without a
-    # password (e.g. Debian's redis-server on 6379) instead of starting a managed one.
-    allow_unauthenticated: bool = False
-    # Set: host/port are ignored, every client follows the primary that these sentinels name.
-    sentinel: SentinelSettings | None = None
-    # An order's claim (the gate's journaled intent) must reach this many replicas (WAIT) before
-    # the webhook is called; 0 = do not wait (one Redis). docs/orders.md, "Replicated claims".
-    wait_replicas: int = Field(0, ge=0)
-    wait_timeout_ms: int = Field(500, ge=1, le=60_000)
-    # On: each process connects as its role's ACL user (<namespace>.hub, .worker.<strategy>, .status,
-    # .supervisor) with the password in MULTIALPHA_REDIS_PASSWORD_<ROLE>; `multialpha redis acl`
-    # writes the users, a managed Redis loads them (multialpha/redis_acl.py, docs/RUNBOOK.md).
-    acl: bool = False
-
-    @model_validator(mode="after")
-    def _tls_pair(self) -> "RedisSettings":
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise _KeyedError("redis.tls_key" if self.tls_cert else "redis.tls_cert",
-                              "a client certificate needs both redis.tls_cert and redis.tls_key")
-        if (self.tls_ca or self.tls_cert) and not self.tls:
-            raise _KeyedError("redis.tls", "redis.tls_ca / tls_cert are set but redis.tls is false")
-        return self
 
 
 class PortfolioSettings(_Model):
@@ -270,56 +208,6 @@ class SandboxSettings(_Model):
         return v
 
 
-class ReferenceFeed(_Model):
-    symbol: str
-    timeframe: Literal["minute", "hour", "day"]
-    source: Literal["hub", "none"]
-    neutral: float = Field(gt=0)
-
-
-class StrategyInstrument(_Model):
-    size: int = Field(ge=1)
-    commission: float | None = Field(None, ge=0)
-    ml_enabled: bool = True
-
-
-class RollSettings(_Model):
-    """What a strategy does with a position open when its root rolls (docs/worker.md, "Rolls")."""
-
-    policy: Literal["forward", "exit", "hold"] = "forward"
-    # Hour/day series (warmup, live, backtest) adjusted at each roll so the calendar spread never
-    # looks like a move (worker/adjust.py); orders, marks and P&L stay raw.
-    adjust: Literal["difference", "ratio", "none"] = "difference"
-
-
-class StrategySettings(_Model):
-    strategy_type: str
-    enabled: bool = True
-    roll: RollSettings = RollSettings()
-    params: dict[str, Any] = Field(default_factory=dict)
-    reference_feeds: list[str] = Field(default_factory=list)
-    webhook_url_env: str | None = None
-    instruments: dict[str, StrategyInstrument]
-
-    @field_validator("instruments")
-    @classmethod
-    def _not_empty(cls, v: dict[str, StrategyInstrument]) -> dict[str, StrategyInstrument]:
-        if not v:
-            raise ValueError("a strategy needs at least one instrument")
-        return v
-
-
-class InstrumentSpec(_Model):
-    name: str
-    product_id: str = Field(pattern=r"^[A-Z0-9]+\.FUT$")
-    multiplier: float = Field(gt=0)
-    tick_size: float = Field(gt=0)
-    margin: float = Field(gt=0)
-    commission: float = Field(ge=0)
-    sandbox_price: float = Field(gt=0)
-    slippage_ticks: int | None = Field(None, ge=0)  # simulated fills; None = backtest.slippage_ticks
-
-
 class Settings(_Model):
     databento: DatabentoSettings = DatabentoSettings()
     redis: RedisSettings = RedisSettings()
@@ -432,12 +320,3 @@ class Settings(_Model):
         if self.orders.mode == "live" and url:
             return "url:" + hashlib.sha256(url.encode()).hexdigest()[:16]
         return "env:" + name
-
-
-class _KeyedError(ValueError):
-    """Raised inside validators to report an exact key path."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(message)
-        self.key = key
-        self.message = message

@@ -81,7 +81,7 @@ def test_close_quietly_closes_each_even_after_a_failure() -> None:
 
 
 def _sentinel_settings(settings: Any, group: Any, **redis_fields: Any) -> Any:
-    from multialpha.settings_model import SentinelSettings
+    from multialpha.settings_redis import SentinelSettings
 
     sentinel = SentinelSettings(hosts=group.hosts, service=group.service)
     r = settings.redis.model_copy(update={"sentinel": sentinel, "password": group.password, "port": 1, **redis_fields})

@@ -14,7 +14,7 @@ from typing import Any
 from multialpha import plugins
 from multialpha.config import ConfigError, Settings
 from multialpha.hookspecs import StrategyType
-from multialpha.settings_model import StrategySettings
+from multialpha.settings_strategies import StrategySettings
 from multialpha.worker.plan import FeedPlan, build_plan
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from typing import Any
 
 from multialpha.managed_sentinel import ManagedSentinelGroup
 from multialpha.redis_conn import connect
-from multialpha.settings_model import SentinelSettings
+from multialpha.settings_redis import SentinelSettings
 from multialpha.status import redis_nodes
 from multialpha.status.collect import collect
 from multialpha.status.render import lines

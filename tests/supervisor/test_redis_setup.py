@@ -11,7 +11,7 @@ import redis
 
 from multialpha.managed_redis import free_port
 from multialpha.managed_sentinel import ManagedSentinelGroup
-from multialpha.settings_model import SentinelSettings
+from multialpha.settings_redis import SentinelSettings
 from multialpha.supervisor import redis_setup
 
 PASSWORD = "pw-setup-sentinel-42"

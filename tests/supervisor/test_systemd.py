@@ -83,7 +83,7 @@ def test_cli_writes_units(tmp_path, redis_server) -> None:
 
 
 def test_units_for_the_sentinel_and_acl_case(settings_for) -> None:
-    from multialpha.settings_model import SentinelSettings
+    from multialpha.settings_redis import SentinelSettings
 
     s = settings_for(MULTIALPHA__REDIS__ACL="true")
     s = s.model_copy(update={"redis": s.redis.model_copy(update={"sentinel": SentinelSettings(

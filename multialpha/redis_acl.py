@@ -26,6 +26,7 @@ from typing import Mapping
 
 import redis
 
+from multialpha import logs
 from multialpha.keys import Keys
 from multialpha.settings_model import Settings
 
@@ -67,6 +68,9 @@ def password(role: str, environ: Mapping[str, str] | None = None) -> str:
     value = env.get(password_env(role), "")
     if not value:
         raise AclError(password_env(role))
+    # Every path to a role's password comes through here (redis_conn.connect, the supervisor's
+    # own clients, the ACL file), so this is where it becomes a secret the logs redact.
+    logs.register_secret(value)
     return value
 
 

@@ -181,3 +181,14 @@ def test_a_process_without_its_role_password_is_told_so_in_one_line(acl_redis: M
     status = CliRunner().invoke(main, ["status", "--once", "--config", str(SHIPPED_CONFIG)], env=env)
     assert status.exit_code == 1 and "MULTIALPHA_REDIS_PASSWORD_STATUS is not set" in status.output
     assert "Traceback" not in status.output
+
+
+def test_a_role_password_is_redacted_from_logs_once_read() -> None:
+    """Every client of a role (redis_conn.connect, the supervisor's and CLI's own clients) gets its
+    password from redis_acl.password: from then on no log line can carry it."""
+    from multialpha import logs
+
+    secret = "pw-role-redaction-7f3a"
+    assert logs.redact(f"AUTH {secret}") == f"AUTH {secret}"  # unknown before
+    assert redis_acl.password("worker.ibs_a", {redis_acl.password_env("worker.ibs_a"): secret}) == secret
+    assert logs.redact(f"AUTH {secret}") == "AUTH ***"

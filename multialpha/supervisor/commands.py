@@ -53,9 +53,9 @@ def down(settings: Settings) -> None:
 
 
 def restart(settings: Settings, component: str) -> None:
-    from multialpha import heartbeat as hb
     from multialpha.keys import Keys
     from multialpha.supervisor.redis_setup import connect
+    from multialpha.supervisor.request import children
     from multialpha.supervisor.watch import request_restart
 
     try:
@@ -64,30 +64,20 @@ def restart(settings: Settings, component: str) -> None:
         from multialpha.supervisor.redis_setup import unreachable_line
 
         _fail(unreachable_line(settings, e))
-    from multialpha.supervisor.watch import is_supervisor_component
-
     keys = Keys(settings.redis.namespace)
-
-    def all_children() -> dict:
-        out: dict = {}
-        for comp, doc in hb.read_all(client, keys).items():
-            if is_supervisor_component(comp) and isinstance(doc.get("children"), dict):
-                out.update(doc["children"])
-        return out
-
-    children = all_children()
-    if not children:
+    running = children(client, keys)
+    if not running:
         _fail("no running supervisor found (no supervisor heartbeat); under systemd use "
               "`systemctl restart multialpha-<component>.service`")
-    name = component if component in children else f"worker.{component}"
-    if name not in children:
-        _fail(f"unknown component {component!r}; the supervisor runs: {', '.join(children)}")
-    old = (children.get(name) or {}).get("pid")
+    name = component if component in running else f"worker.{component}"
+    if name not in running:
+        _fail(f"unknown component {component!r}; the supervisor runs: {', '.join(running)}")
+    old = (running.get(name) or {}).get("pid")
     if request_restart(client, keys, name) == 0:
         _fail("nobody is listening on the control channel; is the supervisor healthy?")
     deadline = time.monotonic() + settings.supervisor.stop_timeout_s + 15
     while time.monotonic() < deadline:
-        c = all_children().get(name) or {}
+        c = children(client, keys).get(name) or {}
         if c.get("pid") and c.get("pid") != old:
             click.echo(f"restarted {name}: pid {old} -> {c['pid']}")
             return

@@ -9,17 +9,18 @@ a shutdown. A child stopped on request stays ``stopped``: the watchdog only rest
 from the table once its process exited.
 
 Every function returns component -> what was done, in words (what `reload`, `stop`
-and `start` print).
+and `start` print); ``plan_change``/``stop_change``/``start_change`` bind one to its
+arguments, as the ``apply`` of a Change.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from multialpha.supervisor.manager import Change, Child, ChildSpec, Supervisor
+from multialpha.supervisor.manager import Child, ChildSpec, Supervisor
 from multialpha.supervisor.policy import RestartPolicy
 
-Done = Callable[[dict[str, str]], None]
+Apply = Callable[[Supervisor, float], dict[str, str]]  # a Change's apply: runs on the loop thread
 NOT_HERE = "error: not supervised here"
 
 
@@ -52,14 +53,11 @@ def apply_plan(sup: Supervisor, now: float, add: list[ChildSpec], remove: list[s
             out[name] = "not running here"
         elif c.state == "stopped":
             out[name] = "settings changed; stays stopped (stopped on request), `multialpha start` runs the new ones"
-        elif c.proc is None:  # backoff or failed: the next start reads the new settings
-            c.policy.reset()
-            c.state, c.restart_at, c.reason = "backoff", now, "settings changed"
-            out[name] = "restarting (was not running)"
-        else:
-            pid = c.pid
-            sup._restart_request(name, now)
-            out[name] = f"restarting pid {pid} (settings changed)"
+        else:  # running: stopped and started again; backoff or failed: started now. Either way
+            # the next start reads the new settings.
+            out[name] = f"restarting pid {c.pid} (settings changed)" if c.proc is not None \
+                else "restarting (was not running)"
+            sup._restart_request(name, now, "settings changed")
     for spec in add:
         if spec.name in sup.children:
             out[spec.name] = "already running"
@@ -92,13 +90,13 @@ def start_child(sup: Supervisor, now: float, name: str) -> dict[str, str]:
     return {name: "starting"}
 
 
-def plan_change(add: list[ChildSpec], remove: list[str], restart: list[str], done: Done) -> Change:
-    return Change(lambda sup, now: apply_plan(sup, now, add, remove, restart), done)
+def plan_change(add: list[ChildSpec], remove: list[str], restart: list[str]) -> Apply:
+    return lambda sup, now: apply_plan(sup, now, add, remove, restart)
 
 
-def stop_change(name: str, reason: str, done: Done) -> Change:
-    return Change(lambda sup, now: stop_child(sup, now, name, reason), done)
+def stop_change(name: str, reason: str) -> Apply:
+    return lambda sup, now: stop_child(sup, now, name, reason)
 
 
-def start_change(name: str, done: Done) -> Change:
-    return Change(lambda sup, now: start_child(sup, now, name), done)
+def start_change(name: str) -> Apply:
+    return lambda sup, now: start_child(sup, now, name)

@@ -271,7 +271,7 @@ class Supervisor:
             elif first:
                 self._terminate(c, now, "stopped", ev.reason)
 
-    def _restart_request(self, name: str, now: float) -> None:
+    def _restart_request(self, name: str, now: float, reason: str = "restart requested") -> None:
         c = self.children.get(name)
         if c is None or self.stopping:
             # Not ours: with --only, several supervisors share the control channel.
@@ -279,13 +279,13 @@ class Supervisor:
             return
         if c.proc is not None:
             if c.state != "stopping":
-                self._terminate(c, now, "restart_now", "restart requested")
+                self._terminate(c, now, "restart_now", reason)
             else:
                 c.after_stop = "restart_now"
         else:
             c.policy.reset()
-            c.state, c.restart_at, c.reason = "backoff", now, "restart requested"
-            self.on_event("info", name, "restarting on request")
+            c.state, c.restart_at, c.reason = "backoff", now, reason
+            self.on_event("info", name, f"restarting: {reason}")
 
     # -- time-driven work -----------------------------------------------------------------
     def tick(self) -> None:

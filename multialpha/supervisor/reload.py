@@ -109,7 +109,7 @@ class Deployer:
                 self._leave(gate, name, "removed from the config by reload")
         out = self._apply(changes.plan_change(
             self.make_specs(new, [f"worker.{n}" for n in d.added]), [f"worker.{n}" for n in d.removed],
-            [f"worker.{n}" for n in d.changed] + (["hub"] if d.hub_restart else []), lambda r: None))
+            [f"worker.{n}" for n in d.changed] + (["hub"] if d.hub_restart else [])))
         if out is None:
             return _refused("the supervisor is stopping; nothing changed")
         for name in d.added:
@@ -141,20 +141,19 @@ class Deployer:
                     return _refused(f"{strategy} holds positions; `multialpha stop {strategy} --flatten` exits them "
                                     "first, `--leave-positions` leaves them unmanaged")
                 self._leave(gate, strategy, "stopped with its positions by `multialpha stop --leave-positions`")
-        out = self._apply(changes.stop_change(name, "stopped on request (`multialpha start` runs it again)",
-                                              lambda r: None))
+        out = self._apply(changes.stop_change(name, "stopped on request (`multialpha start` runs it again)"))
         return _result(out)
 
     def start(self, component: str) -> dict[str, Any]:
         name = _child(component)
-        out = self._apply(changes.start_change(name, lambda r: None))
+        out = self._apply(changes.start_change(name))
         if name.startswith("worker.") and out and not out[name].startswith("error"):
             self._managed_again(Gate(self.settings, self.client), name.split(".", 1)[1])
         return _result(out)
 
     # -- helpers ---------------------------------------------------------------------------
-    def _apply(self, change: Change) -> dict[str, str] | None:
-        """Hand ``change`` to the loop and wait for what it did (None: the loop did not answer)."""
+    def _apply(self, apply: changes.Apply) -> dict[str, str] | None:
+        """Hand ``apply`` to the loop as a Change and wait for what it did (None: the loop did not answer)."""
         got: dict[str, str] = {}
         ready = threading.Event()
 
@@ -162,7 +161,7 @@ class Deployer:
             got.update(r)
             ready.set()
 
-        self.post(Change(change.apply, done))
+        self.post(Change(apply, done))
         return got if ready.wait(APPLY_TIMEOUT_S) and got else None
 
     def _leave(self, gate: Gate, strategy: str, why: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 
 from multialpha.supervisor import changes
-from multialpha.supervisor.manager import Beat, ChildSpec, Exited, StopAll, Supervisor
+from multialpha.supervisor.manager import Beat, Change, ChildSpec, Exited, StopAll, Supervisor
 from tests.supervisor.fakes import FakeClock, FakeOS
 from tests.supervisor.test_manager import POLICY, TIMING, beat_all
 
@@ -22,9 +22,9 @@ def running():
     return sup, clock, fos
 
 
-def apply(sup: Supervisor, change) -> dict[str, str]:
+def apply(sup: Supervisor, fn) -> dict[str, str]:
     got: list[dict[str, str]] = []
-    sup.handle(type(change)(change.apply, got.append))
+    sup.handle(Change(fn, got.append))
     assert len(got) == 1
     return got[0]
 
@@ -37,7 +37,7 @@ def test_reload_plan_adds_removes_restarts_and_leaves_the_rest_alone() -> None:
     sup, clock, fos = running()
     before = pids(sup)
     out = apply(sup, changes.plan_change([ChildSpec("worker.c", ("w", "c"), heartbeat="worker.c")],
-                                         ["worker.b"], ["worker.a"], lambda r: None))
+                                         ["worker.b"], ["worker.a"]))
     assert out["worker.c"] == "starting (added)"
     assert out["worker.b"].startswith(f"stopping pid {before['worker.b']}")
     assert out["worker.a"].startswith(f"restarting pid {before['worker.a']}")
@@ -60,7 +60,7 @@ def test_stopped_child_stays_down_until_start() -> None:
     sup, clock, fos = running()
     a = sup.children["worker.a"]
     pid = a.pid
-    assert apply(sup, changes.stop_change("worker.a", "stopped on request", lambda r: None)) == {
+    assert apply(sup, changes.stop_change("worker.a", "stopped on request")) == {
         "worker.a": f"stopping pid {pid}"}
     sup.handle(Exited("worker.a", pid, -15))
     for _ in range(10):  # backoff, heartbeat timeout, healthy reset: nothing restarts it
@@ -68,20 +68,20 @@ def test_stopped_child_stays_down_until_start() -> None:
         sup.tick()
         beat_all(sup, f"t{clock.t}")
     assert a.state == "stopped" and len(fos.spawns_of("worker.a")) == 1
-    assert apply(sup, changes.stop_change("worker.a", "again", lambda r: None)) == {"worker.a": "already stopped"}
-    assert apply(sup, changes.start_change("worker.a", lambda r: None)) == {"worker.a": "starting"}
+    assert apply(sup, changes.stop_change("worker.a", "again")) == {"worker.a": "already stopped"}
+    assert apply(sup, changes.start_change("worker.a")) == {"worker.a": "starting"}
     sup.tick()
     assert len(fos.spawns_of("worker.a")) == 2 and a.state == "starting"
-    assert apply(sup, changes.start_change("worker.a", lambda r: None)) == {
+    assert apply(sup, changes.start_change("worker.a")) == {
         "worker.a": f"already running, pid {a.pid}"}
 
 
 def test_settings_change_of_a_stopped_child_does_not_start_it() -> None:
     sup, clock, fos = running()
     pid = sup.children["worker.a"].pid
-    apply(sup, changes.stop_change("worker.a", "stopped on request", lambda r: None))
+    apply(sup, changes.stop_change("worker.a", "stopped on request"))
     sup.handle(Exited("worker.a", pid, 0))
-    out = apply(sup, changes.plan_change([], [], ["worker.a"], lambda r: None))
+    out = apply(sup, changes.plan_change([], [], ["worker.a"]))
     assert "stays stopped" in out["worker.a"]
     sup.tick()
     assert len(fos.spawns_of("worker.a")) == 1
@@ -92,23 +92,23 @@ def test_stop_during_a_restart_wins_and_unknown_names_are_errors() -> None:
     a = sup.children["worker.a"]
     pid = a.pid
     sup._restart_request("worker.a", clock())  # on its way down to restart
-    apply(sup, changes.stop_change("worker.a", "stopped on request", lambda r: None))
+    apply(sup, changes.stop_change("worker.a", "stopped on request"))
     sup.handle(Exited("worker.a", pid, 0))
     sup.tick()
     assert a.state == "stopped" and len(fos.spawns_of("worker.a")) == 1
-    assert apply(sup, changes.stop_change("worker.zz", "x", lambda r: None))["worker.zz"].startswith("error")
+    assert apply(sup, changes.stop_change("worker.zz", "x"))["worker.zz"].startswith("error")
 
 
 def test_a_change_while_stopping_all_does_nothing_and_says_so() -> None:
     sup, clock, fos = running()
     sup.handle(StopAll())
-    assert apply(sup, changes.plan_change([ChildSpec("worker.c", ("w", "c"))], [], [], lambda r: None)) == {}
+    assert apply(sup, changes.plan_change([ChildSpec("worker.c", ("w", "c"))], [], [])) == {}
     assert "worker.c" not in sup.children
 
 
 def test_added_child_heartbeat_is_watched_like_the_others() -> None:
     sup, clock, fos = running()
-    apply(sup, changes.plan_change([ChildSpec("worker.c", ("w", "c"), heartbeat="worker.c")], [], [], lambda r: None))
+    apply(sup, changes.plan_change([ChildSpec("worker.c", ("w", "c"), heartbeat="worker.c")], [], []))
     sup.tick()
     c = sup.children["worker.c"]
     sup.handle(Beat("worker.c", c.pid, "t1", "live"))

@@ -31,6 +31,9 @@ MAXLEN = 1_000_000
 FINAL = {"delivered", "paper", "rejected", "expired"}
 # Outcomes a human must look at (did the broker get it or not?).
 REVIEW = {"failed", "ambiguous", "unresolved", "abandoned"}
+# Outcomes of an ENTRY after which it holds no position: the gate frees its slot and refunds
+# its commission (orders/settlement.py). Status, report and verify read the journal by it.
+ENTRY_RELEASED = frozenset({"rejected", "expired", "failed", "abandoned"})
 # States with no outcome yet: the process that owned them died -> unresolved at next start.
 IN_FLIGHT = ("claimed", "sending")
 

@@ -162,7 +162,7 @@ class Settlement:
             log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
                       oid, outcome, attempts, detail)
         if intent.kind == "entry":
-            if outcome in ("rejected", "expired", "failed", "abandoned"):
+            if outcome in journal.ENTRY_RELEASED:
                 self.gate.release(self.strategy, intent.symbol, oid, now)
             return
         if outcome == "delivered":

@@ -15,12 +15,12 @@ from typing import Iterable, Iterator, Mapping
 
 from multialpha import cme_time
 from multialpha.config import Settings
+from multialpha.orders.journal import ENTRY_RELEASED  # an entry with one of these never held a position
 from multialpha.report.compute import Fill
 
 log = logging.getLogger(__name__)
 
 _MINUTE = timedelta(minutes=1)
-NOT_FILLED = {"rejected", "expired", "failed", "abandoned"}
 
 
 def fills(settings: Settings, events: Iterable[Mapping[str, str]]) -> tuple[list[Fill], int]:
@@ -42,7 +42,7 @@ def fills(settings: Settings, events: Iterable[Mapping[str, str]]) -> tuple[list
     out = []
     for ev in intents:
         oid = ev.get("order_id", "")
-        if outcome.get(oid) in NOT_FILLED and oid not in reviewed:
+        if outcome.get(oid) in ENTRY_RELEASED and oid not in reviewed:
             continue
         f = _fill(settings, ev)
         if f is not None:

@@ -19,10 +19,10 @@ from typing import Any, Iterable
 
 from multialpha import cme_time
 from multialpha.config import Settings
+from multialpha.orders.journal import ENTRY_RELEASED  # the gate frees the slot, refunds commission
 from multialpha.status.raw import Raw
 from multialpha.status.values import _int, _num, _parse
 
-ENTRY_RELEASED = ("rejected", "expired", "failed", "abandoned")  # the gate frees the slot, refunds commission
 
 
 def journal_realized(settings: Settings, entries: Iterable[tuple[str, dict[str, str]]],

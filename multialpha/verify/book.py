@@ -21,8 +21,8 @@ from datetime import date
 from typing import Any, Iterable, Mapping
 
 from multialpha import cme_time
+from multialpha.orders.journal import ENTRY_RELEASED
 
-RELEASED = {"rejected", "expired"}  # outcomes after which an accepted entry holds no position
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def positions_at_open(journal: Iterable[Mapping[str, str]], day: date) -> list[H
                 by_id[j.get("order_id", "")] = key
             else:
                 held.pop(key, None)
-        elif ev == "outcome" and j.get("result") in RELEASED:
+        elif ev == "outcome" and j.get("result") in ENTRY_RELEASED:
             ts = j.get("ts", "")
             key = by_id.get(j.get("order_id", ""), ("", ""))
             if ts and cme_time.to_ms(cme_time.parse_iso(ts)) < open_ms and key in held \

@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 from multialpha import cme_time
 from multialpha.config import Settings
 from multialpha.keys import Keys
+from multialpha.orders.journal import ENTRY_RELEASED
 from multialpha.verify import barlog, book, compare
 
 
@@ -122,7 +123,7 @@ def verify_day(settings: Settings, client: Any, day: date, *, fetch: Any, datase
         raise DataUnavailable(f"no bars of trading day {day} in the bar logs ({', '.join(sources)})")
     # Only what the book and the comparison read (the journal keeps up to 1M entries).
     journal = [{k: v for k, v in e.items() if k != "payload"} for e in _entries(client, keys.orders())
-               if e.get("event") in ("intent", "denied") or e.get("result") in book.RELEASED]
+               if e.get("event") in ("intent", "denied") or e.get("result") in ENTRY_RELEASED]
     vetoes = list(_entries(client, keys.veto_log()))
     held = [h for h in book.positions_at_open(journal, day) if h.strategy in names]
     marks = {(h.symbol, h.contract): barlog.last_close_before(client, keys, h.symbol, h.contract, open_)

@@ -60,3 +60,14 @@ def test_seed_puts_the_book_into_the_gate_with_the_previous_close_as_reference(r
     assert pnl.pnl == -1.0 * mult
     seeded = [dict(f) for _, f in redis_client.xrange(f"{settings.redis.namespace}:orders")]
     assert len(seeded) == 2 and all(book.is_seed(e) for e in seeded)
+
+
+def test_an_entry_that_failed_or_was_abandoned_holds_nothing_at_the_open() -> None:
+    """Every outcome after which the live gate frees an entry's slot (settlement: rejected, expired,
+    failed, abandoned) leaves no position to seed; an ambiguous entry keeps its slot and is seeded."""
+    journal = []
+    for oid, result, sym in (("f", "failed", "NQ"), ("a", "abandoned", "YM"), ("x", "expired", "ZB"),
+                             ("m", "ambiguous", "6E")):
+        journal += [intent(oid, "breakout", sym, "entry", "2025-12-09T19:00:00Z"),
+                    {"event": "outcome", "order_id": oid, "result": result, "ts": "2025-12-09T19:00:05Z"}]
+    assert [h.symbol for h in book.positions_at_open(journal, DAY)] == ["6E"]

@@ -1,7 +1,8 @@
 """Verify results in Redis (``Keys.verify_results``: day -> JSON summary), for `status` and alerts.
 
 Only a summary is stored (counts, the first differing bar, the first few differences): the
-full report is the command's output. `status` reads the newest day (:func:`newest`).
+full report is the command's output. An error text is redacted (logs.redact) before it is
+stored: it comes from Historical, Redis or strategy code and status shows it. `status` reads the newest day (:func:`newest`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from multialpha import cme_time
+from multialpha import cme_time, logs
 from multialpha.keys import Keys
 
 KEEP_DAYS = 30  # older days are dropped from the hash
@@ -21,7 +22,7 @@ def summary(result: Any) -> dict[str, Any]:
     d = result.as_dict()
     return {
         "day": d["day"], "ok": d["ok"], "differences": len(d["differences"]), "first_bar": d["first_bar"],
-        "error": d["error"], "checked_at": d["checked_at"], "strategies": d["strategies"],
+        "error": logs.redact(d["error"]), "checked_at": d["checked_at"], "strategies": d["strategies"],
         "carried": d["carried"], "top": d["differences"][:SHOWN],
     }
 
@@ -37,7 +38,7 @@ def save(client: Any, keys: Keys, result: Any) -> dict[str, Any]:
 
 def save_error(client: Any, keys: Keys, day: date, error: str, now: datetime) -> None:
     """A day that could not be verified at all (the command died before storing anything)."""
-    doc = {"day": day.isoformat(), "ok": False, "differences": 0, "first_bar": "", "error": error,
+    doc = {"day": day.isoformat(), "ok": False, "differences": 0, "first_bar": "", "error": logs.redact(error),
            "checked_at": cme_time.iso_z(now), "strategies": [], "carried": 0, "top": []}
     client.hset(keys.verify_results(), doc["day"], json.dumps(doc, sort_keys=True))
 

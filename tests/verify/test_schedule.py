@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 from multialpha import cme_time
@@ -126,3 +126,15 @@ def test_status_line_words() -> None:
     assert store.line({"day": "2025-12-10", "ok": False, "differences": 1, "first_bar": "2025-12-10T01:59:00Z"}) == (
         "verify 2025-12-10: 1 difference (first bar 2025-12-10T01:59:00Z)")
     assert store.newest({"2025-12-09": "{}", "2025-12-10": "not json"})["error"] == "unreadable result"
+
+
+def test_a_stored_error_never_carries_a_secret(redis_client) -> None:
+    """Status shows the stored error: a key or URL in an exception's text is redacted first."""
+    from multialpha import logs
+
+    keys = Keys("multialpha")
+    secret = "db-VERIFYSECRET0123456789abcdef"
+    logs.register_secret(secret)
+    store.save_error(redis_client, keys, DAY, f"HTTPError: 401 for key {secret}", datetime(2025, 12, 11, tzinfo=timezone.utc))
+    doc = store.latest(redis_client, keys)
+    assert secret not in json.dumps(doc) and doc["error"] == "HTTPError: 401 for key ***"

@@ -195,8 +195,6 @@ class Settlement:
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until the sender has finished every queued order (tests, shutdown)."""
-        import time
-
         deadline = time.monotonic() + timeout
         while self.pending():
             if time.monotonic() > deadline:

@@ -28,6 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Iterable, Sequence
 
 from multialpha import cme_time
+from multialpha.orders.fills import is_buy
 
 ANNUAL = math.sqrt(252)
 _MINUTE = timedelta(minutes=1)
@@ -59,7 +60,7 @@ class Fill:
 
     @property
     def buy(self) -> bool:
-        return (self.side == "long") == (self.kind == "entry")
+        return is_buy(self.side, self.kind)
 
     @property
     def price(self) -> float:

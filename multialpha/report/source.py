@@ -10,17 +10,15 @@ too) until an operator says otherwise. A malformed event is logged and skipped.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 from typing import Iterable, Iterator, Mapping
 
 from multialpha import cme_time
 from multialpha.config import Settings
 from multialpha.orders.journal import ENTRY_RELEASED  # an entry with one of these never held a position
-from multialpha.report.compute import Fill
+from multialpha.report.compute import _MINUTE, Fill
 
 log = logging.getLogger(__name__)
 
-_MINUTE = timedelta(minutes=1)
 
 
 def fills(settings: Settings, events: Iterable[Mapping[str, str]]) -> tuple[list[Fill], int]:

@@ -31,14 +31,10 @@ class BarLogGap(RuntimeError):
     """The bar log no longer covers the day (trimmed by ``hub.bar_log_maxlen``, or flushed)."""
 
 
-def _ms(t: datetime) -> int:
-    return cme_time.to_ms(t)
-
-
 def _read(client: Any, key: str, start: datetime, end: datetime) -> list[tuple[str, dict[Any, Any]]]:
     """Entries with ids in [start, end), paged."""
     out: list[tuple[str, dict[Any, Any]]] = []
-    lo, hi = f"{_ms(start)}-0", f"({_ms(end)}-0"  # full ids: "(ms" alone would mean ms-<max seq>
+    lo, hi = f"{cme_time.to_ms(start)}-0", f"({cme_time.to_ms(end)}-0"  # full ids: "(ms" alone would mean ms-<max seq>
     while True:
         page = client.xrange(key, min=lo, max=hi, count=PAGE)
         out.extend(page)
@@ -77,7 +73,7 @@ def check_covered(client: Any, keys: Keys, symbols: list[str], day: date) -> Non
     """
     import redis
 
-    open_ms = _ms(cme_time.session_bounds(day)[0])
+    open_ms = cme_time.to_ms(cme_time.session_bounds(day)[0])
     for sym in symbols:
         try:
             info = client.xinfo_stream(keys.bar_log(sym))
@@ -109,7 +105,7 @@ def last_close_before(client: Any, keys: Keys, symbol: str, contract: str, befor
     the gate's reference price of a carried position for the next day's P&L."""
     best: SymbolBar | None = None
     for key, prev in ((keys.bar_log(symbol), False), (keys.prev_bar_log(symbol), True)):
-        for sid, fields in client.xrevrange(key, max=f"({_ms(before)}-0", min=f"{_ms(before - look_back)}-0",
+        for sid, fields in client.xrevrange(key, max=f"({cme_time.to_ms(before)}-0", min=f"{cme_time.to_ms(before - look_back)}-0",
                                             count=PAGE):
             try:
                 b = bar_from_log(fields)

@@ -40,12 +40,12 @@ def market_clock(settings: Settings) -> tuple[str, Callable[[], datetime]]:
         from multialpha import runtime
         from multialpha.sandbox.state import SandboxState
 
-        data = runtime.read_json(runtime.sandbox_state_path(settings))
-        if data:
-            try:
-                return "sandbox", SandboxState.from_dict(data).now
-            except (TypeError, ValueError):
-                log.warning("unreadable sandbox state file; using wall time for market time")
+        path = runtime.sandbox_state_path(settings)
+        state = SandboxState.read(path)
+        if state is not None:
+            return "sandbox", state.now
+        if path.exists():
+            log.warning("unreadable sandbox state file; using wall time for market time")
     return "wall", cme_time.utcnow
 
 

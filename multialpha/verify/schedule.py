@@ -150,11 +150,8 @@ def market_clock(settings: Any) -> Callable[[], datetime | None]:
     from multialpha.sandbox.state import SandboxState
 
     def now() -> datetime | None:
-        data = runtime.read_json(runtime.sandbox_state_path(settings))
-        try:
-            return SandboxState.from_dict(data).now() if data else None
-        except (TypeError, ValueError):
-            return None
+        state = SandboxState.read(runtime.sandbox_state_path(settings))
+        return state.now() if state is not None else None
 
     return now
 

@@ -49,6 +49,10 @@ class Keys:
     def bars_pattern(self) -> str:
         return f"{self._market_prefix()}market:*:1min"
 
+    def market_pattern(self) -> str:
+        """Every market name: bar channels and logs, previous-front bars, minute notices (ACLs)."""
+        return f"{self._market_prefix()}market:*"
+
     # -- control ----------------------------------------------------------------
     def hub_control(self) -> str:
         return f"{self._market_prefix()}datahub:control"

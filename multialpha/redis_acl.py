@@ -81,7 +81,7 @@ def rules(settings: Settings, role: str) -> str:
     """The ACL rules of ``role`` (without user name and password)."""
     k = Keys(settings.redis.namespace)
     ns = settings.redis.namespace
-    market = k.bars_pattern().replace(":*:1min", ":*")  # market:* (bars, logs, prev, minute notices)
+    market = k.market_pattern()
     if role == "hub":
         return (f"{_BASE} +@read +@write +@stream +@hash +@scripting +publish +subscribe +unsubscribe "
                 f"-@dangerous +info ~{market} ~{k.heartbeat('hub')} ~{k.events()} "

@@ -32,8 +32,7 @@ def connect(settings: Settings, *, timeout: float | None = None, connect_timeout
     """
     r = settings.redis
     logs.register_secret(r.password)
-    user, password = redis_acl.credentials(settings, role)
-    logs.register_secret(password)
+    user, password = redis_acl.credentials(settings, role)  # an ACL password is registered as it is read
     kw.setdefault("username", user)
     kw.setdefault("password", password)
     kw.update(tls_kwargs(settings))

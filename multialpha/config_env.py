@@ -9,6 +9,7 @@ module imports it only for type checking (no import cycle).
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Mapping
 
 if TYPE_CHECKING:
@@ -18,6 +19,14 @@ if TYPE_CHECKING:
 def _webhook_url(environ: Mapping[str, str], name: str) -> str:
     """The URL in ``$name``, or "" when unset or blank (a blank variable counts as missing)."""
     return (environ.get(name) or "").strip()
+
+
+def destination(environ: Mapping[str, str], name: str) -> str:
+    """Where orders through ``$name`` go, as an id: ``url:`` + the first 16 hex digits of the URL's
+    sha256 when the variable holds one (two variables holding one URL are one destination; the URL
+    is a secret and never appears), else ``env:`` + the variable's name."""
+    url = _webhook_url(environ, name)
+    return "url:" + hashlib.sha256(url.encode()).hexdigest()[:16] if url else "env:" + name
 
 
 def shared_ticker_conflict(s: Settings, environ: Mapping[str, str]) -> tuple[str, str] | None:
@@ -33,8 +42,7 @@ def shared_ticker_conflict(s: Settings, environ: Mapping[str, str]) -> tuple[str
     owners: dict[tuple[str, str], tuple[str, str]] = {}  # (destination, root) -> (strategy, env name)
     for name, strat in s.enabled_strategies.items():
         var = s.webhook_env(name)
-        url = _webhook_url(environ, var)
-        dest = f"url:{url}" if url else f"env:{var}"
+        dest = destination(environ, var)
         for root in strat.instruments:
             first = owners.setdefault((dest, root), (name, var))
             if first[0] == name:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from multialpha.config_env import _webhook_url
 from multialpha.settings_model import Settings
 
 
@@ -45,7 +46,7 @@ def summarize(s: Settings, environ: Mapping[str, str] | None = None) -> Summary:
     lines.append(f"strategies: {len(s.strategies)}")
     for name, st in s.strategies.items():
         dest = s.order_destination(name, env)
-        url_state = "set" if env.get(s.webhook_env(name)) else "unset"
+        url_state = "set" if _webhook_url(env, s.webhook_env(name)) else "unset"  # blank = unset, as everywhere
         where = (
             "LIVE to TradersPost"
             if dest == "live"

@@ -12,14 +12,13 @@ and the file). Loading, ``${VAR}`` expansion and error reporting are
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from multialpha.config_env import _webhook_url, shared_ticker_conflict
+from multialpha.config_env import _webhook_url, destination, shared_ticker_conflict
 from multialpha.settings_base import _KeyedError, _Model
 from multialpha.settings_redis import RedisSettings
 from multialpha.settings_strategies import InstrumentSpec, ReferenceFeed, StrategySettings
@@ -303,20 +302,16 @@ class Settings(_Model):
     def order_destination(self, strategy: str, environ: Mapping[str, str] | None = None) -> str:
         """'live' only with orders.mode: live AND a webhook URL present."""
         env = os.environ if environ is None else environ
-        if self.orders.mode == "live" and env.get(self.webhook_env(strategy)):
+        if self.orders.mode == "live" and _webhook_url(env, self.webhook_env(strategy)):
             return "live"
         return "paper"
 
     def destination_key(self, strategy: str, environ: Mapping[str, str] | None = None) -> str:
         """A short stable id of where this strategy's orders go; strategies that share it share positions.
 
-        Live with a URL: ``url:`` + the first 16 hex digits of the URL's sha256 (the URL itself is
-        a secret and never appears), so two variables holding one URL give one key. Otherwise
-        ``env:`` + the variable's name.
+        Live: :func:`multialpha.config_env.destination` (the URL's hash, or the variable's name
+        when it is unset); paper: ``env:`` + the variable's name.
         """
         env = os.environ if environ is None else environ
         name = self.webhook_env(strategy)
-        url = _webhook_url(env, name)
-        if self.orders.mode == "live" and url:
-            return "url:" + hashlib.sha256(url.encode()).hexdigest()[:16]
-        return "env:" + name
+        return destination(env, name) if self.orders.mode == "live" else "env:" + name

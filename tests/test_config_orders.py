@@ -250,3 +250,19 @@ def test_destination_key_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv(BREAKOUT, URL_B)
     s = cfg.load(SHIPPED_CONFIG, environ={**LIVE, MAIN: URL_A, BREAKOUT: URL_B})
     assert s.destination_key("ibs_a") == "url:" + hashlib.sha256(URL_A.encode()).hexdigest()[:16]
+
+
+def test_a_blank_webhook_variable_is_unset_for_every_reader() -> None:
+    """Destination, destination key and `config check`'s summary read a whitespace-only variable
+    alike: unset (paper, keyed by the variable's name)."""
+    from multialpha.config_summary import summarize
+
+    s = cfg.load(SHIPPED_CONFIG, environ={})
+    env = {s.webhook_env("ibs_a"): "   "}
+    live = s.model_copy(update={"orders": s.orders.model_copy(update={"mode": "live"})})
+    assert live.order_destination("ibs_a", env) == "paper"
+    assert live.destination_key("ibs_a", env) == "env:" + s.webhook_env("ibs_a")
+    url = "https://webhooks.traderspost.io/trading/webhook/x/y"
+    assert live.destination_key("ibs_a", {s.webhook_env("ibs_a"): f" {url} "}) == \
+        "url:" + hashlib.sha256(url.encode()).hexdigest()[:16]
+    assert f"{s.webhook_env('ibs_a')} unset" in "\n".join(summarize(s, env).lines)

@@ -38,7 +38,7 @@ from typing import Any, Iterable
 
 from multialpha import cme_time
 from multialpha.contracts import ContractMap
-from multialpha.hub.volumes import VolumeSource
+from multialpha.hub.volumes import VolumeSource, volume_front
 
 log = logging.getLogger(__name__)
 
@@ -107,15 +107,10 @@ class Resolver:
     def _front(self, root: str, day: date) -> str:
         if self.cmap.front_rule(root) != "volume":
             return self.cmap.front(root, day).raw_symbol
-        prev = cme_time.previous_trading_day(day)
-        try:
-            volumes = self.volumes(root, self.product_ids[root], prev)  # type: ignore[misc]
-            got = self.cmap.volume_front(root, day, volumes)
-        except Exception as e:  # noqa: BLE001 - a Historical outage must not stop the bars
-            log.warning("%s: no volumes for %s (%s): keeping the previous front", root, prev, e)
-            got = None
+        got = volume_front(self.cmap, self.volumes, root, self.product_ids[root], day)  # type: ignore[arg-type]
         if got is not None:
-            return got.raw_symbol
+            return got
+        # no answer: keep the previous front while it is safe to hold
         old = self.cmap.parse(self.front.get(root, ""), near=day)
         if old is not None and day <= self.cmap.last_safe_day(old):
             return old.raw_symbol

@@ -101,6 +101,19 @@ class HistoricalVolumes:
         return out
 
 
+def volume_front(cmap: "ContractMap", volumes: VolumeSource, root: str, product_id: str, day: date) -> str | None:
+    """The raw symbol of ``root``'s busiest outright of the session before ``day`` (its
+    ``front: volume`` rule), or None when Historical has no answer (logged; each caller keeps
+    its own fallback)."""
+    prev = cme_time.previous_trading_day(day)
+    try:
+        got = cmap.volume_front(root, day, volumes(root, product_id, prev))
+    except Exception as e:  # noqa: BLE001 - a Historical outage must not stop the bars
+        log.warning("%s: no volumes for %s (%s)", root, prev, e)
+        return None
+    return got.raw_symbol if got is not None else None
+
+
 def front_on(cmap: "ContractMap", volumes: VolumeSource | None, root: str, product_id: str, day: date) -> str:
     """``root``'s front on trading day ``day`` by its own rule, for an earlier day than the
     resolver's current one (the roll overlap's previous front, ``hub.overlap.prev_front``).
@@ -108,11 +121,7 @@ def front_on(cmap: "ContractMap", volumes: VolumeSource | None, root: str, produ
     ``volume`` roots: the previous session's busiest outright (the source caches per day);
     without an answer the calendar front stands in, as it does for the resolver at start-up."""
     if cmap.front_rule(root) == "volume" and volumes is not None:
-        try:
-            got = cmap.volume_front(root, day, volumes(root, product_id, cme_time.previous_trading_day(day)))
-        except Exception as e:  # noqa: BLE001 - a Historical outage must not stop the bars
-            log.warning("%s: no volumes before %s (%s): calendar front for the overlap", root, day, e)
-            got = None
+        got = volume_front(cmap, volumes, root, product_id, day)
         if got is not None:
-            return got.raw_symbol
+            return got
     return cmap.front(root, day).raw_symbol

@@ -32,7 +32,7 @@ from typing import Any
 
 from multialpha import cme_time
 from multialpha.backtest.runner import BacktestRun
-from multialpha.orders.fills import is_buy, round_price, tick_decimals  # noqa: F401 - tick_decimals: old name
+from multialpha.orders.fills import is_buy, round_price
 from multialpha.report import compute
 
 ORDER_FIELDS = ("strategy", "symbol", "side", "kind", "bar_start", "quantity")  # the parity key
@@ -222,20 +222,23 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
         daily[cme_time.trading_day(when)] = eq  # equity at each trading day's last bar
     eqs = [cash0, *daily.values()]
     rets = compute.returns([b - a for a, b in zip(eqs, eqs[1:])], s.report_capital)
-    accepted = [o for o in orders(run) if o.decision == "accepted"]
-    slip = {id(o): (o.fill_price - o.price if is_buy(o.side, o.kind) else o.price - o.fill_price)
-            * o.quantity * s.instruments[o.symbol].multiplier for o in accepted}  # $ each fill lost
+    journal = orders(run)  # parsed once for this summary
+    accepted = [o for o in journal if o.decision == "accepted"]
+
+    def slip(o: Order) -> float:  # $ a fill lost to slippage
+        return ((o.fill_price - o.price if is_buy(o.side, o.kind) else o.price - o.fill_price)
+                * o.quantity * s.instruments[o.symbol].multiplier)
     exposure = _exposure(run, trade_list, curve)
     entries = [d for d in run.decisions]
     vetoed = sum(1 for d in entries if not d["allow"] and not d["acted"])
     shadow = sum(1 for d in entries if not d["allow"] and d["acted"])
-    denied = [o for o in orders(run) if o.decision == "denied"]
+    denied = [o for o in journal if o.decision == "denied"]
     final = curve[-1][1] if curve else cash0
     # Roll costs, apart: commission and slippage of every roll leg (exit + re-entry) and of
     # forced expiry exits.
     legs = [o for o in accepted if o.tag]
     roll_comm = sum(o.quantity * s.commission(o.strategy, o.symbol) for o in legs)
-    slippage = sum(slip.values())  # every fill's slippage lowers the final equity by exactly its cost
+    slippage = sum(map(slip, accepted))  # every fill's slippage lowers the final equity by exactly its cost
     return {
         "strategies": ", ".join(run.strategies),
         "range": f"{cme_time.iso_z(run.start)} .. {cme_time.iso_z(run.end)}",
@@ -261,7 +264,7 @@ def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetim
         "rolls": sum(1 for o in legs if o.tag == "roll" and o.kind == "exit"),
         "expiry_exits": sum(1 for o in legs if o.tag == "expiry"),
         "roll_commission": cents(roll_comm),
-        "roll_slippage": cents(sum(slip[id(o)] for o in legs)),
+        "roll_slippage": cents(sum(map(slip, legs))),
         "final_equity": final,
     }
 

@@ -22,7 +22,7 @@ from rich.console import Console
 from multialpha import config as cfg
 from multialpha import runtime
 from multialpha.backtest import progress
-from multialpha.backtest.results import tick_decimals
+from multialpha.orders.fills import tick_decimals
 from multialpha.cli import main
 from tests.backtest.conftest import write_config
 

@@ -6,8 +6,11 @@ real Databento gateways, no key means the running sandbox found through its
 state file (``multialpha sandbox`` or ``multialpha up`` writes it). Explicit
 gateway settings always win.
 
-The clients are the unmodified ``databento`` ones. For the sandbox, the
-Historical client must trust the sandbox CA: ``requests`` honours
+The hub's Live client is :class:`multialpha.lsg.Live` (``lsg_client``: the official
+client's protocol without importing ``databento``, docs/hub.md) and the lean bars client is
+``worker/histclient.py`` (``bars_client``); ``live_client`` and ``historical_client`` build the
+unmodified ``databento`` ones (the sandbox's own tests, benches). For the sandbox, the
+official Historical client must trust the sandbox CA: ``requests`` honours
 ``REQUESTS_CA_BUNDLE``, so ``historical_client`` points it at a bundle of
 certifi's public roots *plus* the sandbox CA — verification stays on, and
 public HTTPS (e.g. TradersPost) keeps working in the same process.
@@ -28,6 +31,7 @@ from multialpha.sandbox.state import SandboxState
 if TYPE_CHECKING:  # pragma: no cover
     import databento
 
+    from multialpha.lsg import Live
     from multialpha.worker.histclient import HistoricalClient
 
 REAL_LIVE_PORT = 13000
@@ -114,7 +118,9 @@ def resolve(settings: Settings, state_file: Path | None = None) -> Endpoints:
 
 def default_live_gateway(dataset: str) -> str:
     """The host databento.Live picks itself for a dataset (databento/live/session.py)."""
-    return f"{dataset.lower().replace('.', '-')}.lsg.databento.com"
+    from multialpha.lsg.client import default_gateway
+
+    return default_gateway(dataset)
 
 
 def _alive(pid: int) -> bool:
@@ -133,6 +139,13 @@ def live_client(ep: Endpoints, **kwargs: Any) -> "databento.Live":
     kwargs.setdefault("gateway", ep.live_gateway)
     kwargs.setdefault("port", ep.live_port)
     return databento.Live(key=ep.api_key, **kwargs)
+
+
+def lsg_client(ep: Endpoints, heartbeat_interval_s: int | None = None) -> "Live":
+    """The hub's lean Live client (multialpha/lsg): same gateway, port and key as ``live_client``."""
+    from multialpha.lsg import Live
+
+    return Live(ep.api_key, gateway=ep.live_gateway, port=ep.live_port, heartbeat_interval_s=heartbeat_interval_s)
 
 
 def trust_sandbox_ca(ep: Endpoints) -> str | None:

@@ -54,7 +54,7 @@ def default_connector(settings: cfg.Settings) -> Callable[[], Target]:
 
         ep = endpoints.resolve(settings)
         logs.register_secret(ep.api_key)
-        client = endpoints.live_client(ep, heartbeat_interval_s=heartbeat_interval(settings.hub.silence_timeout_s))
+        client = endpoints.lsg_client(ep, heartbeat_interval_s=heartbeat_interval(settings.hub.silence_timeout_s))
         now = endpoints.now(ep)
         now_ns = now if isinstance(now, int) else cme_time.to_ns(now)
         return Target(client, f"{ep.live_gateway}:{ep.live_port}", now_ns)

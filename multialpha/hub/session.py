@@ -1,7 +1,9 @@
 """The one Databento Live connection, kept alive forever on its own thread.
 
-``databento.Live``'s own ``ReconnectPolicy`` tries once, treats a clean close
-as the end and does not replay the gap, so the hub runs its own loop:
+The client is ``multialpha.lsg.Live`` (``databento.Live``'s interface and protocol,
+without its imports: docs/hub.md). The official client's own ``ReconnectPolicy`` tries
+once, treats a clean close as the end and does not replay the gap, and ours has none, so
+the hub runs its own loop:
 
     connect -> subscribe(parents, start=resume) -> start -> watch -> (closed)
         -> Disconnected marker -> wait for the hub's resume point -> backoff
@@ -93,7 +95,7 @@ class Disconnected:
 class Target:
     """What a connection needs; re-resolved before every attempt (ports can move)."""
 
-    client: Any  # an unstarted databento.Live (or anything with its interface)
+    client: Any  # an unstarted lsg.Live (or anything with databento.Live's interface)
     gateway: str
     now_ns: int
 
@@ -166,7 +168,7 @@ class Session:
         self.gateway = ""
         self.reconnects = 0
         self.last_error = ""
-        self.client: Any = None  # the current databento.Live (diagnostics and tests)
+        self.client: Any = None  # the current Live client (diagnostics and tests)
         self._start = start_ns
         self._last_record = time.monotonic()
         self._got_record = False

@@ -25,7 +25,11 @@ Why this request and not another:
 - Asking Historical for ``symbology.resolve("ES.v.0")`` would hand us
   Databento's answer instead of checking it; the sandbox test compares the two.
 
-Works unchanged against real Databento and the sandbox (same official client).
+The request goes through the lean bars client (``worker/histclient.py``: the
+official client's ``get_range`` over urllib, DBN decoded with databento_dbn +
+numpy), so the hub never imports ``databento`` (pandas, pyarrow: ~100 MB of RSS,
+docs/hub.md). Records are named as the official ``InstrumentMap`` names them
+(:func:`name_records`). Works unchanged against real Databento and the sandbox.
 The call blocks the hub thread once per root and trading day, at the first
 record of the new day - normally a heartbeat in the 16:00-17:00 CT halt.
 """
@@ -33,14 +37,17 @@ record of the new day - normally a heartbeat in the 16:00-17:00 CT halt.
 from __future__ import annotations
 
 import logging
-import warnings
+from bisect import bisect_right
 from datetime import date
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
+
+import numpy as np
 
 from multialpha import cme_time
 
 if TYPE_CHECKING:
     from multialpha.contracts import ContractMap
+    from multialpha.worker.histclient import HistoricalClient
 
 log = logging.getLogger(__name__)
 
@@ -51,54 +58,70 @@ class VolumeSource(Protocol):
 
 
 class HistoricalVolumes:
-    """A :class:`VolumeSource` over ``databento.Historical`` (sandbox or real).
+    """A :class:`VolumeSource` over the lean Historical client (sandbox or real).
 
-    ``client`` is a ``databento.Historical`` or a zero-argument factory of one
+    ``client`` is a ``worker.histclient.HistoricalClient`` or a zero-argument factory of one
     (resolved on every call, so a restarted sandbox's new port is found).
     Non-empty answers are cached per (root, day).
     """
 
-    def __init__(self, client: Any, dataset: str = "GLBX.MDP3") -> None:
+    def __init__(self, client: "HistoricalClient | Any", dataset: str = "GLBX.MDP3") -> None:
         self._client = client
         self.dataset = dataset
         self._cache: dict[tuple[str, date], dict[str, int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Any) -> "HistoricalVolumes":
-        def factory() -> Any:
+        def factory() -> "HistoricalClient":
             from multialpha import endpoints
 
-            return endpoints.historical_client(endpoints.resolve(settings))
+            return endpoints.bars_client(endpoints.resolve(settings))
 
         return cls(factory, settings.databento.dataset)
 
-    def _hist(self) -> Any:
-        return self._client() if callable(self._client) and not hasattr(self._client, "timeseries") else self._client
+    def _hist(self) -> "HistoricalClient":
+        return self._client if hasattr(self._client, "get_range") else self._client()
 
     def __call__(self, root: str, product_id: str, day: date) -> Mapping[str, int]:
         hit = self._cache.get((root, day))
         if hit is not None:
             return hit
         open_, close = cme_time.session_bounds(day)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an end clipped to the available range is a BentoWarning
-            store = self._hist().timeseries.get_range(
-                dataset=self.dataset, schema="ohlcv-1h", stype_in="parent", symbols=[product_id],
-                start=cme_time.to_ns(open_), end=cme_time.to_ns(close),
-            )  # fmt: skip
-        from databento.common.symbology import InstrumentMap
-
-        names = InstrumentMap()  # the client's own naming, as to_df() uses it
-        names.insert_metadata(store.metadata)
+        got = self._hist().get_range(self.dataset, "ohlcv-1h", [product_id], "parent", cme_time.to_ns(open_),
+                                     cme_time.to_ns(close))
         out: dict[str, int] = {}
-        for rec in store:
-            raw = names.resolve(rec.instrument_id, cme_time.from_ns(rec.ts_event).date())
+        for raw, volume in zip(name_records(got.mappings, got.records), got.records["volume"].tolist()):
             if raw is None or "-" in raw:
                 continue
-            out[raw] = out.get(raw, 0) + int(rec.volume)
+            out[raw] = out.get(raw, 0) + int(volume)
         if out:
             self._cache[(root, day)] = out
         return out
+
+
+def name_records(mappings: Mapping[str, list[dict[str, Any]]], recs: np.ndarray) -> list[str | None]:
+    """The symbol of each record (``instrument_id``, ``ts_event``), as databento's ``InstrumentMap``
+    resolves it from a response with ``stype_out=instrument_id``: for each instrument id, the
+    mapping interval with the latest ``start_date`` on or before the record's UTC date names it,
+    if the date is before that interval's ``end_date``; None otherwise (and for empty mappings)."""
+    by_id: dict[int, list[tuple[date, date, str]]] = {}
+    for symbol_in, intervals in mappings.items():
+        for iv in intervals:
+            if iv.get("symbol"):
+                by_id.setdefault(int(iv["symbol"]), []).append((_day(iv["start_date"]), _day(iv["end_date"]), symbol_in))
+    for ivs in by_id.values():
+        ivs.sort(key=lambda iv: iv[0])
+    days = recs["ts_event"].astype("datetime64[ns]").astype("datetime64[D]").tolist()
+    out: list[str | None] = []
+    for iid, day in zip(recs["instrument_id"].tolist(), days):
+        ivs = by_id.get(iid)
+        pos = bisect_right([iv[0] for iv in ivs], day) - 1 if ivs else -1
+        out.append(ivs[pos][2] if ivs and pos >= 0 and day < ivs[pos][1] else None)
+    return out
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def volume_front(cmap: "ContractMap", volumes: VolumeSource, root: str, product_id: str, day: date) -> str | None:

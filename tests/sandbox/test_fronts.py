@@ -88,7 +88,7 @@ def test_hub_volume_front_equals_the_sandbox_v0(
     sb.set_clock(datetime(2025, 12, 17, 12, tzinfo=UTC))
     hist = endpoints.historical_client(ep)
     cmap = _volume_map(tmp_path)
-    resolver = Resolver(cmap, [root], volumes=HistoricalVolumes(hist, ep.dataset))
+    resolver = Resolver(cmap, [root], volumes=HistoricalVolumes(endpoints.bars_client(ep), ep.dataset))
     days = cme_time.trading_days(first, last)
     # Databento's answer: ROOT.v.0 per UTC date; UTC date D names trading day D's instrument.
     out = hist.symbology.resolve(ep.dataset, symbols=[f"{root}.v.0"], stype_in="continuous",

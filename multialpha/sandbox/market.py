@@ -118,7 +118,7 @@ class SyntheticMarket:
         return day.weekday() < 5 and self.first_day <= day and self._day_index(day) < _HORIZON
 
     def _day_index(self, day: date) -> int:
-        return int(np.busday_count(self._anchor_base, day))
+        return cme_time.business_days_between(self._anchor_base, day)
 
     def trading_days(self, start_ns: int, end_ns: int) -> list[date]:
         """Trading days whose session overlaps [start_ns, end_ns) and that have data."""

@@ -13,7 +13,13 @@ libraries (numpy, redis, backtrader, databento_dbn) and none of our code.
 If the hub or the worker has not landed yet, or a component fails, it says
 which and shows the tail of that component's log instead of a number.
 
-    .venv/bin/python bench/up_to_live.py [--timeout 60] [--runs 1]
+It also prints every process's CPU seconds at that moment (the supervisor's too): their sum
+over the wall time says whether the start was CPU-bound on the box's cores or waited.
+``--timeline`` prints every process's start-up milestones from the logs on one clock (the
+workers' ``startup phases`` line included); ``--store DIR`` starts every run with a sandbox
+store that ``multialpha sandbox --precompute`` filled (what ``make demo`` sets up).
+
+    .venv/bin/python bench/up_to_live.py [--timeout 60] [--runs 1] [--store DIR] [--timeline]
 """
 
 from __future__ import annotations

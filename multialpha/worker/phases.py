@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 _BOOT = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
 
@@ -30,7 +31,7 @@ def now() -> float:
 def process_started() -> float | None:
     """When this process started, on :func:`now`'s clock; None where /proc is not there."""
     try:
-        fields = open("/proc/self/stat").read().rsplit(")", 1)[1].split()
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime, in clock ticks since boot
     except (OSError, IndexError, ValueError):
         return None

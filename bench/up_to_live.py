@@ -217,7 +217,9 @@ def main() -> int:
     store = a.store or keep / "sandbox-store"
     for i in range(a.runs):
         cache = keep / f"cache-{min(i, 1)}"  # run 3 on reuses the cache run 2 filled
-        what = ["sandbox store empty, warmup caches empty" if a.store is None else "given sandbox store, warmup caches empty", "sandbox store filled by run 1, warmup caches empty",
+        first = "sandbox store empty" if a.store is None else "the given sandbox store"
+        second = "sandbox store filled by run 1" if a.store is None else "the given sandbox store"
+        what = [f"{first}, warmup caches empty", f"{second}, warmup caches empty",
                 "sandbox store and warmup caches kept"][min(i, 2)]
         print(f"run {i + 1}: `multialpha up` (sandbox, managed Redis; {what})")
         rss: dict[str, float | None] = {}

@@ -111,8 +111,11 @@ def hub(ctx: click.Context, config_path: str | None) -> None:
 @main.command()
 @config_option
 @click.option("--strategy", required=True, help="Strategy name from the config.")
+@click.option("--await-sandbox", "await_sandbox_s", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Seconds to wait for the sandbox's state file before the warmup (`up` starts the workers "
+                   "together with the sandbox); 0 = it must be there already.")
 @click.pass_context
-def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
+def worker(ctx: click.Context, config_path: str | None, strategy: str, await_sandbox_s: float) -> None:
     """Run one strategy worker."""
     obj = _ctx(ctx, config_path)
     settings = obj.settings()
@@ -129,7 +132,7 @@ def worker(ctx: click.Context, config_path: str | None, strategy: str) -> None:
     from multialpha.worker.runtime import run
 
     with config_errors():  # e.g. a param the strategy class does not declare (found in the worker's prepare)
-        code = run(settings, strategy)
+        code = run(settings, strategy, await_sandbox_s=await_sandbox_s)
     sys.exit(code)
 
 

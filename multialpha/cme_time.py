@@ -166,6 +166,19 @@ def trading_days(first: date, last: date) -> list[date]:
     return out
 
 
+def business_days_between(begin: date, end: date) -> int:
+    """Weekdays in [begin, end); when end < begin, minus the weekdays in (end, begin].
+
+    ``numpy.busday_count``'s answer with its default week, in plain integer arithmetic: the
+    sandbox asks this for every (root, trading day) it lists, and numpy's scalar date
+    conversion made it ~20x slower."""
+    if end < begin:
+        return -business_days_between(end + timedelta(days=1), begin + timedelta(days=1))
+    weeks, rest = divmod((end - begin).days, 7)
+    wd = begin.weekday()
+    return weeks * 5 + sum(1 for i in range(rest) if (wd + i) % 7 < 5)
+
+
 def add_business_days(day: date, n: int) -> date:
     """Move ``n`` weekdays forward (negative: backward)."""
     step = 1 if n >= 0 else -1

@@ -87,3 +87,13 @@ def test_to_ms_is_the_bar_log_id() -> None:
     when = datetime(2025, 12, 1, 15, 0, tzinfo=t.UTC)
     assert t.to_ms(when) == 1764601200000 == t.to_ns(when) // 1_000_000
     assert t.from_ns(t.to_ms(when) * 1_000_000) == when
+
+
+def test_business_days_between_is_numpys_busday_count() -> None:
+    import numpy as np
+
+    first = date(2024, 12, 23)  # around a year end, every weekday as a start
+    for a in (first + timedelta(days=i) for i in range(12)):
+        for n in range(-30, 31):
+            b = a + timedelta(days=n)
+            assert t.business_days_between(a, b) == int(np.busday_count(a, b)), (a, b)

@@ -20,9 +20,11 @@ log = logging.getLogger("multialpha.sandbox")
 
 
 def run(settings: Settings, log_json: bool, opts: dict[str, Any]) -> int:
+    from multialpha.sandbox import heap
     from multialpha.sandbox.server import Sandbox
 
     logs.setup("sandbox", log_json)
+    heap.limit_arenas(2)  # this process is the sandbox: its handler threads share two arenas (sandbox/heap.py)
     from_date = None
     if opts.get("from_date"):
         try:

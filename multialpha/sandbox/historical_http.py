@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
+from multialpha.sandbox import heap
 from multialpha.sandbox.faults import Faults
 from multialpha.sandbox.historical import HistoricalService
 from multialpha.sandbox.historical_request import ApiError, parse_request
@@ -136,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("X-Warning", json.dumps(warnings))
         self.end_headers()
         self.wfile.write(data)
+        del data
+        heap.trim()  # the answer's temporaries were MBs in this thread's arena (sandbox/heap.py)
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload, default=str).encode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import numpy as np
+from multialpha import cme_time
 
 from multialpha.contracts import Contract, ContractMap
 
@@ -89,11 +89,11 @@ class Listing:
         prev, prev_expiry, prev_roll = cal[k - 1] if k > 0 and day <= cal[k - 1][1] else (None, None, None)
         expiry = {front: front_expiry, nxt: nxt_expiry, prev: prev_expiry}
 
-        to_roll = int(np.busday_count(day, front_roll))
+        to_roll = cme_time.business_days_between(day, front_roll)
         next_share = 0.03 if to_roll > 5 else 0.06 + (5 - to_roll) * 0.075
         prev_share = 0.0
         if prev is not None:
-            since = int(np.busday_count(prev_roll, day))
+            since = cme_time.business_days_between(prev_roll, day)
             prev_share = max(0.30 - 0.07 * since, 0.02)
         pairs = [(prev, front)] if prev is not None else []
         pairs.append((front, nxt))

@@ -118,7 +118,7 @@ class SyntheticMarket:
         return day.weekday() < 5 and self.first_day <= day and self._day_index(day) < _HORIZON
 
     def _day_index(self, day: date) -> int:
-        return int(np.busday_count(self._anchor_base, day))
+        return cme_time.business_days_between(self._anchor_base, day)
 
     def trading_days(self, start_ns: int, end_ns: int) -> list[date]:
         """Trading days whose session overlaps [start_ns, end_ns) and that have data."""
@@ -252,18 +252,22 @@ class SyntheticMarket:
             raise ValueError(f"unsupported bar schema {schema!r}")
         lo = start_ns - DAY_NS * (1 if schema in ("ohlcv-1d",) else 0)
         hi = end_ns + (DAY_NS if schema in ("ohlcv-1d", "ohlcv-eod") else cme_time.HOUR_NS)
-        parts = []
         # UTC days and trading days are whole hours: hourly aggregates suffice above 1m
         base = self.minute_bars if schema == "ohlcv-1m" else self.hour_bars
-        for day in self.trading_days(lo, hi):
-            m = base(root, day)
-            if select is not None:
-                m = m[np.isin(m["instrument_id"], np.fromiter(select(day), dtype=np.uint32))]
-            if schema == "ohlcv-eod":
-                m = m.copy()
-                m["ts_event"] = cme_time.to_ns(datetime.combine(day, datetime.min.time(), cme_time.UTC))
-            parts.append(m)
+        days = self.trading_days(lo, hi)
+        parts = [base(root, day) for day in days]
         mins = np.concatenate(parts) if parts else np.zeros(0, OHLCV_DTYPE)
+        # Each record's trading day, as an index into `days`: one vectorised selection for the
+        # whole range instead of an isin per day (a warmup asks ~280 days of ~60 contracts).
+        day_of = np.repeat(np.arange(len(days), dtype=np.uint64), [len(p) for p in parts])
+        if select is not None and len(mins):
+            wanted = np.fromiter((i << 32 | iid for i, day in enumerate(days) for iid in select(day)), dtype=np.uint64)
+            keep = np.isin(day_of << np.uint64(32) | mins["instrument_id"].astype(np.uint64), wanted)
+            mins, day_of = mins[keep], day_of[keep]
+        if schema == "ohlcv-eod":  # stamped with the trading day (`mins` is a new array: concatenated)
+            day_ns = np.array([cme_time.to_ns(datetime.combine(d, datetime.min.time(), cme_time.UTC)) for d in days],
+                              dtype=np.uint64)
+            mins["ts_event"] = day_ns[day_of.astype(np.intp)]
         if schema == "ohlcv-1m":
             span = cme_time.MINUTE_NS
             out = mins

@@ -104,6 +104,7 @@ class Picker:
         self.resolved = resolved
         self.stype_in = stype_in
         self.roots = list(dict.fromkeys(r.root for r in resolved))
+        self._of_root = {root: [r for r in resolved if r.root == root] for root in self.roots}
         self._cache: dict[tuple[str, date, date | None], set[int]] = {}
 
     def _continuous(self, res: symbology.Resolved) -> bool:
@@ -128,7 +129,7 @@ class Picker:
         got = self._cache.get(key)
         if got is None:
             when = u if u is not None else session_dates(day)[1]
-            got = {i.instrument_id for r in self.resolved if r.root == root for i in self.instruments(r, day, when)}
+            got = {i.instrument_id for r in self._of_root.get(root, ()) for i in self.instruments(r, day, when)}
             self._cache[key] = got
         return got
 
@@ -148,11 +149,16 @@ class Picker:
         # A day's UTC dates once per day, not once per (symbol, day): a warmup asks ~60 contracts x ~280 days.
         dates = [(day, [u for u in session_dates(day) if first <= u < end]) for day in days]
         for res in self.resolved:
+            per_date = self._continuous(res)  # else the trading day alone decides: one lookup for its dates
             for day, us in dates:
-                for u in us:
-                    for inst in self.instruments(res, day, u):
+                if not us:
+                    continue
+                for u, insts in ([(u, self.instruments(res, day, u)) for u in us] if per_date
+                                 else [(None, self.instruments(res, day, us[0]))]):
+                    for inst in insts:
                         key = inst.raw_symbol if self.stype_in == "parent" else res.symbol
-                        by_key.setdefault(key, {}).setdefault(str(inst.instrument_id), set()).add(u)
+                        got = by_key.setdefault(key, {}).setdefault(str(inst.instrument_id), set())
+                        got.update(us if u is None else (u,))
         return [Mapping(key, merge(by_id)) for key, by_id in sorted(by_key.items())]
 
 

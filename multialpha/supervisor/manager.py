@@ -38,6 +38,9 @@ class ChildSpec:
     # The next child in the start order waits until this returns True (or the timeout).
     ready: Callable[[], bool] | None = field(default=None, compare=False)
     ready_timeout_s: float = 30.0
+    # False: started at once, without waiting for the earlier children's ready() (the child waits
+    # for what it needs itself, e.g. a worker for the sandbox's state file: `worker --await-sandbox`).
+    gated: bool = True
     # Exit codes that restarting cannot fix (2 = the CLI's config error): failed at once.
     permanent_exit_codes: tuple[int, ...] = (2,)
 
@@ -174,12 +177,14 @@ class Supervisor:
     def done(self) -> bool:
         return self.stopping and all(c.proc is None for c in self.children.values())
 
-    def run(self, max_wait_s: float = 0.5, on_tick: Callable[[], None] | None = None) -> None:
-        """Block until everything stopped (after a StopAll)."""
+    def run(self, max_wait_s: float = 0.5, on_tick: Callable[[], None] | None = None, ready_poll_s: float = 0.05) -> None:
+        """Block until everything stopped (after a StopAll). While a child's ready() is awaited,
+        the loop checks it every ``ready_poll_s``: the next children start as soon as it holds."""
         self.tick()
         while not self.done:
             try:
-                event: Event | None = self.events.get(timeout=max_wait_s)
+                wait = ready_poll_s if self.awaiting_ready() else max_wait_s
+                event: Event | None = self.events.get(timeout=wait)
             except queue.Empty:
                 event = None
             while event is not None:
@@ -294,7 +299,7 @@ class Supervisor:
         for name in self.order:
             c = self.children[name]
             if c.state == "pending":
-                if gate_open and not self.stopping:
+                if (gate_open or not c.spec.gated) and not self.stopping:
                     self._start(c, now)
             elif c.state == "backoff":
                 if now >= c.restart_at and not self.stopping:
@@ -306,6 +311,12 @@ class Supervisor:
                 self._signal(c, signal.SIGKILL)
                 c.killed = True
             gate_open = gate_open and self._ready(c, now)
+
+    def awaiting_ready(self) -> bool:
+        """A started child's ready() has not held yet (and children wait for it)."""
+        return not self.stopping and any(
+            c.spec.ready is not None and c.ready_since is None and c.state in ("starting", "running")
+            for c in self.children.values())
 
     def _ready(self, c: Child, now: float) -> bool:
         if c.spec.ready is None or c.state in ("failed", "stopped"):

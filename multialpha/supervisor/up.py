@@ -43,6 +43,8 @@ log = logging.getLogger("multialpha.supervisor")
 
 # -- planning -------------------------------------------------------------------------
 
+SANDBOX_READY_S = 60.0  # how long the hub (start order) and the workers (--await-sandbox) wait for the sandbox
+
 
 def components(settings: Settings) -> list[str]:
     names = ["sandbox"] if settings.databento.uses_sandbox else []
@@ -81,12 +83,18 @@ def plan(
         if name == "sandbox":
             state = runtime.sandbox_state_path(settings)
             specs.append(ChildSpec("sandbox", base + ("sandbox", "--state-file", str(state), *sandbox_args), extra,
-                                   heartbeat=None, ready=state.exists, ready_timeout_s=60.0))
+                                   heartbeat=None, ready=state.exists, ready_timeout_s=SANDBOX_READY_S))
         elif name == "hub":
             specs.append(ChildSpec("hub", base + ("hub",), extra, heartbeat="hub"))
         else:
             strategy = name.split(".", 1)[1]
-            specs.append(ChildSpec(name, base + ("worker", "--strategy", strategy), extra, heartbeat=name))
+            if "sandbox" in names:
+                # Started with the sandbox, not after it: the worker's imports, plugin and ML models
+                # (seconds) overlap the sandbox's start; it waits for the state file before warmup.
+                argv = base + ("worker", "--await-sandbox", f"{SANDBOX_READY_S:g}", "--strategy", strategy)
+                specs.append(ChildSpec(name, argv, extra, heartbeat=name, gated=False))
+            else:
+                specs.append(ChildSpec(name, base + ("worker", "--strategy", strategy), extra, heartbeat=name))
     return specs
 
 

@@ -46,13 +46,23 @@ class CatchUp:
         boundary = warmed.boundary
         end_all = cme_time.from_ns(cme_time.floor_minute_ns(cme_time.to_ns(warmed.now)))
         rows: list[tuple[datetime, str, Any]] = []
-        for sym in self.plan.warm_sources():
-            first = client.xrange(self.keys.bar_log(sym), min=f"{cme_time.to_ms(boundary)}-0", max="+", count=1)
+        ends: dict[str, datetime] = {}
+        pipe = client.pipeline(transaction=False)  # every symbol's first logged bar in one round trip
+        sources = self.plan.warm_sources()
+        for sym in sources:
+            pipe.xrange(self.keys.bar_log(sym), min=f"{cme_time.to_ms(boundary)}-0", max="+", count=1)
+        for sym, first in zip(sources, pipe.execute()):
             end = end_all
             if first:
                 end = min(end, cme_time.from_ns(int(str(first[0][0]).split("-")[0]) * 1_000_000))
-            if end <= boundary:
-                continue
+            if end > boundary:
+                ends[sym] = end
+        if ends:
+            try:  # one request for all symbols' minutes (a batch per MAX_OVERFETCH), not one per symbol
+                warmed.historian.prefetch(warmup.SCHEMA_1M, list(ends), boundary, max(ends.values()))
+            except Exception as e:
+                log.warning("could not fetch the open hour's minutes in one request (%s); asking per symbol", e)
+        for sym, end in ends.items():
             try:
                 cols = warmed.historian.minutes(sym, boundary, end)
             except Exception as e:

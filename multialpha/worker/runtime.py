@@ -63,8 +63,10 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
         clock: Callable[[], datetime] | None = None,
         fetch: Any = None,
         progress: bool | None = None,
+        await_sandbox_s: float = 0.0,
     ) -> None:
         self.settings = settings
+        self.await_sandbox_s = await_sandbox_s
         self.name = strategy
         self.stop_event = stop_event or threading.Event()
         self.router = router
@@ -94,6 +96,9 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
         self._health: Any = None  # /healthz + /metrics server when worker.health_port_base is set
         self.cursor_writer: Any = None  # worker/cursor.py (live only)
         self.started_mono = time.monotonic()
+        from multialpha.worker.phases import Phases
+
+        self.phases = Phases()  # start-up durations, logged once at LIVE (worker/phases.py)
         self.live_after_s: float | None = None
         self.dataset = settings.databento.dataset
         self.turns: Any = None  # worker/turns.py: config-order turns at the gate (live only)
@@ -137,6 +142,7 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
     def _prepare(self) -> None:
         """Phase 1; its hand-over's fields become the worker's (the later phases and rolls read them)."""
         p = self.prepared = prepare(self.settings, self.name)
+        self.phases.mark("prepare")
         self.st, self.stype, self.cls, self.plan = p.st, p.stype, p.cls, p.plan
         self.trade_late, self.plugin, self.model_status = p.trade_late, p.plugin, p.model_status
 
@@ -148,6 +154,8 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
         self.cursor_writer = CursorWriter(lambda: fail_fast_client(self.settings), self.keys.worker_cursor(self.name))
         self.state = "warming"
         self._start_heartbeat()
+        if self.await_sandbox_s > 0 and (self.clock is None or self.fetch is None):
+            warm.await_sandbox(self.settings, self.await_sandbox_s, self.stop_event)
         ep = warm.resolve_endpoints(self.settings, self.clock, self.fetch)
         self.clock, self.fetch, self.dataset = ep.clock, ep.fetch, ep.dataset
         if self.router is None:
@@ -163,23 +171,30 @@ class Worker(Beating, LiveRouting, SignalDesk, CatchUp, Stopping):
         for ref in self.plan.feeds:
             if ref.neutral is not None:
                 log.warning("reference feed %s (%s) has no data source: flat bars at %s", ref.name, ref.symbol, ref.neutral)
+        self.phases.mark("connect")
         # Phase 2: warm
         self.cursor.update(warm.read_cursor(client, self.keys.worker_cursor(self.name)))
         assert self.prepared is not None
         now = self.clock()
         self.historian = warm.historian(self.settings, ep, self.contracts)
         warmed = warm.warm(self.settings, self.prepared, self.cursor, now, self.historian, self.progress)
+        h = self.historian
+        self.phases.mark("warmup", f"Historical {h.fetch_s:.2f} s, {h.requests} requests")
         # Phase 3: catch up, into the live machinery (subscribed first: live bars wait in the socket)
         self._wire(warmed)
         if not self.subscriber.subscribe(10.0):
             log.error("could not subscribe to the bar channels within 10 s")
             return EXIT_ERROR
+        self.phases.mark("subscribe")
         if warmed.enabled:
             self._fill_current_hour(client, warmed)
+        self.phases.mark("current hour")
         self._catch_up(client, warmed)
+        self.phases.mark("catch-up")
         # Phase 4: live
         self._go_live()
         cerebro = self._build_cerebro()
+        self.phases.mark("cerebro")
         threading.Thread(target=self._stop_watch, name="stop-watch", daemon=True).start()
         if self.stop_event.is_set():
             self.bus.stop()
@@ -202,13 +217,15 @@ def run(
     clock: Callable[[], datetime] | None = None,
     fetch: Any = None,
     progress: bool | None = None,
+    await_sandbox_s: float = 0.0,
 ) -> int:
     """Run one strategy worker until stopped; returns the process exit code.
 
     A config problem found before it connects to anything raises ``ConfigError`` (the command
     exits 2 through ``cli_common.config_error``). In the main thread SIGTERM and SIGINT set
     ``stop_event``. ``router`` defaults to ``multialpha.orders.router.OrderRouter``; ``clock``
-    and ``fetch`` default to the resolved endpoints (sandbox or Databento).
+    and ``fetch`` default to the resolved endpoints (sandbox or Databento). ``await_sandbox_s``:
+    without an API key, wait that long for the sandbox's state file before the warmup.
     """
     redis_acl.set_role(f"worker.{strategy}")  # redis.acl: this process connects as its strategy's user
     stop = stop_event or threading.Event()
@@ -216,6 +233,7 @@ def run(
     if main:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    worker = Worker(settings, strategy, stop_event=stop, router=router, clock=clock, fetch=fetch, progress=progress)
+    worker = Worker(settings, strategy, stop_event=stop, router=router, clock=clock, fetch=fetch, progress=progress,
+                    await_sandbox_s=await_sandbox_s)
     worker.owns_process = main
     return worker.run()

@@ -56,6 +56,8 @@ class SignalDesk:
         self.state = "live"
         self.live_after_s = time.monotonic() - self.started_mono
         log.info("LIVE after %.2fs", self.live_after_s)
+        self.phases.mark("first step")  # cerebro.run() until the strategy's first live next()
+        log.info("%s", self.phases.line(from_process=self.owns_process))
         if self.owns_process:
             # Imports and warmup built ~1M objects that live as long as the worker. Frozen, they
             # are out of the collector's full passes, which otherwise stall a live bar for

@@ -10,6 +10,8 @@ catch-up starts from.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable
@@ -63,6 +65,32 @@ def resolve_endpoints(settings: Settings, clock: Callable[[], datetime] | None, 
     ep = endpoints.resolve(settings)
     return Endpoints(clock or (lambda: endpoints.now(ep)),
                      fetch or warmup.databento_fetch(lambda: endpoints.bars_client(ep), ep.dataset), ep.dataset)
+
+
+def await_sandbox(settings: Settings, timeout_s: float, stop: threading.Event, poll_s: float = 0.05) -> bool:
+    """Without an API key, wait up to ``timeout_s`` for the sandbox's state file; True once it is there.
+
+    ``multialpha up`` starts the workers together with the sandbox so that their imports and
+    models load while it starts; the sandbox writes its state file (ports, key, CA) when both
+    gateways listen. On a timeout (or a stop) this returns False and ``resolve_endpoints`` says
+    what is missing."""
+    if settings.databento.api_key:
+        return True
+    from multialpha import runtime
+    from multialpha.sandbox.state import SandboxState
+
+    path = runtime.sandbox_state_path(settings)
+    t0 = time.monotonic()
+    if SandboxState.read(path) is not None:
+        return True
+    log.info("waiting for the sandbox (state file %s), up to %.0f s", path, timeout_s)
+    while not stop.wait(poll_s):
+        if SandboxState.read(path) is not None:
+            log.info("sandbox ready after %.2f s", time.monotonic() - t0)
+            return True
+        if time.monotonic() - t0 >= timeout_s:
+            return False
+    return False
 
 
 def read_cursor(client: Any, key: str) -> dict[str, int]:

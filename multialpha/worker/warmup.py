@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -188,6 +189,7 @@ class Historian:
     requests: int = 0
     cached_ranges: int = 0
     fetched_bars: int = 0
+    fetch_s: float = 0.0  # wall seconds inside Historical requests (request -> decoded), for the start-up log
     log_lines: list[str] = field(default_factory=list)
     contracts: ContractMap | None = None
 
@@ -241,7 +243,9 @@ class Historian:
                 symbols = sorted({k.symbol for k, _, _ in batch})
                 bs, be = min(g[1] for g in batch), max(g[2] for g in batch)
                 self.requests += 1
+                t = time.monotonic()
                 got = self.fetch(schema, symbols, stype, bs, be)
+                self.fetch_s += time.monotonic() - t
                 for key, gs, ge in batch:
                     cols = got.get(key.symbol, empty())
                     keep = (cols["ts"] >= gs) & (cols["ts"] < ge)

@@ -217,6 +217,27 @@ def test_start_order_waits_for_ready() -> None:
     assert sup.children["sandbox"].state == "running"
 
 
+def test_an_ungated_child_starts_with_the_sandbox_and_the_loop_polls_ready_fast() -> None:
+    """Workers that wait for the sandbox themselves (gated=False) start at once; the hub still waits.
+    While the sandbox's ready() is awaited the loop polls it often (awaiting_ready)."""
+    ready = {"sandbox": False}
+    specs = [
+        ChildSpec("sandbox", ("s",), ready=lambda: ready["sandbox"], ready_timeout_s=20),
+        ChildSpec("hub", ("hub",), heartbeat="hub"),
+        ChildSpec("worker.a", ("w", "a"), heartbeat="worker.a", gated=False),
+    ]
+    sup, clock, fos, _ = make(specs)
+    assert not sup.awaiting_ready()  # nothing started yet
+    sup.tick()
+    assert [p.name for p in fos.spawned] == ["sandbox", "worker.a"]
+    assert sup.awaiting_ready()
+    clock.advance(1)
+    ready["sandbox"] = True
+    sup.tick()
+    assert [p.name for p in fos.spawned] == ["sandbox", "worker.a", "hub"]
+    assert not sup.awaiting_ready()
+
+
 def test_start_order_ready_timeout_does_not_block_forever() -> None:
     specs = [ChildSpec("sandbox", ("s",), ready=lambda: False, ready_timeout_s=20), ChildSpec("hub", ("hub",))]
     sup, clock, fos, _ = make(specs)

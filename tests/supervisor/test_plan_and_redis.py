@@ -29,7 +29,11 @@ def test_plan_puts_secrets_in_env_not_argv(settings_for) -> None:
     specs = plan(s, SHIPPED_CONFIG, select(s, None), env, python="/py")
     by = {sp.name: sp for sp in specs}
     assert by["hub"].argv == ("/py", "-m", "multialpha", "--config", str(SHIPPED_CONFIG), "hub")
-    assert by["worker.ibs_a"].argv[-3:] == ("worker", "--strategy", "ibs_a")
+    # With the sandbox: the workers start beside it (not after it) and wait for its state file themselves.
+    assert by["worker.ibs_a"].argv[-5:] == ("worker", "--await-sandbox", "60", "--strategy", "ibs_a")
+    assert not by["worker.ibs_a"].gated and by["hub"].gated
+    alone = plan(s, SHIPPED_CONFIG, ["worker.ibs_a"], env, python="/py")[0]
+    assert alone.argv[-3:] == ("worker", "--strategy", "ibs_a") and alone.gated
     assert by["worker.ibs_a"].heartbeat == "worker.ibs_a" and by["hub"].heartbeat == "hub"
     assert by["sandbox"].heartbeat is None and by["sandbox"].ready is not None
     assert "--log-json" in plan(s, SHIPPED_CONFIG, ["hub"], {}, python="/py", log_json=True)[0].argv

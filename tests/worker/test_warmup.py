@@ -203,9 +203,11 @@ def test_one_request_for_several_roots_and_rolls_then_none(tmp_path):
 
 
 def test_first_start_mid_hour_fills_the_hour_from_historical_minutes(build_settings, sandbox_for, redis_client, workers):
-    """Started at 15:30 with an empty bar log: 15:00-15:29 come from ohlcv-1m, so the 15:00 hour is whole.
-    A restart re-reads them from the cache (no request) and, being before the cursor, only into the hour."""
-    settings = build_settings({"rec": recorder(["ES"], tag="mid")}, worker={"warmup_daily_bars": 3, "warmup_hourly_bars": 5})
+    """Started at 15:30 with an empty bar log: 15:00-15:29 come from ohlcv-1m, so the 15:00 hour is whole,
+    for both symbols from one minutes request. A restart re-reads them from the cache (no request) and,
+    being before the cursor, only into the hour."""
+    settings = build_settings({"rec": recorder(["ES", "CL"], tag="mid")},
+                              worker={"warmup_daily_bars": 3, "warmup_hourly_bars": 5})
     sb = sandbox_for(settings)
     sb.set_clock(NOW + timedelta(minutes=30))
     recorder_plugin.RECORDS.pop("mid", None)
@@ -216,14 +218,16 @@ def test_first_start_mid_hour_fills_the_hour_from_historical_minutes(build_setti
     stamps = [m["dt"] for m in minutes]
     assert stamps == sorted(set(stamps)) and "2025-12-03T15:01:00" <= stamps[0] and stamps[-1] <= "2025-12-03T15:30:00"
     assert len(minutes) >= 20 and all(e["phase"] == "warmup" for e in minutes)  # a quiet minute prints no bar
-    assert hb["historical_requests"] == 2  # hours + minutes
+    cl = [m["dt"] for m in events("mid", "CL")]
+    assert len(cl) >= 20 and cl[-1] <= "2025-12-03T15:30:00"
+    assert hb["historical_requests"] == 2  # hours + minutes, each one request for both symbols
     assert w.shutdown() == 0
 
     recorder_plugin.RECORDS.pop("mid", None)
     w = SandboxWorker(settings, "rec", RecordingRouter(), None).start()
     workers.append(w)
     hb = w.wait_live(redis_client, 60)
-    assert hb["historical_requests"] == 0 and events("mid", "ES") == []
+    assert hb["historical_requests"] == 0 and events("mid", "ES") == [] and events("mid", "CL") == []
     publish(redis_client, make_bar("ES", datetime(2025, 12, 3, 15, 59, tzinfo=UTC), 6200.0, volume=3))
     wait_for(lambda: events("mid", "ES_hour") and events("mid", "ES_hour")[-1]["dt"] == "2025-12-03T16:00:00",
              what="the 15:00 hour")

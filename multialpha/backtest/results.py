@@ -24,13 +24,16 @@ the P&L arithmetic, which means nothing to a trader and breaks exact diffs.
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from multialpha import cme_time
+from multialpha.backtest import data as bt_data
+from multialpha.backtest import parquet
 from multialpha.backtest.runner import BacktestRun
 from multialpha.orders.fills import is_buy, round_price
 from multialpha.report import compute
@@ -181,15 +184,15 @@ def equity_curve(run: BacktestRun, trade_list: list[Trade]) -> list[tuple[dateti
         if t.exit_time:
             fills.append((cme_time.parse_iso(t.exit_time) + minute, 1, t))
     fills.sort(key=lambda f: (f[0], f[1]))
-    stamps: dict[datetime, list[Any]] = defaultdict(list)
-    for bars in (*run.bars.values(), *run.prev_bars.values()):
-        for sb in bars:
-            stamps[sb.bar.end].append(sb)
+    ends, marks, closes = _marks(run)
     realized, holding, last = 0.0, {}, {}
-    out, i = [], 0
-    for end in sorted(stamps):
-        for sb in stamps[end]:
-            last[(sb.symbol, sb.contract)] = sb.bar.close
+    out, i, j = [], 0, 0
+    while j < len(ends):
+        end_ns = ends[j]
+        while j < len(ends) and ends[j] == end_ns:
+            last[marks[j]] = closes[j]
+            j += 1
+        end = cme_time.from_ns(end_ns)
         while i < len(fills) and fills[i][0] <= end:
             _, kind, t = fills[i]
             i += 1
@@ -207,6 +210,24 @@ def equity_curve(run: BacktestRun, trade_list: list[Trade]) -> list[tuple[dateti
             unreal += d * t.quantity * s.instruments[t.symbol].multiplier * (px - t.entry_price)
         out.append((end, cash0 + realized + unreal))
     return out
+
+
+def _marks(run: BacktestRun) -> tuple[list[int], list[tuple[str, str]], list[float]]:
+    """Every bar's (end ns, (symbol, contract), close), sorted by end: read from the bars' columns,
+    not as one object per bar (the run's bars are kept as columns, see backtest/data.py)."""
+    names: list[tuple[str, str]] = []
+    ends, idx, closes = [], [], []
+    for bars in (*run.bars.values(), *run.prev_bars.values()):
+        for sym, contract, e, c in bt_data.closes(bars):
+            idx.append(np.full(len(e), len(names), dtype=np.int64))
+            names.append((sym, contract))
+            ends.append(e)
+            closes.append(c)
+    if not ends:
+        return [], [], []
+    order = np.argsort(np.concatenate(ends), kind="stable")
+    return (np.concatenate(ends)[order].tolist(), [names[k] for k in np.concatenate(idx)[order].tolist()],
+            np.concatenate(closes)[order].tolist())
 
 
 def summary(run: BacktestRun, trade_list: list[Trade], curve: list[tuple[datetime, float]]) -> dict[str, Any]:
@@ -319,22 +340,23 @@ def write_report(run: BacktestRun, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+# Column types of the Parquet copies: the fields' annotations (an empty table keeps its types).
+PARQUET_KINDS = {
+    "orders": {k: str(f.type) for k, f in Order.__dataclass_fields__.items()},
+    "trades": {**{k: str(f.type) for k, f in Trade.__dataclass_fields__.items()}, "status": "str"},
+    "equity": {"time": "str", "equity": "float"},
+}
+
+
 def _csv(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> Path:
     with path.open("w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    if path.stem in ("orders", "trades", "equity"):
-        _parquet(path.with_suffix(".parquet"), rows, fields)
+    kinds = PARQUET_KINDS.get(path.stem)
+    if kinds is not None:  # the same table as Parquet, written without pyarrow (backtest/parquet.py)
+        parquet.write(path.with_suffix(".parquet"), [(f, kinds[f], [r.get(f) for r in rows]) for f in fields])
     return path
-
-
-def _parquet(path: Path, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    """The same table as Parquet (pyarrow is already a dependency of the bar cache)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({f: [r.get(f) for r in rows] for f in fields}), path)
 
 
 def plot(curve: list[tuple[datetime, float]], path: Path, title: str = "") -> Path:

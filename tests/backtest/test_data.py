@@ -59,3 +59,35 @@ def test_bars_across_a_roll_are_the_hubs_contract_and_cached(make_settings, sour
         warm = warmup.Historian(cache, no_history, source.dataset)
         assert bt_data.load_bars(warm, ["ES", "GC"], start, end, resolution, cmap) == bars
         assert warm.requests == 0
+
+
+def _cols(ts0: int, n: int, px: float) -> dict[str, np.ndarray]:
+    ts = ts0 + np.arange(n, dtype=np.int64) * cme_time.MINUTE_NS
+    close = px + np.arange(n) / 4
+    return {"ts": ts, "open": close - 0.25, "high": close + 0.5, "low": close - 0.5, "close": close,
+            "volume": np.arange(n, dtype=np.int64) + 1}
+
+
+def test_bar_series_keeps_columns_and_builds_each_bar_when_read():
+    """A range's bars stay numpy columns: every read builds the warmup's own OHLCV objects (the
+    same floats), nothing is kept, and the equity marks come from the columns."""
+    t0 = cme_time.to_ns(cme_time.session_bounds(FIRST)[0])
+    pieces = [("GCZ5", _cols(t0, 5000, 4000.0)), ("GCG6", _cols(t0 + 5000 * cme_time.MINUTE_NS, 3, 4100.0)),
+              ("GCH6", _cols(t0, 0, 1.0))]  # 5000 rows: across a conversion chunk; an empty piece is dropped
+    series = bt_data.BarSeries("GC", bt_data.SPAN["minute"], pieces, prev=True)
+    want = [bt_data.SymbolBar("GC", b, c, True) for c, cols in pieces for b in warmup.to_bars(cols, bt_data.SPAN["minute"])]
+    got = list(series)
+    assert len(series) == len(want) == 5003 and got == want
+    assert got[0] is not next(iter(series))  # built on reading, not held
+    assert list(reversed(series)) == want[::-1]
+    assert (series[0], series[4999], series[5000], series[-1]) == (want[0], want[4999], want[5000], want[-1])
+    for bad in (5003, -5004):
+        try:
+            series[bad]
+        except IndexError:
+            continue
+        raise AssertionError(f"series[{bad}] did not raise IndexError")
+    marks = [(s, c, e, x) for s, c, ends, closes in bt_data.closes(series) for e, x in zip(ends.tolist(), closes.tolist())]
+    assert marks == [(sb.symbol, sb.contract, cme_time.to_ns(sb.bar.end), sb.bar.close) for sb in want]
+    assert list(bt_data.closes(want[:2]))[1][:2] == ("GC", "GCZ5")  # given bars (verify) as plain lists too
+    assert not bt_data.BarSeries("GC", bt_data.SPAN["minute"], [pieces[2]])

@@ -140,6 +140,24 @@ def default_days(now: datetime, n: int) -> tuple[date, date]:
     return first, last
 
 
+def fetch_pieces(start: datetime, end: datetime, resolution: str) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at trading-day starts for minute bars (contiguous, so nothing is left missing).
+
+    One request for 20 days of every root's minute bars made the response, its decoded records and
+    the sandbox's generation of it live at once: ~90 MB of a backtest's peak RSS (and freed heap
+    that stayed mapped); a day per request bounds that to a day's worth. Hourly bars are small:
+    one request."""
+    if resolution != "minute" or end <= start:
+        return [(start, end)]
+    out = []
+    for day in cme_time.trading_days(cme_time.trading_day(start), cme_time.trading_day(end - timedelta(microseconds=1))):
+        a = max(start, cme_time.from_ns(warmup.day_start_ns(day)))
+        b = min(end, cme_time.from_ns(warmup.day_start_ns(cme_time.next_trading_day(day))))
+        if a < b:
+            out.append((a, b))
+    return out
+
+
 def load_bars(
     historian: warmup.Historian,
     symbols: list[str],
@@ -152,7 +170,8 @@ def load_bars(
     span = SPAN[resolution]
     if historian.contracts is None:
         historian.contracts = cmap  # warmup on the same historian then follows the same rule
-    historian.prefetch(SCHEMA[resolution], symbols, start, end)  # one request for every symbol's gaps
+    for a, b in fetch_pieces(start, end, resolution):  # per piece: one request for every symbol's gaps
+        historian.prefetch(SCHEMA[resolution], symbols, a, b)
     out = {sym: BarSeries(sym, span, historian.segments(SCHEMA[resolution], sym, start, end)) for sym in symbols}
     if not any(out.values()):
         raise DataUnavailable(

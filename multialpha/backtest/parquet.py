@@ -6,8 +6,9 @@ the 300 MB a 20-day backtest may peak at. The tables are small and flat, so the 
 simplest valid one: one row group, one uncompressed data page per column, PLAIN values,
 ``OPTIONAL`` columns with RLE definition levels (as pyarrow writes them, so a reader sees nullable
 ``string`` / ``int64`` / ``double`` columns), metadata in Thrift's compact protocol
-(https://github.com/apache/parquet-format, ``parquet.thrift``). pyarrow, pandas, DuckDB and
-polars read it; ``tests/backtest/test_parquet.py`` checks it with ``pyarrow.parquet``.
+(https://github.com/apache/parquet-format, ``parquet.thrift``). Checked with pyarrow
+(``tests/backtest/test_parquet.py``) and ``pandas.read_parquet``; any reader of the format should
+do, but others were not tried here.
 """
 
 from __future__ import annotations

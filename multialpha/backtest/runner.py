@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_GRACE = timedelta(seconds=90)  # FeedRouter's quiet-market grace (live: the subscriber's idle flush)
 Progress = Callable[[int, int, date], None]  # (trading days done, total, day being run): backtest/progress.py
-Bars = tuple[dict[str, list[bt_data.SymbolBar]], dict[str, list[bt_data.SymbolBar]]]  # (front, previous front)
+Bars = tuple[dict[str, bt_data.Bars], dict[str, bt_data.Bars]]  # (front, previous front)
 Seed = Callable[[Settings, Any], None]  # (backtest settings, private Redis client) before strategies start
 
 
@@ -116,11 +116,11 @@ class BacktestRun:
     journal: list[dict[str, str]]  # the order journal stream (intents, denials, outcomes)
     decisions: list[dict[str, Any]]
     counters: dict[str, dict[str, int]]
-    bars: dict[str, list[bt_data.SymbolBar]]
+    bars: dict[str, bt_data.Bars]  # BarSeries (numpy columns) from Historical, lists when given (verify)
     day_realized: dict[str, float] = field(default_factory=dict)  # gate's realised $ per trading day
     open_positions: list[dict[str, str]] = field(default_factory=list)
     steps: int = 0
-    prev_bars: dict[str, list[bt_data.SymbolBar]] = field(default_factory=dict)  # old fronts after rolls
+    prev_bars: dict[str, bt_data.Bars] = field(default_factory=dict)  # old fronts after rolls
 
 
 def backtest_settings(settings: Settings, host: str, port: int, **portfolio: Any) -> Settings:

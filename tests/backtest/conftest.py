@@ -3,7 +3,7 @@
 The sandbox runs at speed 0 with its clock pinned on a Friday afternoon, so
 the default range ("the last complete trading days before now") is fixed.
 Warmup is shortened (30 daily / 60 hourly bars) to keep the suite fast; the
-warmup *path* (Historian, Parquet cache, Resampler) is the worker's own. The
+warmup *path* (Historian, .npy cache, Resampler) is the worker's own. The
 cache directory is shared by the session, like a real user's cache.
 """
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +109,20 @@ def test_equity_curve_books_every_trade_at_hour_resolution(make_settings, source
     assert abs(curve[-1][1] - expected) < 1e-6
     summ = results.summary(r, tl, curve)
     assert 0.0 < summ["exposure"] <= 1.0 and summ["trades"] == len(closed)
+
+
+def test_backtest_process_never_imports_pandas_pyarrow_or_databento(make_settings, tmp_path: Path) -> None:
+    """The mechanism behind the backtest's peak RSS (bench/backtest_memory.py): Historical bars through
+    histclient + the .npy cache, Parquet copies without pyarrow; `import databento` alone was ~127 MB.
+    ``-X importtime`` names every module the process imports, on stderr."""
+    settings = make_settings()
+    out = tmp_path / "out"
+    env = {**os.environ, "DATABENTO_API_KEY": ""}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "multialpha", "--config", settings.source_path,
+                           "backtest", "--strategy", "breakout", "--days", "1", "--resolution", "hour", "--ml-veto",
+                           "off", "--no-png", "--output", str(out)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "multialpha.backtest.results" in imported  # the whole path ran, files included
+    assert not imported & {"pandas", "pyarrow", "databento"}
+    assert (out / "orders.parquet").is_file() and (out / "trades.parquet").is_file()

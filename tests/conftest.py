@@ -93,6 +93,7 @@ XDIST_GROUPS: dict[str, str] = {
     "tests/e2e/test_stale_bars.py": "up-faults-a",
     "tests/e2e/test_supervisor_faults.py": "up-faults-b",
     "tests/e2e/test_up_compare.py": "up-faults-b",
+    "tests/e2e/test_redis_failover.py": "up-faults-b",  # compares with the same reference
     # The live-vs-replay runs: each an `up` paced in wall time on the sandbox (3-4 min, most of it
     # waiting for the sandbox clock, little CPU). Two groups of about equal length that SLOW_FIRST
     # starts first, so each lands on its own xdist worker: at most two paced runs at a time (their
@@ -118,7 +119,6 @@ SLOW_FIRST: tuple[str, ...] = (
     "tests/fuzz/test_config_yaml.py",
     "tests/fuzz/test_bar_json.py",
     "tests/e2e/test_hub_faults.py",
-    "tests/e2e/test_redis_failover.py",
     "tests/fuzz/test_webhook_responses.py",
     "tests/worker/test_warmup.py",
     "tests/supervisor/test_up_cli.py",

@@ -94,8 +94,8 @@ XDIST_GROUPS: dict[str, str] = {
     "tests/e2e/test_supervisor_faults.py": "up-faults-b",
     "tests/e2e/test_up_compare.py": "up-faults-b",
     "tests/e2e/test_redis_failover.py": "up-faults-b",  # compares with the same reference
-    # The live-vs-replay runs: each an `up` paced in wall time on the sandbox (3-4 min, most of it
-    # waiting for the sandbox clock, little CPU). Two groups of about equal length that SLOW_FIRST
+    # The live-vs-replay runs: each an `up` paced in wall time on the sandbox (3-4 min, about half a
+    # core: parity[roll] took 88 s of CPU in 165 s). Two groups of about equal length that SLOW_FIRST
     # starts first, so each lands on its own xdist worker: at most two paced runs at a time (their
     # rigs assert that no bar was late or dropped, so no third one competes for the 2 cores), and
     # the ~14 min they took one after the other on one worker no longer bound the whole run.
@@ -107,7 +107,7 @@ XDIST_GROUPS: dict[str, str] = {
 
 # The longest tests and groups, longest first (measured with --durations; README, "Development").
 # xdist hands out work in collection order, so these go first: a 4-minute test started last would
-# run alone at the end while the other workers idle. A group is ranked by its first member listed
+# run alone at the end while the other workers idle. A group ranks as its highest-ranked member
 # here. Everything else keeps its collection order.
 SLOW_FIRST: tuple[str, ...] = (
     "tests/parity/test_rolls.py",  # parity-a and parity-b first: one to each of two workers

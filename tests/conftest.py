@@ -65,21 +65,26 @@ def _process_role_reset() -> Iterator[None]:
     redis_acl.set_role("supervisor")
 
 
-# -- parallel runs (pytest-xdist, `-n 2 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
+# -- parallel runs (pytest-xdist, `-n 3 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
 #
 # Tests that share a costly session- or module-scoped fixture run on one xdist worker, so the fixture
 # is built once, as in a serial run. The groups are named here by path, and the scheduler below reads
 # them from each test's node id: xdist's own `xdist_group` mark works by renaming node ids, which
 # pytest 9.2 no longer allows (Node.nodeid is read-only), so the marks would be silently ignored.
-# Keys are paths relative to the repo; a directory key covers everything under it.
+# Keys are paths relative to the repo (a directory key covers everything under it) or one test's node
+# id (`path::name[param]`), for a module whose tests belong to different groups.
 XDIST_GROUPS: dict[str, str] = {
     # one pinned sandbox with 120 days of history and one warmup cache (tests/backtest/conftest.py)
     "tests/backtest/": "backtest-sandbox",
     "tests/mlveto/test_train.py": "backtest-sandbox",  # imports those fixtures
+    "tests/report/test_command.py": "backtest-sandbox",  # those fixtures (tests/report/conftest.py) + a paper week
     # one sandbox with 300 days of history (tests/sandbox/conftest.py)
     "tests/sandbox/": "sandbox",
     # module-scoped rig and fault-free reference run
     "tests/e2e/test_hub_faults.py": "hub-faults",
+    # module-scoped servers (a Sentinel group; a Redis with ACL users), built once instead of once per worker
+    "tests/supervisor/test_redis_setup.py": "sentinel-group",
+    "tests/test_redis_acl.py": "acl-redis",
     # the session's fault-free `multialpha up` reference run (tests/e2e/conftest.py: up_reference), in
     # two groups of about 4 minutes each: if both land on one worker the reference is built once, if
     # not, one extra reference run (~40 s) buys two faulted runs at a time
@@ -88,36 +93,52 @@ XDIST_GROUPS: dict[str, str] = {
     "tests/e2e/test_stale_bars.py": "up-faults-a",
     "tests/e2e/test_supervisor_faults.py": "up-faults-b",
     "tests/e2e/test_up_compare.py": "up-faults-b",
-    # the live-vs-replay runs (each an `up` paced in wall time on the sandbox, ~4-6 min): one after
-    # the other on one worker, so two of them never share the 2 cores (their rigs assert that no bar
-    # was late or dropped)
-    "tests/parity/": "parity",
-    "tests/verify/test_cli.py": "parity",
+    "tests/e2e/test_redis_failover.py": "up-faults-b",  # compares with the same reference
+    # The live-vs-replay runs: each an `up` paced in wall time on the sandbox (3-4 min, about half a
+    # core: parity[roll] took 88 s of CPU in 165 s). Two groups of about equal length that SLOW_FIRST
+    # starts first, so each lands on its own xdist worker: at most two paced runs at a time (their
+    # rigs assert that no bar was late or dropped, so no third one competes for the 2 cores), and
+    # the ~14 min they took one after the other on one worker no longer bound the whole run.
+    "tests/parity/test_rolls.py": "parity-a",
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[roll]": "parity-a",
+    "tests/parity/test_parity.py::test_live_orders_equal_backtest[dst]": "parity-b",
+    "tests/verify/test_cli.py::test_verify_live_day_then_altered_journal_entry": "parity-b",
 }
 
 # The longest tests and groups, longest first (measured with --durations; README, "Development").
 # xdist hands out work in collection order, so these go first: a 4-minute test started last would
-# run alone at the end while the other worker idles. Everything else keeps its collection order.
+# run alone at the end while the other workers idle. A group ranks as its highest-ranked member
+# here. Everything else keeps its collection order.
 SLOW_FIRST: tuple[str, ...] = (
-    "tests/parity/test_rolls.py",  # the parity group (tests/parity/, tests/verify/test_cli.py) first
+    "tests/parity/test_rolls.py",  # parity-a and parity-b first: one to each of two workers
     "tests/parity/test_parity.py::test_live_orders_equal_backtest[dst]",
-    "tests/fuzz/test_dbn_extremes.py",
-    "tests/parity/test_parity.py::test_live_orders_equal_backtest[roll]",
-    "tests/e2e/test_up.py",
-    "tests/e2e/test_reload.py",
-    "tests/e2e/test_redis_failover.py",
-    "tests/e2e/test_supervisor_faults.py",  # with the rest of its group (up-faults-b)
     "tests/e2e/test_worker_faults.py",  # up-faults-a
     "tests/fuzz/test_control_messages.py",
+    "tests/report/test_command.py",  # backtest-sandbox
+    "tests/e2e/test_supervisor_faults.py",  # up-faults-b
     "tests/fuzz/test_config_yaml.py",
-    "tests/hub/test_main.py",
+    "tests/fuzz/test_bar_json.py",
     "tests/e2e/test_hub_faults.py",
+    "tests/fuzz/test_webhook_responses.py",
+    "tests/worker/test_warmup.py",
+    "tests/supervisor/test_up_cli.py",
+    "tests/hub/test_main.py",
+    "tests/sandbox/test_live.py",  # sandbox
+    "tests/fuzz/test_dbn_extremes.py",
+    "tests/e2e/test_reload.py",
+    "tests/e2e/test_up.py",
+    "tests/fuzz/test_bar_log.py",
+    "tests/multihost/test_two_hosts.py",
+    "tests/supervisor/test_processes.py",
+    "tests/test_bar.py",
 )
 
 
-def xdist_group_of(relpath: str) -> str | None:
+def xdist_group_of(nodeid: str) -> str | None:
+    """The group of a test (node id relative to the repo) or of a whole file (its path)."""
+    path = nodeid.split("::", 1)[0]
     for key, group in XDIST_GROUPS.items():
-        if relpath == key or (key.endswith("/") and relpath.startswith(key)):
+        if nodeid == key or path == key or (key.endswith("/") and path.startswith(key)):
             return group
     return None
 
@@ -126,9 +147,14 @@ def _rel(item: pytest.Item) -> str:
     return Path(str(item.path)).resolve().relative_to(REPO).as_posix()
 
 
-def _slow_rank(item: pytest.Item) -> int:
+def _nodeid(item: pytest.Item) -> str:
+    """The item's node id relative to the repo, whatever directory pytest was started from."""
     rel = _rel(item)
-    nodeid = f"{rel}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel
+    return f"{rel}::{item.nodeid.split('::', 1)[1]}" if "::" in item.nodeid else rel
+
+
+def _slow_rank(item: pytest.Item) -> int:
+    rel, nodeid = _rel(item), _nodeid(item)
     for rank, key in enumerate(SLOW_FIRST):
         if nodeid == key or rel == key:
             return rank
@@ -143,7 +169,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class GroupScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return xdist_group_of(nodeid.split("::", 1)[0]) or nodeid
+            return xdist_group_of(nodeid) or nodeid
 
     return GroupScheduling(config, log)
 
@@ -156,12 +182,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # A group is scheduled where its first test stands, so its members move up together.
     group_rank: dict[str, int] = {}
     for item in items:
-        group = xdist_group_of(_rel(item))
+        group = xdist_group_of(_nodeid(item))
         if group:
             group_rank[group] = min(group_rank.get(group, len(SLOW_FIRST)), _slow_rank(item))
 
     def rank(item: pytest.Item) -> int:
-        group = xdist_group_of(_rel(item))
+        group = xdist_group_of(_nodeid(item))
         return group_rank[group] if group else _slow_rank(item)
 
     items.sort(key=rank)  # stable: the rest keeps its order

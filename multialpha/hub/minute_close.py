@@ -43,6 +43,8 @@ class MinuteCloser:
     bars: int
     prev_trades: int
     prev_bars: int
+    _stamp_ns = -1  # the last closed bar's minute and its datetime (shared by the minute's bars)
+    _stamp = cme_time.from_ns(0)
 
 
     def advance(self, ts_ns: int) -> None:
@@ -89,10 +91,10 @@ class MinuteCloser:
         if volume > MAX_VOLUME:  # only absurd sizes get here; an over-range bar would be dropped by every worker
             log.warning("%s bar %s: volume %d capped at %d", s.root, cme_time.iso_z(m), volume, MAX_VOLUME)
             volume = MAX_VOLUME
-        bar = Bar(
-            s.root, cme_time.from_ns(m), s.price(s.o), s.price(s.h), s.price(s.l), s.price(s.c),
-            volume, s.contract, s.n, source,
-        )
+        if m != self._stamp_ns:  # every root's bar of a minute closes together: one datetime for all
+            self._stamp_ns, self._stamp = m, cme_time.from_ns(m)
+        price = s.price
+        bar = Bar(s.root, self._stamp, price(s.o), price(s.h), price(s.l), price(s.c), volume, s.contract, s.n, source)
         s.minute = s.end = -1
         s.last_pub = m
         if s.prev:  # counted apart: trades/bars stay the front's (what every consumer compares)

@@ -8,9 +8,13 @@ therefore never duplicate a bar.
 
 Bars are sent in closing order (by minute, then symbol), once per hub loop
 iteration, up to ``SCRIPT_BARS`` bars per script call (one round trip, one
-atomic step; per-bar client overhead is what limits throughput on thin
-markets). Minute-close notices travel in the same pipeline, after their
-minute's bars: a subscriber always sees a minute's bars before its notice.
+atomic step). Minute-close notices travel inside the same script call, after
+their minute's bars: a subscriber always sees a minute's bars before its
+notice, and a call that did not run (``NOSCRIPT`` after a Redis restart or a
+failover: the script is loaded and the call sent again) published nothing.
+Each call carries its bars and notices **packed into one argument** that the
+script splits (see ``_PUBLISH_LUA``): per-argument packing in the client, not
+the script, is what limits throughput on thin markets.
 When Redis is unreachable the Databento session keeps running; finished bars
 wait in a bounded deque (``hub.redis_buffer_bars``) and are flushed in order
 when Redis answers again. Beyond the bound the *oldest* bars are dropped
@@ -22,6 +26,7 @@ JSON spelling); :func:`bar_from_log` turns an entry back into a :class:`Bar`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import redis
+from redis.exceptions import NoScriptError
 
 from multialpha import cme_time
 from multialpha.bar import Bar, BarError, minute_closed_json
@@ -40,62 +46,106 @@ log = logging.getLogger(__name__)
 
 SCRIPT_BARS = 256
 FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "contract", "trades", "source")
-# KEYS[i] = bar log stream of bar i; ARGV = maxlen, n, field name 1..n, then per
-# bar: id, channel, json, value 1..n. Field names travel once per call: argument
-# encoding is most of the client's per-bar cost.
+SEP = "\x1f"  # ends every field of the packed argument; _ESCAPE finds it in any string that needs escaping
+# ARGV[1] = maxlen, ARGV[2] = the packed records, in order, each field followed by SEP:
+#   B id channel json value1..valueN   a bar, logged in KEYS[k] (k-th bar of the call)
+#   N channel payload                  a minute-close notice
+#   X                                  the next record's fields are ARGV[a..] instead (kind B or N
+#                                      first): a bar with a string that could hold SEP.
 # Returns per bar: 1 published, 0 already logged (not published again), or an error text.
 _PUBLISH_LUA = """
-local maxlen = ARGV[1]
-local n = tonumber(ARGV[2])
-local out = {}
-local a = 3 + n
-local fields = {}
-for i = 1, #KEYS do
-  for j = 1, n do
-    fields[2 * j - 1] = ARGV[2 + j]
-    fields[2 * j] = ARGV[a + 2 + j]
-  end
-  local ok = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', maxlen, ARGV[a], unpack(fields))
-  if type(ok) == 'table' and ok.err then
-    if string.find(ok.err, 'equal or smaller', 1, true) then out[i] = 0 else out[i] = ok.err end
+local maxlen, blob = ARGV[1], ARGV[2]
+local find, sub, byte = string.find, string.sub, string.byte
+local out, k, a, p, n = {}, 0, 3, 1, #blob
+while p <= n do
+  local kind = byte(blob, p)
+  p = p + 2
+  local v = {}
+  if kind == 88 then
+    kind = byte(ARGV[a])
+    local c = kind == 66 and %(nb)d or 2
+    for j = 1, c do v[j] = ARGV[a + j] end
+    a = a + c + 1
   else
-    redis.call('PUBLISH', ARGV[a + 1], ARGV[a + 2])
-    out[i] = 1
+    for j = 1, kind == 66 and %(nb)d or 2 do
+      local q = find(blob, '\\31', p, true)
+      v[j] = sub(blob, p, q - 1)
+      p = q + 1
+    end
   end
-  a = a + 3 + n
+  if kind == 78 then
+    redis.call('PUBLISH', v[1], v[2])
+  else
+    k = k + 1
+    local ok = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, v[1], %(fields)s)
+    if type(ok) == 'table' and ok.err then
+      if find(ok.err, 'equal or smaller', 1, true) then out[k] = 0 else out[k] = ok.err end
+    else
+      redis.call('PUBLISH', v[2], v[3])
+      out[k] = 1
+    end
+  end
 end
 return out
-"""
+""" % {"nb": 3 + len(FIELDS), "fields": ", ".join(f"'{f}', v[{4 + j}]" for j, f in enumerate(FIELDS))}
 
 
 _ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]').search
 
 
+_JSON = ('{"symbol":"%s","timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,'
+         '"volume":%s,"contract":"%s","trades":%s,"source":"%s"}')
+_RECORD = "B" + SEP + "%s" + SEP + "%s" + SEP + _JSON + SEP + ("%s" + SEP) * len(FIELDS)  # id channel json values
+
+
 class _Encoder:
-    """``(Bar.to_json(), log values)`` of a bar, ~4x cheaper than to_dict + json.dumps.
+    """``(Bar.to_json(), log values)`` of a bar, ~4x cheaper than to_dict + json.dumps,
+    and the bar's packed record for the script (``packed``).
 
     Per-bar cost is what limits the hub on thin markets. Numbers: ``repr``
     (float) and ``str`` (int) are exactly Python's JSON spellings of finite
-    numbers; the minute's ISO stamp is shared by every root's bar. Any string
-    that would need JSON escaping takes the ``Bar.to_json()`` path, and a unit
-    test pins the output to ``Bar.to_json()``.
+    numbers; the minute's ISO stamp and stream id are shared by every root's bar
+    (the aggregator hands them one ``datetime`` per minute, so an identity test
+    usually decides). Any string that would need JSON escaping takes the
+    ``Bar.to_json()`` path, and a unit test pins the output to ``Bar.to_json()``.
     """
 
     def __init__(self) -> None:
         self._start: object = None
-        self._iso = ""
+        self.iso = ""  # of the last bar encoded
+        self.id = ""  # its bar-log id, ``{start_ms}-0``
+
+    def _stamp(self, start: object) -> None:
+        if start is not self._start and start != self._start:
+            self._start, self.iso = start, cme_time.iso_z(start)  # type: ignore[arg-type]
+            self.id = f"{cme_time.to_ms(start)}-0"  # type: ignore[arg-type]
 
     def __call__(self, bar: Bar) -> tuple[str, list[str]]:
-        if bar.start != self._start:
-            self._start, self._iso = bar.start, cme_time.iso_z(bar.start)
+        self._stamp(bar.start)
         if _ESCAPE(bar.symbol) or _ESCAPE(bar.contract) or _ESCAPE(bar.source):
             doc = bar.to_dict()
             return json.dumps(doc, separators=(",", ":")), [v if type(v) is str else repr(v) for v in doc.values()]
-        vals = [bar.symbol, self._iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
+        vals = [bar.symbol, self.iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
                 str(bar.volume), bar.contract, str(bar.trades), bar.source]
-        text = ('{"symbol":"%s","timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,'
-                '"volume":%s,"contract":"%s","trades":%s,"source":"%s"}') % tuple(vals)
-        return text, vals
+        return _JSON % tuple(vals), vals
+
+    def packed(self, bar: Bar, channel: str) -> str | None:
+        """The bar's ``B`` record (``channel`` must hold no SEP), or None when one of its
+        strings could hold SEP: that bar travels as separate arguments (``explicit``)."""
+        start = bar.start
+        if start is not self._start:
+            self._stamp(start)
+        sym, contract, source = bar.symbol, bar.contract, bar.source
+        if _ESCAPE(sym) or _ESCAPE(contract) or _ESCAPE(source):
+            return None
+        vals = (sym, self.iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
+                str(bar.volume), contract, str(bar.trades), source)
+        return _RECORD % (self.id, channel, *vals, *vals)
+
+    def explicit(self, bar: Bar, channel: str) -> list[str]:
+        """The script's ``ARGV`` form of a bar: kind, id, channel, json, values."""
+        text, vals = self(bar)
+        return ["B", self.id, channel, text, *vals]
 
 
 def log_fields(bar: Bar) -> list[str]:
@@ -149,6 +199,19 @@ class MinuteClosed:
     start_ns: int
 
 
+@dataclass(slots=True)
+class _Call:
+    """One script call of a flush: what it carries and what its reply settles."""
+
+    keys: list[str]
+    parts: list[str]  # the packed records, in order (joined into ARGV[2])
+    argv: list[str]  # explicit records' fields (ARGV[3..])
+    bars: list[tuple[Bar, str, bool]]  # (bar, ISO start, previous front?) in reply order
+    items: int = 0  # pending entries it settles (bars and notices)
+    notices: int = 0
+    closed_through: str = ""  # ISO minute of its last notice
+
+
 class Publisher:
     def __init__(
         self,
@@ -166,8 +229,17 @@ class Publisher:
         self.bound = buffer_bars
         self.retry_s = retry_s
         self.monotonic = monotonic
-        self._script = client.register_script(_PUBLISH_LUA)
+        # EVALSHA straight into the pipeline: redis-py's Script in a pipeline asks SCRIPT EXISTS
+        # first, one more round trip per flush. A NOSCRIPT reply (fresh server, failover) loads it.
+        self._sha = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
         self._encode = _Encoder()
+        # symbol -> (bar log key, channel), front and previous front: built once, not per bar
+        self._names: dict[str, tuple[str, str]] = {}
+        self._prev_names: dict[str, tuple[str, str]] = {}
+        self._notice_channel = keys.minute_closed()
+        # Names from a namespace that could hold SEP go as explicit arguments (Keys accepts any
+        # namespace; settings allow only [A-Za-z0-9_.-]).
+        self._plain = not (_ESCAPE(keys.bars("")) or _ESCAPE(keys.prev_bars("")) or _ESCAPE(self._notice_channel))
         self._next_try = 0.0
         self.up = True
         self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
@@ -201,37 +273,28 @@ class Publisher:
             return True
         if not self.up and not force and self.monotonic() < self._next_try:
             return False
-        batch = list(self.pending)
-        bars: list[tuple[Bar, str, bool]] = []  # (bar, ISO start, previous front?) in reply order
-        plan: list[int] = []  # per pipeline command: bars in the script call, 0 = a notice
+        sent = 0
         try:
-            pipe = self.client.pipeline(transaction=False)
-            i = 0
-            while i < len(batch):
-                item = batch[i]
-                if isinstance(item, MinuteClosed):
-                    pipe.publish(self.keys.minute_closed(), minute_closed_json(cme_time.from_ns(item.start_ns)))
-                    plan.append(0)
-                    i += 1
-                    continue
-                keys: list[str] = []
-                args: list[object] = [self.maxlen, len(FIELDS), *FIELDS]
-                while i < len(batch) and isinstance(batch[i], (Bar, PrevBar)) and len(keys) < SCRIPT_BARS:
-                    bar = batch[i]
-                    prev = isinstance(bar, PrevBar)
-                    if prev:
-                        bar = bar.bar  # type: ignore[union-attr]
-                    text, values = self._encode(bar)  # type: ignore[arg-type]
-                    log_key = self.keys.prev_bar_log if prev else self.keys.bar_log
-                    channel = self.keys.prev_bars if prev else self.keys.bars
-                    keys.append(log_key(bar.symbol))  # type: ignore[union-attr]
-                    args += (f"{bar.start_ms}-0", channel(bar.symbol), text)  # type: ignore[union-attr]
-                    args += values
-                    bars.append((bar, values[1], prev))  # type: ignore[arg-type]
-                    i += 1
-                self._script(keys=keys, args=args, client=pipe)
-                plan.append(len(keys))
-            replies = pipe.execute(raise_on_error=False)
+            for _ in range(2):  # the second round only after NOSCRIPT (the script is loaded then)
+                batch = list(self.pending)
+                calls = self._calls(batch)
+                pipe = self.client.pipeline(transaction=False)
+                for c in calls:
+                    pipe.execute_command("EVALSHA", self._sha, len(c.keys), *c.keys, self.maxlen, "".join(c.parts),
+                                         *c.argv)
+                replies = pipe.execute(raise_on_error=False)
+                done = 0
+                for c, reply in zip(calls, replies):
+                    if isinstance(reply, NoScriptError):
+                        break  # this call ran nothing, nor did any after it (same server, same script)
+                    self._settle(c, reply)
+                    done += c.items
+                for _ in range(done):
+                    self.pending.popleft()
+                sent += done
+                if done == len(batch):
+                    break
+                self._sha = self.client.script_load(_PUBLISH_LUA)
         except redis.RedisError as e:
             self.errors += 1
             if self.up:
@@ -240,15 +303,62 @@ class Publisher:
             self._next_try = self.monotonic() + self.retry_s
             return False
         if not self.up:
-            log.info("redis back: flushed %d buffered bars", len(batch))
+            log.info("redis back: flushed %d buffered bars", sent)
         self.up = True
-        results: list[object] = []
-        for n, reply in zip(plan, replies):
-            if n == 0:
-                self.notices += 1
+        return not self.pending
+
+    def _calls(self, batch: list[Bar | PrevBar | MinuteClosed]) -> list[_Call]:
+        """Pack the batch into script calls of up to SCRIPT_BARS bars each (notices ride along)."""
+        enc = self._encode
+        packed, plain = enc.packed, self._plain
+        notice = "N" + SEP + self._notice_channel + SEP + "%s" + SEP
+        calls = [call := _Call([], [], [], [])]
+        for item in batch:
+            t = type(item)
+            if t is MinuteClosed:
+                minute = cme_time.from_ns(item.start_ns)  # type: ignore[union-attr]
+                payload = minute_closed_json(minute)
+                if plain:
+                    call.parts.append(notice % payload)
+                else:
+                    call.parts.append("X" + SEP)
+                    call.argv += ("N", self._notice_channel, payload)
+                call.items += 1
+                call.notices += 1
+                call.closed_through = cme_time.iso_z(minute)
+                continue
+            if len(call.keys) == SCRIPT_BARS:
+                calls.append(call := _Call([], [], [], []))
+            prev = t is PrevBar
+            bar: Bar = item.bar if prev else item  # type: ignore[union-attr,assignment]
+            names = self._prev_names if prev else self._names
+            try:
+                key, channel = names[bar.symbol]
+            except KeyError:
+                key, channel = names[bar.symbol] = self._names_of(bar.symbol, prev)
+            rec = packed(bar, channel) if plain else None
+            if rec is None:
+                call.parts.append("X" + SEP)
+                call.argv += enc.explicit(bar, channel)
             else:
-                results += reply if isinstance(reply, list) else [reply] * n
-        for (bar, stamp, prev), res in zip(bars, results):
+                call.parts.append(rec)
+            call.keys.append(key)
+            call.bars.append((bar, enc.iso, prev))
+            call.items += 1
+        return calls
+
+    def _names_of(self, symbol: str, prev: bool) -> tuple[str, str]:
+        if prev:
+            return self.keys.prev_bar_log(symbol), self.keys.prev_bars(symbol)
+        return self.keys.bar_log(symbol), self.keys.bars(symbol)
+
+    def _settle(self, call: _Call, reply: object) -> None:
+        """Count one call's outcome: per bar 1 published, 0 already logged, else an error."""
+        self.notices += call.notices
+        if call.closed_through:
+            self.closed_through = call.closed_through
+        results = reply if isinstance(reply, list) else [reply] * len(call.bars)
+        for (bar, stamp, prev), res in zip(call.bars, results):
             if res == 1 and prev:
                 self.prev_published += 1
             elif res == 1:
@@ -262,12 +372,6 @@ class Publisher:
             else:
                 self.duplicates += 1
                 log.debug("bar %s %s already in the log; not republished", bar.symbol, bar.start_ms)
-        for item in batch:
-            if isinstance(item, MinuteClosed):
-                self.closed_through = cme_time.iso_z(item.start_ns)
-        for _ in batch:
-            self.pending.popleft()
-        return True
 
     def last_logged(self, symbols: Iterable[str]) -> dict[str, int]:
         """Start (ns) of the newest bar in each symbol's log; absent = no log."""

@@ -293,7 +293,7 @@ class Hub:
                 batch = drain(BATCH, TICK_S)
                 if batch:
                     self.aggregator.process(batch)
-                self.publisher.flush()
+                self.publisher.flush(wait=False)  # replies read next time round: Redis works meanwhile
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + TICK_S

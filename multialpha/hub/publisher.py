@@ -241,6 +241,7 @@ class Publisher:
         # namespace; settings allow only [A-Za-z0-9_.-]).
         self._plain = not (_ESCAPE(keys.bars("")) or _ESCAPE(keys.prev_bars("")) or _ESCAPE(self._notice_channel))
         self._next_try = 0.0
+        self._sent: tuple[Any, list[_Call], list[Bar | PrevBar | MinuteClosed]] | None = None  # replies unread
         self.up = True
         self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
         self.prev_published = 0
@@ -254,7 +255,7 @@ class Publisher:
         self.add(PrevBar(bar))
 
     def add(self, bar: Bar | PrevBar | MinuteClosed) -> None:
-        if len(self.pending) >= self.bound:
+        while len(self.pending) >= self.bound:  # (entries back from a lost reply can overfill it)
             old = self.pending.popleft()
             if isinstance(old, PrevBar):
                 old = old.bar
@@ -267,45 +268,102 @@ class Publisher:
                     )
         self.pending.append(bar)
 
-    def flush(self, force: bool = False) -> bool:
-        """Send every pending bar and notice in order; True when nothing is left pending."""
-        if not self.pending:
-            return True
-        if not self.up and not force and self.monotonic() < self._next_try:
+    def flush(self, force: bool = False, wait: bool = True) -> bool:
+        """Send every pending bar and notice in order; True when nothing is left pending.
+
+        ``wait=False`` (the hub loop) returns once the calls are written: their replies
+        are read by the next flush, so Redis runs a batch's script while the hub
+        aggregates the next one (the script's time no longer adds to the hub's).
+        Redis publishes on receipt either way: latency to subscribers is the same.
+        """
+        if self._sent is not None and not self._collect():
             return False
-        sent = 0
+        for _ in range(2):  # a second round only after NOSCRIPT (the script is loaded by then)
+            if not self.pending:
+                return True
+            if not self.up and not force and self.monotonic() < self._next_try:
+                return False
+            if not self._send():
+                return False
+            if not wait:
+                return True
+            if not self._collect():
+                return False
+        return not self.pending
+
+    def _send(self) -> bool:
+        """Write the pending entries as EVALSHA calls on one connection (replies unread)."""
+        batch = list(self.pending)
+        self.pending.clear()
+        calls = self._calls(batch)
+        pool = self.client.connection_pool
+        conn = None
         try:
-            for _ in range(2):  # the second round only after NOSCRIPT (the script is loaded then)
-                batch = list(self.pending)
-                calls = self._calls(batch)
-                pipe = self.client.pipeline(transaction=False)
-                for c in calls:
-                    pipe.execute_command("EVALSHA", self._sha, len(c.keys), *c.keys, self.maxlen, "".join(c.parts),
-                                         *c.argv)
-                replies = pipe.execute(raise_on_error=False)
-                done = 0
-                for c, reply in zip(calls, replies):
-                    if isinstance(reply, NoScriptError):
-                        break  # this call ran nothing, nor did any after it (same server, same script)
+            conn = pool.get_connection()
+            packed = conn.pack_commands([("EVALSHA", self._sha, len(c.keys), *c.keys, self.maxlen, "".join(c.parts),
+                                          *c.argv) for c in calls])
+            try:
+                conn.send_packed_command(packed)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()  # a stale pooled connection (Redis restarted): one fresh try
+                conn.send_packed_command(packed)
+        except redis.RedisError as e:
+            if conn is not None:
+                conn.disconnect()
+                pool.release(conn)
+            self.pending.extendleft(reversed(batch))
+            self._down(e)
+            return False
+        self._sent = (conn, calls, batch)
+        return True
+
+    def _collect(self) -> bool:
+        """Read the replies of the calls written by ``_send`` and count them. What did not
+        run (NOSCRIPT) or whose reply was lost goes back to the front of ``pending``."""
+        assert self._sent is not None
+        conn, calls, batch = self._sent
+        self._sent = None
+        done = 0
+        error: redis.RedisError | None = None
+        try:
+            for c in calls:
+                try:
+                    reply: object = conn.read_response()
+                except NoScriptError:
+                    # This call ran nothing, nor will any after it (same server, same script);
+                    # their replies are still read so that the connection stays in step.
+                    error = error or NoScriptError()
+                    continue
+                except redis.ResponseError as e:
+                    reply = e  # the script failed as a whole: its bars are counted as rejected
+                if error is None:
                     self._settle(c, reply)
                     done += c.items
-                for _ in range(done):
-                    self.pending.popleft()
-                sent += done
-                if done == len(batch):
-                    break
+        except redis.RedisError as e:  # connection lost: whatever ran is in the log, resending is safe
+            conn.disconnect()
+            error = e
+        finally:
+            self.client.connection_pool.release(conn)
+        self.pending.extendleft(reversed(batch[done:]))
+        if isinstance(error, NoScriptError):
+            try:
                 self._sha = self.client.script_load(_PUBLISH_LUA)
-        except redis.RedisError as e:
-            self.errors += 1
-            if self.up:
-                log.error("redis unreachable, buffering bars (%d pending): %s", len(self.pending), e)
-            self.up = False
-            self._next_try = self.monotonic() + self.retry_s
+            except redis.RedisError as e:
+                error = e
+        if error is not None and not isinstance(error, NoScriptError):
+            self._down(error)
             return False
         if not self.up:
-            log.info("redis back: flushed %d buffered bars", sent)
+            log.info("redis back: flushed %d buffered bars", done)
         self.up = True
-        return not self.pending
+        return True
+
+    def _down(self, e: Exception) -> None:
+        self.errors += 1
+        if self.up:
+            log.error("redis unreachable, buffering bars (%d pending): %s", len(self.pending), e)
+        self.up = False
+        self._next_try = self.monotonic() + self.retry_s
 
     def _calls(self, batch: list[Bar | PrevBar | MinuteClosed]) -> list[_Call]:
         """Pack the batch into script calls of up to SCRIPT_BARS bars each (notices ride along)."""
@@ -391,7 +449,7 @@ class Publisher:
             "published": self.published,
             "duplicates": self.duplicates,
             "dropped": self.dropped,
-            "pending": len(self.pending),
+            "pending": len(self.pending) + (len(self._sent[2]) if self._sent else 0),
             "minute_notices": self.notices,
             "prev_published": self.prev_published,
             "redis_errors": self.errors,

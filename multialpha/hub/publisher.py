@@ -55,23 +55,26 @@ SEP = "\x1f"  # ends every field of the packed argument; _ESCAPE finds it in any
 # Returns per bar: 1 published, 0 already logged (not published again), or an error text.
 _PUBLISH_LUA = """
 local maxlen, blob = ARGV[1], ARGV[2]
-local find, sub, byte = string.find, string.sub, string.byte
+local match, find, byte = string.match, string.find, string.byte
+-- one string.match per record: the C pattern matcher splits it (a find + sub per field cost more)
+local BAR = '^B\\31' .. string.rep('([^\\31]*)\\31', %(nb)d) .. '()'
+local NOTICE = '^N\\31([^\\31]*)\\31([^\\31]*)\\31()'
 local out, k, a, p, n = {}, 0, 3, 1, #blob
 while p <= n do
   local kind = byte(blob, p)
-  p = p + 2
-  local v = {}
-  if kind == 88 then
+  local v
+  if kind == 66 then
+    v = {match(blob, BAR, p)}
+    p = v[%(nb)d + 1]
+  elseif kind == 78 then
+    v = {match(blob, NOTICE, p)}
+    p = v[3]
+  else
     kind = byte(ARGV[a])
     local c = kind == 66 and %(nb)d or 2
-    for j = 1, c do v[j] = ARGV[a + j] end
+    v = {unpack(ARGV, a + 1, a + c)}
     a = a + c + 1
-  else
-    for j = 1, kind == 66 and %(nb)d or 2 do
-      local q = find(blob, '\\31', p, true)
-      v[j] = sub(blob, p, q - 1)
-      p = q + 1
-    end
+    p = p + 2
   end
   if kind == 78 then
     redis.call('PUBLISH', v[1], v[2])
@@ -95,6 +98,7 @@ _ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]').search
 
 _JSON = ('{"symbol":"%s","timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,'
          '"volume":%s,"contract":"%s","trades":%s,"source":"%s"}')
+_REPRS_KEPT = 65_536
 _RECORD = "B" + SEP + "%s" + SEP + "%s" + SEP + _JSON + SEP + ("%s" + SEP) * len(FIELDS)  # id channel json values
 
 
@@ -114,6 +118,17 @@ class _Encoder:
         self._start: object = None
         self.iso = ""  # of the last bar encoded
         self.id = ""  # its bar-log id, ``{start_ms}-0``
+        # price -> repr: a float's shortest repr costs more than the rest of a bar's encoding, and a
+        # root trades a few hundred price levels a day. Only prices > 0 are kept: -0.0 == 0.0.
+        self._reprs: dict[float, str] = {}
+
+    def _num(self, x: float) -> str:
+        text = repr(x)
+        if x > 0:
+            if len(self._reprs) >= _REPRS_KEPT:
+                self._reprs.clear()
+            self._reprs[x] = text
+        return text
 
     def _stamp(self, start: object) -> None:
         if start is not self._start and start != self._start:
@@ -138,8 +153,10 @@ class _Encoder:
         sym, contract, source = bar.symbol, bar.contract, bar.source
         if _ESCAPE(sym) or _ESCAPE(contract) or _ESCAPE(source):
             return None
-        vals = (sym, self.iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
-                str(bar.volume), contract, str(bar.trades), source)
+        num = self._reprs.get
+        o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+        vals = (sym, self.iso, num(o) or self._num(o), num(h) or self._num(h), num(lo) or self._num(lo),
+                num(c) or self._num(c), str(bar.volume), contract, str(bar.trades), source)
         return _RECORD % (self.id, channel, *vals, *vals)
 
     def explicit(self, bar: Bar, channel: str) -> list[str]:

@@ -128,12 +128,14 @@ class Aggregator(MinuteCloser):
             try:  # free in 3.11 unless raised; a subscript beats .get()
                 s = routes[r.instrument_id]
             except KeyError:
-                s = None
-            if s is None:
+                s = False  # no mapping seen for it (None: mapped, not a front we publish)
+            if not s:
                 if self.prev_contract and self._prev_trade(r, clock):
                     nxt = min(self.deadline, resolver.hi)
+                elif s is None:
+                    self.ignored += 1  # spread, back month, other product: the commonest skip, inline
                 else:
-                    self._unrouted(r)
+                    self.unmapped += 1
                 continue
             p = r.price
             if ts < s.end:  # the open minute (end = -1 when none is open)

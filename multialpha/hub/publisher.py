@@ -121,6 +121,7 @@ class _Encoder:
         # price -> repr: a float's shortest repr costs more than the rest of a bar's encoding, and a
         # root trades a few hundred price levels a day. Only prices > 0 are kept: -0.0 == 0.0.
         self._reprs: dict[float, str] = {}
+        self._clean: set[tuple[str, str, str]] = set()  # (symbol, contract, source) that need no escaping
 
     def _num(self, x: float) -> str:
         text = repr(x)
@@ -151,8 +152,11 @@ class _Encoder:
         if start is not self._start:
             self._stamp(start)
         sym, contract, source = bar.symbol, bar.contract, bar.source
-        if _ESCAPE(sym) or _ESCAPE(contract) or _ESCAPE(source):
-            return None
+        names = (sym, contract, source)
+        if names not in self._clean:
+            if _ESCAPE(sym) or _ESCAPE(contract) or _ESCAPE(source):
+                return None
+            self._clean.add(names)  # a few dozen (root, contract, source) a day
         num = self._reprs.get
         o, h, lo, c = bar.open, bar.high, bar.low, bar.close
         vals = (sym, self.iso, num(o) or self._num(o), num(h) or self._num(h), num(lo) or self._num(lo),

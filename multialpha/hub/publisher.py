@@ -250,8 +250,8 @@ class Publisher:
         self.bound = buffer_bars
         self.retry_s = retry_s
         self.monotonic = monotonic
-        # EVALSHA straight into the pipeline: redis-py's Script in a pipeline asks SCRIPT EXISTS
-        # first, one more round trip per flush. A NOSCRIPT reply (fresh server, failover) loads it.
+        # EVALSHA written on a pooled connection (redis-py's Script in a pipeline asks SCRIPT EXISTS
+        # first: one more round trip per flush). A NOSCRIPT reply (fresh server, failover) loads it.
         self._sha = hashlib.sha1(_PUBLISH_LUA.encode()).hexdigest()
         self._encode = _Encoder()
         # symbol -> (bar log key, channel), front and previous front: built once, not per bar
@@ -297,9 +297,13 @@ class Publisher:
         aggregates the next one (the script's time no longer adds to the hub's).
         Redis publishes on receipt either way: latency to subscribers is the same.
         """
-        if self._sent is not None and not self._collect():
-            return False
-        for _ in range(2):  # a second round only after NOSCRIPT (the script is loaded by then)
+        lost: list[Exception] = []  # connections lost in this flush: the first is retried at once
+        if self._sent is not None:
+            self._collect(lost)
+        for _ in range(3):  # more rounds only after NOSCRIPT or one lost connection
+            if len(lost) > 1:
+                self._down(lost[-1])
+                return False
             if not self.pending:
                 return True
             if not self.up and not force and self.monotonic() < self._next_try:
@@ -308,8 +312,7 @@ class Publisher:
                 return False
             if not wait:
                 return True
-            if not self._collect():
-                return False
+            self._collect(lost)
         return not self.pending
 
     def _send(self) -> bool:
@@ -338,14 +341,15 @@ class Publisher:
         self._sent = (conn, calls, batch)
         return True
 
-    def _collect(self) -> bool:
+    def _collect(self, lost: list[Exception]) -> None:
         """Read the replies of the calls written by ``_send`` and count them. What did not
-        run (NOSCRIPT) or whose reply was lost goes back to the front of ``pending``."""
+        run (NOSCRIPT) or whose reply was lost (appended to ``lost``) goes back to the front
+        of ``pending``: resending is safe, the script refuses what the log already holds."""
         assert self._sent is not None
         conn, calls, batch = self._sent
         self._sent = None
         done = 0
-        error: redis.RedisError | None = None
+        noscript = False
         try:
             for c in calls:
                 try:
@@ -353,31 +357,28 @@ class Publisher:
                 except NoScriptError:
                     # This call ran nothing, nor will any after it (same server, same script);
                     # their replies are still read so that the connection stays in step.
-                    error = error or NoScriptError()
+                    noscript = True
                     continue
                 except redis.ResponseError as e:
                     reply = e  # the script failed as a whole: its bars are counted as rejected
-                if error is None:
+                if not noscript:
                     self._settle(c, reply)
                     done += c.items
-        except redis.RedisError as e:  # connection lost: whatever ran is in the log, resending is safe
+        except redis.RedisError as e:
             conn.disconnect()
-            error = e
+            lost.append(e)
         finally:
             self.client.connection_pool.release(conn)
         self.pending.extendleft(reversed(batch[done:]))
-        if isinstance(error, NoScriptError):
+        if noscript and not lost:
             try:
                 self._sha = self.client.script_load(_PUBLISH_LUA)
             except redis.RedisError as e:
-                error = e
-        if error is not None and not isinstance(error, NoScriptError):
-            self._down(error)
-            return False
-        if not self.up:
+                lost.append(e)
+        if done and not self.up:
             log.info("redis back: flushed %d buffered bars", done)
-        self.up = True
-        return True
+        if done or not lost:
+            self.up = True
 
     def _down(self, e: Exception) -> None:
         self.errors += 1

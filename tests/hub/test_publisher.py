@@ -238,8 +238,9 @@ def test_a_lost_script_cache_is_reloaded_and_the_batch_sent_once(redis_client):
 def test_replies_are_read_by_the_next_flush_and_a_lost_reply_resends_in_order(redis_client):
     """flush(wait=False), as the hub loop calls it: counted when the next flush reads the replies;
     until then the bars count as pending. A connection lost before the replies were read puts
-    the bars back at the front of the queue; the resend finds what Redis already ran in the log
-    (counted as duplicates, never published twice) and publishes the rest, in order."""
+    the bars back at the front of the queue and is retried at once (as redis-py's own retry
+    would); the resend finds what Redis already ran in the log (counted as duplicates, never
+    published twice) and publishes the rest, in order."""
     keys = Keys()
     pub = Publisher(redis_client, keys, maxlen=1000, retry_s=0.0)
     pub.add(bar(0))
@@ -250,8 +251,6 @@ def test_replies_are_read_by_the_next_flush_and_a_lost_reply_resends_in_order(re
     assert pub.flush(wait=False)
     pub._sent[0].disconnect()  # fault injection: the connection drops before its replies are read
     pub.add(bar(3))
-    assert not pub.flush() and not pub.up
-    assert [b.start for b in pub.pending] == [bar(i).start for i in (1, 2, 3)]
     assert pub.flush() and pub.up and not pub.pending
-    assert (pub.published, pub.duplicates) == (2, 2)
+    assert (pub.published, pub.duplicates, pub.errors) == (2, 2, 0)
     assert [e[0] for e in redis_client.xrange(keys.bar_log("ES"))] == [f"{bar(i).start_ms}-0" for i in range(4)]

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 
@@ -104,25 +102,6 @@ def test_a_bar_redis_refuses_is_dropped_and_counted_not_retried_forever(redis_cl
     assert pub.flush() and not pub.pending
     assert (pub.published, pub.dropped, pub.errors) == (2, 1, 1)
     assert redis_client.xlen(keys.bar_log("ES")) == 2 and pub.up
-
-
-@pytest.mark.parametrize(
-    "b",
-    [
-        bar(0),
-        Bar("6J", T0, 0.0065005, 0.0065005, 1e-05, 0.0065, 0, "6JZ5", 1, "replay"),
-        Bar("ZB", T0, 115.0625, 115.09375, 114.96875, 115.0, 10**9, "", 0, "sandbox"),
-        Bar("ES", T0, 6000.25, 6000.25, 6000.25, 6000.25, 1, 'ES"Z5\\\n\u00e9', 1, "live"),
-    ],
-)
-def test_fast_encoding_is_exactly_bar_to_json(b):
-    from multialpha.hub.publisher import FIELDS, _Encoder
-
-    text, values = _Encoder()(b)
-    assert text == b.to_json()
-    doc = json.loads(text)
-    assert values == [v if isinstance(v, str) else json.dumps(v) for v in doc.values()]
-    assert tuple(doc) == FIELDS
 
 
 def test_minute_close_notices_follow_their_bars_on_the_wire(redis_client):

@@ -18,7 +18,7 @@ from multialpha import cme_time
 from multialpha.bar import Bar
 
 FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "contract", "trades", "source")
-SEP = "\x1f"  # ends every field of the packed argument; _ESCAPE finds it in any string that needs escaping
+SEP = "\x1f"  # ends every field of the packed argument; ESCAPE finds it in any string that needs escaping
 # ARGV[1] = maxlen, ARGV[2] = the packed records, in order, each field followed by SEP:
 #   B id channel json value1..valueN   a bar, logged in KEYS[k] (k-th bar of the call)
 #   N channel payload                  a minute-close notice
@@ -28,7 +28,7 @@ SEP = "\x1f"  # ends every field of the packed argument; _ESCAPE finds it in any
 PUBLISH_LUA = """
 local maxlen, blob = ARGV[1], ARGV[2]
 local match, find, byte = string.match, string.find, string.byte
--- one string.match per record: the C pattern matcher splits it (a find + sub per field cost more)
+-- one string.match per record: the C pattern matcher splits it into its fields
 local BAR = '^B\\31' .. string.rep('([^\\31]*)\\31', %(nb)d) .. '()'
 local NOTICE = '^N\\31([^\\31]*)\\31([^\\31]*)\\31()'
 local out, k, a, p, n = {}, 0, 3, 1, #blob

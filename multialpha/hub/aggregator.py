@@ -98,11 +98,14 @@ class Aggregator(MinuteCloser):
     def process(self, records: Iterable[object]) -> None:
         """Feed a batch of records (trades; anything else goes to ``on_other``).
 
-        Fast path: an in-order trade (``ts_recv`` beyond the feed clock) for the
-        open minute of its root. Such a trade cannot be late and cannot precede
-        the trading-day window, so it needs one threshold test (the earlier of
-        the next close deadline and the day's end) and one ``< end`` test.
-        Everything else takes :meth:`_trade`, the general path.
+        Fast path: an in-order trade (``ts_recv`` not before the feed clock) for
+        the open minute of its root. Such a trade cannot be late and cannot
+        precede the trading-day window, so it needs one threshold test (the
+        earlier of the next close deadline and the day's end) and one ``< end``
+        test. Its price is range-checked only when it makes a new high or low:
+        the bar's high and low are already inside ``[pmin, PMAX)``, so a price
+        between them is too. Everything else takes :meth:`_trade`, the general
+        path.
         """
         Trade, PMX = TradeMsg, PMAX  # globals as locals: this loop runs once per trade
         resolver = self.resolver
@@ -116,7 +119,7 @@ class Aggregator(MinuteCloser):
                 clock, routes, nxt = self.clock, resolver.routes, min(self.deadline, resolver.hi)
                 continue
             ts = r.ts_recv
-            if ts <= clock or ts >= nxt:
+            if ts < clock or ts >= nxt:  # trades of one packet share ts_recv: equal is in order
                 self.clock = clock
                 self._trade(r, ts)
                 clock, routes, nxt = self.clock, resolver.routes, min(self.deadline, resolver.hi)
@@ -125,25 +128,33 @@ class Aggregator(MinuteCloser):
             try:  # free in 3.11 unless raised; a subscript beats .get()
                 s = routes[r.instrument_id]
             except KeyError:
-                s = None
-            if s is None:
+                s = False  # no mapping seen for it (None: mapped, not a front we publish)
+            if not s:
                 if self.prev_contract and self._prev_trade(r, clock):
                     nxt = min(self.deadline, resolver.hi)
+                elif s is None:
+                    self.ignored += 1  # spread, back month, other product: the commonest skip, inline
                 else:
-                    self._unrouted(r)
+                    self.unmapped += 1
                 continue
             p = r.price
-            if not s.pmin <= p < PMX:
-                self._reject(r, s.root)
-                continue
             if ts < s.end:  # the open minute (end = -1 when none is open)
                 if p > s.h:
+                    if p >= PMX:
+                        self._reject(r, s.root)
+                        continue
                     s.h = p
                 elif p < s.l:
+                    if p < s.pmin:
+                        self._reject(r, s.root)
+                        continue
                     s.l = p
                 s.c = p
                 s.v += r.size
                 s.n += 1  # counted into self.trades when the bar closes (or is dropped)
+                continue
+            if not s.pmin <= p < PMX:
+                self._reject(r, s.root)
                 continue
             self.clock = clock
             self._add(s, r, ts, p)

@@ -1,7 +1,7 @@
 """The hub process: wires session -> resolver/aggregator -> publisher, plus
 heartbeat and control, on one hub thread.
 
-Threads: the databento client's event loop (callback enqueues records), the
+Threads: the Live client's reader thread (multialpha.lsg; its callback enqueues records), the
 session thread (connect/backoff/silence), and the hub thread (everything
 else: decode-free aggregation, publishing, heartbeat, control). Only the hub
 thread touches bars and Redis.
@@ -293,7 +293,7 @@ class Hub:
                 batch = drain(BATCH, TICK_S)
                 if batch:
                     self.aggregator.process(batch)
-                self.publisher.flush()
+                self.publisher.flush(wait=False)  # replies read next time round: Redis works meanwhile
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + TICK_S

@@ -8,9 +8,13 @@ therefore never duplicate a bar.
 
 Bars are sent in closing order (by minute, then symbol), once per hub loop
 iteration, up to ``SCRIPT_BARS`` bars per script call (one round trip, one
-atomic step; per-bar client overhead is what limits throughput on thin
-markets). Minute-close notices travel in the same pipeline, after their
-minute's bars: a subscriber always sees a minute's bars before its notice.
+atomic step). Minute-close notices travel inside the same script call, after
+their minute's bars: a subscriber always sees a minute's bars before its
+notice, and a call that did not run (``NOSCRIPT`` after a Redis restart or a
+failover: the script is loaded and the call sent again) published nothing.
+Each call carries its bars and notices **packed into one argument** that the
+script splits (``hub/wire.py``): per-argument packing in the client, not
+the script, is what limits throughput on thin markets.
 When Redis is unreachable the Databento session keeps running; finished bars
 wait in a bounded deque (``hub.redis_buffer_bars``) and are flushed in order
 when Redis answers again. Beyond the bound the *oldest* bars are dropped
@@ -22,86 +26,31 @@ JSON spelling); :func:`bar_from_log` turns an entry back into a :class:`Bar`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-import re
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import redis
+from redis.exceptions import NoScriptError
 
 from multialpha import cme_time
 from multialpha.bar import Bar, BarError, minute_closed_json
+from multialpha.hub.wire import ESCAPE, FIELDS, PUBLISH_LUA, SEP, Encoder
 from multialpha.keys import Keys
 
 log = logging.getLogger(__name__)
 
 SCRIPT_BARS = 256
-FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "contract", "trades", "source")
-# KEYS[i] = bar log stream of bar i; ARGV = maxlen, n, field name 1..n, then per
-# bar: id, channel, json, value 1..n. Field names travel once per call: argument
-# encoding is most of the client's per-bar cost.
-# Returns per bar: 1 published, 0 already logged (not published again), or an error text.
-_PUBLISH_LUA = """
-local maxlen = ARGV[1]
-local n = tonumber(ARGV[2])
-local out = {}
-local a = 3 + n
-local fields = {}
-for i = 1, #KEYS do
-  for j = 1, n do
-    fields[2 * j - 1] = ARGV[2 + j]
-    fields[2 * j] = ARGV[a + 2 + j]
-  end
-  local ok = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', maxlen, ARGV[a], unpack(fields))
-  if type(ok) == 'table' and ok.err then
-    if string.find(ok.err, 'equal or smaller', 1, true) then out[i] = 0 else out[i] = ok.err end
-  else
-    redis.call('PUBLISH', ARGV[a + 1], ARGV[a + 2])
-    out[i] = 1
-  end
-  a = a + 3 + n
-end
-return out
-"""
-
-
-_ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]').search
-
-
-class _Encoder:
-    """``(Bar.to_json(), log values)`` of a bar, ~4x cheaper than to_dict + json.dumps.
-
-    Per-bar cost is what limits the hub on thin markets. Numbers: ``repr``
-    (float) and ``str`` (int) are exactly Python's JSON spellings of finite
-    numbers; the minute's ISO stamp is shared by every root's bar. Any string
-    that would need JSON escaping takes the ``Bar.to_json()`` path, and a unit
-    test pins the output to ``Bar.to_json()``.
-    """
-
-    def __init__(self) -> None:
-        self._start: object = None
-        self._iso = ""
-
-    def __call__(self, bar: Bar) -> tuple[str, list[str]]:
-        if bar.start != self._start:
-            self._start, self._iso = bar.start, cme_time.iso_z(bar.start)
-        if _ESCAPE(bar.symbol) or _ESCAPE(bar.contract) or _ESCAPE(bar.source):
-            doc = bar.to_dict()
-            return json.dumps(doc, separators=(",", ":")), [v if type(v) is str else repr(v) for v in doc.values()]
-        vals = [bar.symbol, self._iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
-                str(bar.volume), bar.contract, str(bar.trades), bar.source]
-        text = ('{"symbol":"%s","timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,'
-                '"volume":%s,"contract":"%s","trades":%s,"source":"%s"}') % tuple(vals)
-        return text, vals
 
 
 def log_fields(bar: Bar) -> list[str]:
     """Flat field/value list of a bar log entry (the JSON bar's fields)."""
     out: list[str] = []
-    for k, v in zip(FIELDS, _Encoder()(bar)[1]):
+    for k, v in zip(FIELDS, Encoder()(bar)[1]):
         out += (k, v)
     return out
 
@@ -132,9 +81,6 @@ def stream_id_ns(entry_id: str | bytes) -> int:
     return int(entry_id.split("-", 1)[0]) * 1_000_000
 
 
-assert tuple(Bar("X", cme_time.from_ns(0), 1, 1, 1, 1, 0).to_dict()) == FIELDS, "Bar fields changed: update FIELDS"
-
-
 @dataclass(frozen=True, slots=True)
 class PrevBar:
     """A previous front's bar during the roll overlap: ``Keys.prev_bars`` / ``prev_bar_log``."""
@@ -147,6 +93,19 @@ class MinuteClosed:
     """Every bar starting at or before ``start_ns`` has been queued before this."""
 
     start_ns: int
+
+
+@dataclass(slots=True)
+class _Call:
+    """One script call of a flush: what it carries and what its reply settles."""
+
+    keys: list[str]
+    parts: list[str]  # the packed records, in order (joined into ARGV[2])
+    argv: list[str]  # explicit records' fields (ARGV[3..])
+    bars: list[tuple[Bar, str, bool]]  # (bar, ISO start, previous front?) in reply order
+    items: int = 0  # pending entries it settles (bars and notices)
+    notices: int = 0
+    closed_through: str = ""  # ISO minute of its last notice
 
 
 class Publisher:
@@ -166,9 +125,19 @@ class Publisher:
         self.bound = buffer_bars
         self.retry_s = retry_s
         self.monotonic = monotonic
-        self._script = client.register_script(_PUBLISH_LUA)
-        self._encode = _Encoder()
+        # EVALSHA written on a pooled connection (redis-py's Script in a pipeline asks SCRIPT EXISTS
+        # first: one more round trip per flush). A NOSCRIPT reply (fresh server, failover) loads it.
+        self._sha = hashlib.sha1(PUBLISH_LUA.encode()).hexdigest()
+        self._encode = Encoder()
+        # symbol -> (bar log key, channel), front and previous front: built once, not per bar
+        self._names: dict[str, tuple[str, str]] = {}
+        self._prev_names: dict[str, tuple[str, str]] = {}
+        self._notice_channel = keys.minute_closed()
+        # Names from a namespace that could hold SEP go as explicit arguments (Keys accepts any
+        # namespace; settings allow only [A-Za-z0-9_.-]).
+        self._plain = not (ESCAPE(keys.bars("")) or ESCAPE(keys.prev_bars("")) or ESCAPE(self._notice_channel))
         self._next_try = 0.0
+        self._sent: tuple[Any, list[_Call], list[Bar | PrevBar | MinuteClosed]] | None = None  # replies unread
         self.up = True
         self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
         self.prev_published = 0
@@ -182,7 +151,7 @@ class Publisher:
         self.add(PrevBar(bar))
 
     def add(self, bar: Bar | PrevBar | MinuteClosed) -> None:
-        if len(self.pending) >= self.bound:
+        while len(self.pending) >= self.bound:  # (entries back from a lost reply can overfill it)
             old = self.pending.popleft()
             if isinstance(old, PrevBar):
                 old = old.bar
@@ -195,60 +164,156 @@ class Publisher:
                     )
         self.pending.append(bar)
 
-    def flush(self, force: bool = False) -> bool:
-        """Send every pending bar and notice in order; True when nothing is left pending."""
-        if not self.pending:
-            return True
-        if not self.up and not force and self.monotonic() < self._next_try:
-            return False
+    def flush(self, force: bool = False, wait: bool = True) -> bool:
+        """Send every pending bar and notice in order; True when nothing is left pending.
+
+        ``wait=False`` (the hub loop) returns once the calls are written: their replies
+        are read by the next flush, so Redis runs a batch's script while the hub
+        aggregates the next one (the script's time no longer adds to the hub's).
+        Redis publishes on receipt either way: latency to subscribers is the same.
+        """
+        lost: list[Exception] = []  # connections lost in this flush: the first is retried at once
+        if self._sent is not None:
+            self._collect(lost)
+        for _ in range(3):  # more rounds only after NOSCRIPT or one lost connection
+            if len(lost) > 1:
+                self._down(lost[-1])
+                return False
+            if not self.pending:
+                return True
+            if not self.up and not force and self.monotonic() < self._next_try:
+                return False
+            if not self._send():
+                return False
+            if not wait:
+                return True
+            self._collect(lost)
+        return not self.pending
+
+    def _send(self) -> bool:
+        """Write the pending entries as EVALSHA calls on one connection (replies unread)."""
         batch = list(self.pending)
-        bars: list[tuple[Bar, str, bool]] = []  # (bar, ISO start, previous front?) in reply order
-        plan: list[int] = []  # per pipeline command: bars in the script call, 0 = a notice
+        self.pending.clear()
+        calls = self._calls(batch)
+        pool = self.client.connection_pool
+        conn = None
         try:
-            pipe = self.client.pipeline(transaction=False)
-            i = 0
-            while i < len(batch):
-                item = batch[i]
-                if isinstance(item, MinuteClosed):
-                    pipe.publish(self.keys.minute_closed(), minute_closed_json(cme_time.from_ns(item.start_ns)))
-                    plan.append(0)
-                    i += 1
-                    continue
-                keys: list[str] = []
-                args: list[object] = [self.maxlen, len(FIELDS), *FIELDS]
-                while i < len(batch) and isinstance(batch[i], (Bar, PrevBar)) and len(keys) < SCRIPT_BARS:
-                    bar = batch[i]
-                    prev = isinstance(bar, PrevBar)
-                    if prev:
-                        bar = bar.bar  # type: ignore[union-attr]
-                    text, values = self._encode(bar)  # type: ignore[arg-type]
-                    log_key = self.keys.prev_bar_log if prev else self.keys.bar_log
-                    channel = self.keys.prev_bars if prev else self.keys.bars
-                    keys.append(log_key(bar.symbol))  # type: ignore[union-attr]
-                    args += (f"{bar.start_ms}-0", channel(bar.symbol), text)  # type: ignore[union-attr]
-                    args += values
-                    bars.append((bar, values[1], prev))  # type: ignore[arg-type]
-                    i += 1
-                self._script(keys=keys, args=args, client=pipe)
-                plan.append(len(keys))
-            replies = pipe.execute(raise_on_error=False)
+            conn = pool.get_connection()
+            packed = conn.pack_commands([("EVALSHA", self._sha, len(c.keys), *c.keys, self.maxlen, "".join(c.parts),
+                                          *c.argv) for c in calls])
+            try:
+                conn.send_packed_command(packed)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()  # a stale pooled connection (Redis restarted): one fresh try
+                conn.send_packed_command(packed)
         except redis.RedisError as e:
-            self.errors += 1
-            if self.up:
-                log.error("redis unreachable, buffering bars (%d pending): %s", len(self.pending), e)
-            self.up = False
-            self._next_try = self.monotonic() + self.retry_s
+            if conn is not None:
+                conn.disconnect()
+                pool.release(conn)
+            self.pending.extendleft(reversed(batch))
+            self._down(e)
             return False
-        if not self.up:
-            log.info("redis back: flushed %d buffered bars", len(batch))
-        self.up = True
-        results: list[object] = []
-        for n, reply in zip(plan, replies):
-            if n == 0:
-                self.notices += 1
+        self._sent = (conn, calls, batch)
+        return True
+
+    def _collect(self, lost: list[Exception]) -> None:
+        """Read the replies of the calls written by ``_send`` and count them. What did not
+        run (NOSCRIPT) or whose reply was lost (appended to ``lost``) goes back to the front
+        of ``pending``: resending is safe, the script refuses what the log already holds."""
+        assert self._sent is not None
+        conn, calls, batch = self._sent
+        self._sent = None
+        done = 0
+        noscript = False
+        try:
+            for c in calls:
+                try:
+                    reply: object = conn.read_response()
+                except NoScriptError:
+                    # This call ran nothing, nor will any after it (same server, same script);
+                    # their replies are still read so that the connection stays in step.
+                    noscript = True
+                    continue
+                except redis.ResponseError as e:
+                    reply = e  # the script failed as a whole: its bars are counted as rejected
+                if not noscript:
+                    self._settle(c, reply)
+                    done += c.items
+        except redis.RedisError as e:
+            conn.disconnect()
+            lost.append(e)
+        finally:
+            self.client.connection_pool.release(conn)
+        self.pending.extendleft(reversed(batch[done:]))
+        if noscript and not lost:
+            try:
+                self._sha = self.client.script_load(PUBLISH_LUA)
+            except redis.RedisError as e:
+                lost.append(e)
+        if done and not self.up:
+            log.info("redis back: flushed %d buffered bars", done)
+        if done or not lost:
+            self.up = True
+
+    def _down(self, e: Exception) -> None:
+        self.errors += 1
+        if self.up:
+            log.error("redis unreachable, buffering bars (%d pending): %s", len(self.pending), e)
+        self.up = False
+        self._next_try = self.monotonic() + self.retry_s
+
+    def _calls(self, batch: list[Bar | PrevBar | MinuteClosed]) -> list[_Call]:
+        """Pack the batch into script calls of up to SCRIPT_BARS bars each (notices ride along)."""
+        enc = self._encode
+        packed, plain = enc.packed, self._plain
+        notice = "N" + SEP + self._notice_channel + SEP + "%s" + SEP
+        calls = [call := _Call([], [], [], [])]
+        for item in batch:
+            t = type(item)
+            if t is MinuteClosed:
+                minute = cme_time.from_ns(item.start_ns)  # type: ignore[union-attr]
+                payload = minute_closed_json(minute)
+                if plain:
+                    call.parts.append(notice % payload)
+                else:
+                    call.parts.append("X" + SEP)
+                    call.argv += ("N", self._notice_channel, payload)
+                call.items += 1
+                call.notices += 1
+                call.closed_through = cme_time.iso_z(minute)
+                continue
+            if len(call.keys) == SCRIPT_BARS:
+                calls.append(call := _Call([], [], [], []))
+            prev = t is PrevBar
+            bar: Bar = item.bar if prev else item  # type: ignore[union-attr,assignment]
+            names = self._prev_names if prev else self._names
+            try:
+                key, channel = names[bar.symbol]
+            except KeyError:
+                key, channel = names[bar.symbol] = self._names_of(bar.symbol, prev)
+            rec = packed(bar, channel) if plain else None
+            if rec is None:
+                call.parts.append("X" + SEP)
+                call.argv += enc.explicit(bar, channel)
             else:
-                results += reply if isinstance(reply, list) else [reply] * n
-        for (bar, stamp, prev), res in zip(bars, results):
+                call.parts.append(rec)
+            call.keys.append(key)
+            call.bars.append((bar, enc.iso, prev))
+            call.items += 1
+        return calls
+
+    def _names_of(self, symbol: str, prev: bool) -> tuple[str, str]:
+        if prev:
+            return self.keys.prev_bar_log(symbol), self.keys.prev_bars(symbol)
+        return self.keys.bar_log(symbol), self.keys.bars(symbol)
+
+    def _settle(self, call: _Call, reply: object) -> None:
+        """Count one call's outcome: per bar 1 published, 0 already logged, else an error."""
+        self.notices += call.notices
+        if call.closed_through:
+            self.closed_through = call.closed_through
+        results = reply if isinstance(reply, list) else [reply] * len(call.bars)
+        for (bar, stamp, prev), res in zip(call.bars, results):
             if res == 1 and prev:
                 self.prev_published += 1
             elif res == 1:
@@ -262,12 +327,6 @@ class Publisher:
             else:
                 self.duplicates += 1
                 log.debug("bar %s %s already in the log; not republished", bar.symbol, bar.start_ms)
-        for item in batch:
-            if isinstance(item, MinuteClosed):
-                self.closed_through = cme_time.iso_z(item.start_ns)
-        for _ in batch:
-            self.pending.popleft()
-        return True
 
     def last_logged(self, symbols: Iterable[str]) -> dict[str, int]:
         """Start (ns) of the newest bar in each symbol's log; absent = no log."""
@@ -287,7 +346,7 @@ class Publisher:
             "published": self.published,
             "duplicates": self.duplicates,
             "dropped": self.dropped,
-            "pending": len(self.pending),
+            "pending": len(self.pending) + (len(self._sent[2]) if self._sent else 0),
             "minute_notices": self.notices,
             "prev_published": self.prev_published,
             "redis_errors": self.errors,

@@ -18,6 +18,7 @@ from multialpha.bar import MAX_PRICE
 MINUTE = cme_time.MINUTE_NS
 PX = 1_000_000_000  # Databento fixed-point scale
 PMAX = int(MAX_PRICE) * PX  # also excludes UNDEF_PRICE (2**63 - 1 > 1e18)
+_PRICES_KEPT = 4096  # price levels cached per series
 
 
 
@@ -25,7 +26,7 @@ class Series:
     """One root's open bar (prices still in fixed point) and its history mark."""
 
     __slots__ = ("root", "tick", "digits", "minute", "end", "o", "h", "l", "c", "v", "n", "contract", "last_pub", "pmin",
-                 "prev")
+                 "prev", "half", "prices")
 
     def __init__(self, root: str, tick_size: float, prev: bool = False) -> None:
         self.root = root
@@ -35,6 +36,10 @@ class Series:
             raise ValueError(f"{root}: tick {tick_size} below 1e-9")
         self.pmin = self.tick - self.tick // 2  # lowest fixed price that does not round to 0 at the tick
         self.digits = max(0, -Decimal(repr(tick_size)).normalize().as_tuple().exponent)  # type: ignore[operator]
+        self.half = self.tick // 2
+        # ticks -> float price: a root trades a few hundred price levels a day, and round() is
+        # most of a bar's closing cost on a thin market (4 fields per bar)
+        self.prices: dict[int, float] = {}
         self.minute = -1  # start ns of the open bar, -1 = none
         self.end = -1  # its end (minute + 60 s), -1 = none
         self.o = self.h = self.l = self.c = self.v = self.n = 0
@@ -43,5 +48,11 @@ class Series:
 
     def price(self, fixed: int) -> float:
         """Fixed point -> float rounded (half up) to the tick, once per bar field."""
-        t = self.tick
-        return round((fixed + t // 2) // t * t / PX, self.digits)
+        q = (fixed + self.half) // self.tick
+        try:
+            return self.prices[q]
+        except KeyError:
+            if len(self.prices) >= _PRICES_KEPT:
+                self.prices.clear()  # a runaway market: start over rather than grow
+            px = self.prices[q] = round(q * self.tick / PX, self.digits)
+            return px

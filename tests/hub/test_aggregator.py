@@ -245,3 +245,18 @@ def test_release_ready_at_shutdown_emits_complete_bars_without_a_notice():
     rig.agg.release_ready()
     assert [(b.symbol, b.start_ms * 1_000_000) for b in rig.bars] == [("CL", T0), ("ES", T0)]
     assert rig.closed == [] and rig.agg.open_bars() == 2  # minute 1 stays open (partial: never published)
+
+
+def test_trades_sharing_the_feed_clock_time_are_in_order_not_late():
+    """Trades of one packet share ts_recv: equal to the clock is in order (the fast path), also
+    right after a heartbeat at that time closed the previous minute."""
+    rig = Rig()
+    rig.feed(trade(1, T0 + 1, 6000.0), trade(1, T0 + 1, 6002.0, 2), trade(1, T0 + 1, 5999.0, 3),
+             trade(1, T0 + 1, UNDEF_PRICE), heartbeat(T0 + MIN + NS))
+    (first,) = rig.bars
+    assert (first.open, first.high, first.low, first.close, first.volume, first.trades) == (
+        6000.0, 6002.0, 5999.0, 5999.0, 6, 3)
+    rig.feed(trade(1, T0 + MIN + NS, 6001.0), trade(1, T0 + MIN + NS, 6001.25), heartbeat(T0 + 3 * MIN))
+    second = rig.bars[1]
+    assert (second.start, second.open, second.close, second.trades) == (first.end, 6001.0, 6001.25, 2)
+    assert (rig.agg.late, rig.agg.rejected) == (0, 1)

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 
@@ -106,25 +104,6 @@ def test_a_bar_redis_refuses_is_dropped_and_counted_not_retried_forever(redis_cl
     assert redis_client.xlen(keys.bar_log("ES")) == 2 and pub.up
 
 
-@pytest.mark.parametrize(
-    "b",
-    [
-        bar(0),
-        Bar("6J", T0, 0.0065005, 0.0065005, 1e-05, 0.0065, 0, "6JZ5", 1, "replay"),
-        Bar("ZB", T0, 115.0625, 115.09375, 114.96875, 115.0, 10**9, "", 0, "sandbox"),
-        Bar("ES", T0, 6000.25, 6000.25, 6000.25, 6000.25, 1, 'ES"Z5\\\n\u00e9', 1, "live"),
-    ],
-)
-def test_fast_encoding_is_exactly_bar_to_json(b):
-    from multialpha.hub.publisher import FIELDS, _Encoder
-
-    text, values = _Encoder()(b)
-    assert text == b.to_json()
-    doc = json.loads(text)
-    assert values == [v if isinstance(v, str) else json.dumps(v) for v in doc.values()]
-    assert tuple(doc) == FIELDS
-
-
 def test_minute_close_notices_follow_their_bars_on_the_wire(redis_client):
     from multialpha.bar import parse_minute_closed
 
@@ -160,3 +139,97 @@ def test_a_bad_minute_close_notice_is_a_bar_error(payload):
 
     with pytest.raises(BarError):
         parse_minute_closed(payload)
+
+
+def _wire(ps) -> list[tuple[str, str]]:
+    got = []
+    while (m := ps.get_message(timeout=0.5)) is not None:
+        if m["type"] in ("message", "pmessage"):
+            got.append((m["channel"], m["data"]))
+    return got
+
+
+def test_a_minute_batch_across_roots_with_one_bar_already_logged(redis_client):
+    """One script call carries a minute's bars of several roots and its notice; a bar already in
+    its log (a restarted hub) is skipped alone: the others and the notice still go out, in order."""
+    keys = Keys("multialpha")
+    first = Publisher(redis_client, keys, maxlen=100)
+    first.add(bar(0, "NQ"))
+    assert first.flush() and first.published == 1
+    ps = redis_client.pubsub()
+    ps.psubscribe(keys.bars_pattern())
+    ps.subscribe(keys.minute_closed())
+    ps.get_message(timeout=1), ps.get_message(timeout=1)
+    pub = Publisher(redis_client, keys, maxlen=100)
+    for m in range(2):
+        for sym in ("ES", "NQ", "ZB"):
+            pub.add(bar(m, sym))
+        pub.add_minute_closed(cme_time.to_ns(bar(m).start))
+    assert pub.flush() and not pub.pending
+    notice = [(keys.minute_closed(), f'{{"minute":"{cme_time.iso_z(bar(m).start)}"}}') for m in range(2)]
+    assert _wire(ps) == [(keys.bars(s), bar(0, s).to_json()) for s in ("ES", "ZB")] + notice[:1] + [
+        (keys.bars(s), bar(1, s).to_json()) for s in ("ES", "NQ", "ZB")] + notice[1:]
+    assert (pub.published, pub.duplicates, pub.notices, pub.dropped) == (5, 1, 2, 0)
+    assert pub.last_bar == {s: cme_time.iso_z(bar(1).start) for s in ("ES", "NQ", "ZB")}
+    assert redis_client.xlen(keys.bar_log("NQ")) == 2
+
+
+def test_strings_that_could_hold_the_separator_travel_as_arguments(redis_client):
+    """A bar whose strings need escaping (or hold the packed argument's separator) goes as
+    separate script arguments, between packed ones, and still reads exactly as Bar.to_json()."""
+    keys = Keys("multialpha")
+    ps = redis_client.pubsub()
+    ps.psubscribe(keys.bars_pattern())
+    ps.get_message(timeout=1)
+    odd = Bar("NQ", T0, 6000.25, 6000.25, 6000.25, 6000.25, 1, 'NQ"Z5\\\x1f\n\u00e9', 1, "live")
+    bars = [bar(0, "ES"), odd, bar(0, "ZB"), bar(1, "E\x1fS")]
+    pub = Publisher(redis_client, keys, maxlen=100)
+    for b in bars:
+        pub.add(b)
+    pub.add_minute_closed(cme_time.to_ns(bar(0).start))
+    assert pub.flush() and (pub.published, pub.notices) == (4, 1)
+    assert _wire(ps) == [(keys.bars(b.symbol), b.to_json()) for b in bars]
+    for b in bars:
+        ((entry_id, fields),) = redis_client.xrange(keys.bar_log(b.symbol))
+        flat = log_fields(b)
+        assert entry_id == f"{b.start_ms}-0" and fields == dict(zip(flat[::2], flat[1::2]))
+
+
+def test_a_lost_script_cache_is_reloaded_and_the_batch_sent_once(redis_client):
+    """NOSCRIPT (a restarted or failed-over Redis has no scripts): nothing of that call ran; the
+    script is loaded and the call sent again, so every bar is published once, notice last."""
+    keys = Keys("multialpha")
+    pub = Publisher(redis_client, keys, maxlen=100)
+    pub.add(bar(0))
+    assert pub.flush()
+    redis_client.script_flush()
+    ps = redis_client.pubsub()
+    ps.subscribe(keys.bars("ES"), keys.minute_closed())
+    ps.get_message(timeout=1), ps.get_message(timeout=1)
+    pub.add(bar(1))
+    pub.add(bar(2))
+    pub.add_minute_closed(cme_time.to_ns(bar(2).start))
+    assert pub.flush() and not pub.pending
+    assert [ch for ch, _ in _wire(ps)] == [keys.bars("ES"), keys.bars("ES"), keys.minute_closed()]
+    assert (pub.published, pub.duplicates, pub.notices, pub.errors) == (3, 0, 1, 0)
+
+
+def test_replies_are_read_by_the_next_flush_and_a_lost_reply_resends_in_order(redis_client):
+    """flush(wait=False), as the hub loop calls it: counted when the next flush reads the replies;
+    until then the bars count as pending. A connection lost before the replies were read puts
+    the bars back at the front of the queue and is retried at once (as redis-py's own retry
+    would); the resend finds what Redis already ran in the log (counted as duplicates, never
+    published twice) and publishes the rest, in order."""
+    keys = Keys()
+    pub = Publisher(redis_client, keys, maxlen=1000, retry_s=0.0)
+    pub.add(bar(0))
+    assert pub.flush(wait=False) and (pub.published, pub.counters()["pending"]) == (0, 1)
+    assert pub.flush() and (pub.published, pub.counters()["pending"]) == (1, 0)
+    for i in (1, 2):
+        pub.add(bar(i))
+    assert pub.flush(wait=False)
+    pub._sent[0].disconnect()  # fault injection: the connection drops before its replies are read
+    pub.add(bar(3))
+    assert pub.flush() and pub.up and not pub.pending
+    assert (pub.published, pub.duplicates, pub.errors) == (2, 2, 0)
+    assert [e[0] for e in redis_client.xrange(keys.bar_log("ES"))] == [f"{bar(i).start_ms}-0" for i in range(4)]

@@ -1,0 +1,144 @@
+"""The hub's bar wire format: the publish script and the records it reads.
+
+``PUBLISH_LUA`` (run by hub/publisher.py, one call per up to 256 bars): per bar
+``XADD`` to the bar log with id ``{start_ms}-0`` and, only if that succeeded,
+``PUBLISH`` of ``Bar.to_json()``; minute-close notices in the same call, in
+order. The bars and notices of a call travel packed into one argument (redis-py
+packs each argument separately, and that packing was the client's largest cost
+per bar); ``Encoder`` writes that argument's records. Separate from the
+publisher, which owns the queue, the connection and the counters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from multialpha import cme_time
+from multialpha.bar import Bar
+
+FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "contract", "trades", "source")
+SEP = "\x1f"  # ends every field of the packed argument; ESCAPE finds it in any string that needs escaping
+# ARGV[1] = maxlen, ARGV[2] = the packed records, in order, each field followed by SEP:
+#   B id channel json value1..valueN   a bar, logged in KEYS[k] (k-th bar of the call)
+#   N channel payload                  a minute-close notice
+#   X                                  the next record's fields are ARGV[a..] instead (kind B or N
+#                                      first): a bar with a string that could hold SEP.
+# Returns per bar: 1 published, 0 already logged (not published again), or an error text.
+PUBLISH_LUA = """
+local maxlen, blob = ARGV[1], ARGV[2]
+local match, find, byte = string.match, string.find, string.byte
+-- one string.match per record: the C pattern matcher splits it into its fields
+local BAR = '^B\\31' .. string.rep('([^\\31]*)\\31', %(nb)d) .. '()'
+local NOTICE = '^N\\31([^\\31]*)\\31([^\\31]*)\\31()'
+local out, k, a, p, n = {}, 0, 3, 1, #blob
+while p <= n do
+  local kind = byte(blob, p)
+  local v
+  if kind == 66 then
+    v = {match(blob, BAR, p)}
+    p = v[%(nb)d + 1]
+  elseif kind == 78 then
+    v = {match(blob, NOTICE, p)}
+    p = v[3]
+  else
+    kind = byte(ARGV[a])
+    local c = kind == 66 and %(nb)d or 2
+    v = {unpack(ARGV, a + 1, a + c)}
+    a = a + c + 1
+    p = p + 2
+  end
+  if kind == 78 then
+    redis.call('PUBLISH', v[1], v[2])
+  else
+    k = k + 1
+    local ok = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, v[1], %(fields)s)
+    if type(ok) == 'table' and ok.err then
+      if find(ok.err, 'equal or smaller', 1, true) then out[k] = 0 else out[k] = ok.err end
+    else
+      redis.call('PUBLISH', v[2], v[3])
+      out[k] = 1
+    end
+  end
+end
+return out
+""" % {"nb": 3 + len(FIELDS), "fields": ", ".join(f"'{f}', v[{4 + j}]" for j, f in enumerate(FIELDS))}
+
+
+ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]').search
+
+
+_JSON = ('{"symbol":"%s","timestamp":"%s","open":%s,"high":%s,"low":%s,"close":%s,'
+         '"volume":%s,"contract":"%s","trades":%s,"source":"%s"}')
+_REPRS_KEPT = 65_536
+_RECORD = "B" + SEP + "%s" + SEP + "%s" + SEP + _JSON + SEP + ("%s" + SEP) * len(FIELDS)  # id channel json values
+
+
+class Encoder:
+    """``(Bar.to_json(), log values)`` of a bar, ~4x cheaper than to_dict + json.dumps,
+    and the bar's packed record for the script (``packed``).
+
+    Per-bar cost is what limits the hub on thin markets. Numbers: ``repr``
+    (float) and ``str`` (int) are exactly Python's JSON spellings of finite
+    numbers; the minute's ISO stamp and stream id are shared by every root's bar
+    (the aggregator hands them one ``datetime`` per minute, so an identity test
+    usually decides). Any string that would need JSON escaping takes the
+    ``Bar.to_json()`` path, and a unit test pins the output to ``Bar.to_json()``.
+    """
+
+    def __init__(self) -> None:
+        self._start: object = None
+        self.iso = ""  # of the last bar encoded
+        self.id = ""  # its bar-log id, ``{start_ms}-0``
+        # price -> repr: a float's shortest repr costs more than the rest of a bar's encoding, and a
+        # root trades a few hundred price levels a day. Only prices > 0 are kept: -0.0 == 0.0.
+        self._reprs: dict[float, str] = {}
+        self._clean: set[tuple[str, str, str]] = set()  # (symbol, contract, source) that need no escaping
+
+    def _num(self, x: float) -> str:
+        text = repr(x)
+        if x > 0:
+            if len(self._reprs) >= _REPRS_KEPT:
+                self._reprs.clear()
+            self._reprs[x] = text
+        return text
+
+    def _stamp(self, start: object) -> None:
+        if start is not self._start and start != self._start:
+            self._start, self.iso = start, cme_time.iso_z(start)  # type: ignore[arg-type]
+            self.id = f"{cme_time.to_ms(start)}-0"  # type: ignore[arg-type]
+
+    def __call__(self, bar: Bar) -> tuple[str, list[str]]:
+        self._stamp(bar.start)
+        if ESCAPE(bar.symbol) or ESCAPE(bar.contract) or ESCAPE(bar.source):
+            doc = bar.to_dict()
+            return json.dumps(doc, separators=(",", ":")), [v if type(v) is str else repr(v) for v in doc.values()]
+        vals = [bar.symbol, self.iso, repr(bar.open), repr(bar.high), repr(bar.low), repr(bar.close),
+                str(bar.volume), bar.contract, str(bar.trades), bar.source]
+        return _JSON % tuple(vals), vals
+
+    def packed(self, bar: Bar, channel: str) -> str | None:
+        """The bar's ``B`` record (``channel`` must hold no SEP), or None when one of its
+        strings could hold SEP: that bar travels as separate arguments (``explicit``)."""
+        start = bar.start
+        if start is not self._start:
+            self._stamp(start)
+        sym, contract, source = bar.symbol, bar.contract, bar.source
+        names = (sym, contract, source)
+        if names not in self._clean:
+            if ESCAPE(sym) or ESCAPE(contract) or ESCAPE(source):
+                return None
+            self._clean.add(names)  # a few dozen (root, contract, source) a day
+        num = self._reprs.get
+        o, h, lo, c = bar.open, bar.high, bar.low, bar.close
+        vals = (sym, self.iso, num(o) or self._num(o), num(h) or self._num(h), num(lo) or self._num(lo),
+                num(c) or self._num(c), str(bar.volume), contract, str(bar.trades), source)
+        return _RECORD % (self.id, channel, *vals, *vals)
+
+    def explicit(self, bar: Bar, channel: str) -> list[str]:
+        """The script's ``ARGV`` form of a bar: kind, id, channel, json, values."""
+        text, vals = self(bar)
+        return ["B", self.id, channel, text, *vals]
+
+
+assert tuple(Bar("X", cme_time.from_ns(0), 1, 1, 1, 1, 0).to_dict()) == FIELDS, "Bar fields changed: update FIELDS"

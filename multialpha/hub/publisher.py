@@ -39,7 +39,7 @@ from redis.exceptions import NoScriptError
 
 from multialpha import cme_time
 from multialpha.bar import Bar, BarError, minute_closed_json
-from multialpha.hub.wire import ESCAPE, FIELDS, PUBLISH_LUA, SEP, Encoder
+from multialpha.hub.wire import ESCAPE, FIELDS, PUBLISH_LUA, SEP, Encoder, first_error, refused_for_now
 from multialpha.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -139,6 +139,7 @@ class Publisher:
         self._next_try = 0.0
         self._sent: tuple[Any, list[_Call], list[Bar | PrevBar | MinuteClosed]] | None = None  # replies unread
         self.up = True
+        self._lost_streak = 0  # flushes in a row whose replies were lost: 2 = Redis down
         self.published = self.duplicates = self.dropped = self.errors = self.notices = 0
         self.prev_published = 0
         self.last_bar: dict[str, str] = {}  # symbol -> ISO start of the last published bar
@@ -172,12 +173,11 @@ class Publisher:
         aggregates the next one (the script's time no longer adds to the hub's).
         Redis publishes on receipt either way: latency to subscribers is the same.
         """
-        lost: list[Exception] = []  # connections lost in this flush: the first is retried at once
+        lost: list[Exception] = []  # replies lost in this flush (a lost one is resent at once)
         if self._sent is not None:
             self._collect(lost)
         for _ in range(3):  # more rounds only after NOSCRIPT or one lost connection
-            if len(lost) > 1:
-                self._down(lost[-1])
+            if lost and not self.up:  # a second loss in a row (this flush or across flushes)
                 return False
             if not self.pending:
                 return True
@@ -223,24 +223,29 @@ class Publisher:
         assert self._sent is not None
         conn, calls, batch = self._sent
         self._sent = None
+        before = len(lost)  # ``lost`` is the whole flush's: earlier rounds' losses are in it
         done = 0
         noscript = False
         try:
             for c in calls:
                 try:
                     reply: object = conn.read_response()
+                    if refused_for_now(reply):  # a bar's XADD refused for now (OOM, READONLY, ...)
+                        raise redis.ResponseError(first_error(reply))  # caught just below, re-raised
                 except NoScriptError:
                     # This call ran nothing, nor will any after it (same server, same script);
                     # their replies are still read so that the connection stays in step.
                     noscript = True
                     continue
                 except redis.ResponseError as e:
+                    if refused_for_now(e):
+                        raise  # Redis is there but refuses writes for now: as a lost reply
                     reply = e  # the script failed as a whole: its bars are counted as rejected
                 if not noscript:
                     self._settle(c, reply)
                     done += c.items
         except redis.RedisError as e:
-            conn.disconnect()
+            conn.disconnect()  # replies of later calls are unread: the connection is out of step
             lost.append(e)
         finally:
             self.client.connection_pool.release(conn)
@@ -252,8 +257,23 @@ class Publisher:
                 lost.append(e)
         if done and not self.up:
             log.info("redis back: flushed %d buffered bars", done)
-        if done or not lost:
+        if len(lost) > before:
+            self._lose(lost[-1], len(batch) - done, at_once=done > 0)
+        else:
+            self._lost_streak = 0
             self.up = True
+
+    def _lose(self, e: Exception, unsettled: int, at_once: bool) -> None:
+        """A reply not read (connection lost, read timeout, LOADING) or a write refused for now
+        (READONLY, OOM, ...): the unsettled entries are back in ``pending``. The first loss is
+        resent at once (a pooled connection Redis dropped); a second in a row, or a refusal,
+        is Redis down: logged, counted, health red, retried every ``retry_s``."""
+        self._lost_streak = 1 if at_once else self._lost_streak + 1
+        if self._lost_streak >= 2 or isinstance(e, redis.ResponseError):
+            self._down(e)
+        else:
+            self.errors += 1
+            log.warning("redis reply lost, resending %d entries: %s", unsettled, e)
 
     def _down(self, e: Exception) -> None:
         self.errors += 1
@@ -342,12 +362,15 @@ class Publisher:
         return out
 
     def counters(self) -> dict[str, int]:
+        sent = self._sent  # read once: the health thread asks while the hub thread flushes
         return {
             "published": self.published,
             "duplicates": self.duplicates,
             "dropped": self.dropped,
-            "pending": len(self.pending) + (len(self._sent[2]) if self._sent else 0),
+            "pending": len(self.pending) + (len(sent[2]) if sent else 0),
             "minute_notices": self.notices,
             "prev_published": self.prev_published,
             "redis_errors": self.errors,
         }
+
+

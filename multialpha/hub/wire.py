@@ -14,6 +14,9 @@ from __future__ import annotations
 import json
 import re
 
+import redis
+from redis.exceptions import MasterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError, TryAgainError
+
 from multialpha import cme_time
 from multialpha.bar import Bar
 
@@ -142,3 +145,25 @@ class Encoder:
 
 
 assert tuple(Bar("X", cme_time.from_ns(0), 1, 1, 1, 1, 0).to_dict()) == FIELDS, "Bar fields changed: update FIELDS"
+
+
+# Error codes that say "not now" (a demoted primary, memory full, an ACL change, a busy, loading
+# or leaderless server) rather than "never" (a key of the wrong type): the entries are kept and
+# sent again, not dropped. redis-py strips the code from the exceptions it maps to a class.
+_NOT_NOW_CODES = ("OOM", "READONLY", "NOPERM", "BUSY", "MASTERDOWN", "TRYAGAIN", "LOADING")
+_NOT_NOW_CLASSES = (ReadOnlyError, OutOfMemoryError, NoPermissionError, MasterDownError, TryAgainError)
+
+
+def refused_for_now(reply: object) -> bool:
+    """The script failed with, or returned for a bar (its per-bar error texts), a "not now" error."""
+    if isinstance(reply, redis.ResponseError):
+        return isinstance(reply, _NOT_NOW_CLASSES) or str(reply).startswith(_NOT_NOW_CODES)
+    return isinstance(reply, list) and first_error(reply) is not None
+
+
+def first_error(reply: list) -> str | None:  # its text starts with its code
+    for r in reply:
+        text = r.decode(errors="replace") if isinstance(r, bytes) else r
+        if isinstance(text, str) and text.split(" ", 1)[0] in _NOT_NOW_CODES:
+            return text
+    return None

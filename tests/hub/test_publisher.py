@@ -231,5 +231,47 @@ def test_replies_are_read_by_the_next_flush_and_a_lost_reply_resends_in_order(re
     pub._sent[0].disconnect()  # fault injection: the connection drops before its replies are read
     pub.add(bar(3))
     assert pub.flush() and pub.up and not pub.pending
-    assert (pub.published, pub.duplicates, pub.errors) == (2, 2, 0)
+    assert (pub.published, pub.duplicates, pub.errors) == (2, 2, 1)  # the loss is counted, not hidden
     assert [e[0] for e in redis_client.xrange(keys.bar_log("ES"))] == [f"{bar(i).start_ms}-0" for i in range(4)]
+
+
+def test_replies_lost_on_two_flushes_in_a_row_are_redis_down_and_nothing_is_dropped(redis_client):
+    """The hub loop's flush(wait=False) reads one batch of replies per call: a reply lost on two
+    calls in a row (a stalled Redis timing out the read, LOADING after a restart) is Redis down
+    (up False, counted, backoff), not a silent resend loop; the bars stay pending and are
+    published once when Redis answers again."""
+    keys = Keys()
+    now = [0.0]
+    pub = Publisher(redis_client, keys, maxlen=1000, retry_s=0.5, monotonic=lambda: now[0])
+    pub.add(bar(0))
+    assert pub.flush(wait=False)
+    pub._sent[0].disconnect()  # fault injection: the reply is lost
+    assert pub.flush(wait=False) and pub.up and pub.errors == 1  # first loss: resent at once
+    pub._sent[0].disconnect()  # lost again, on the next flush
+    assert not pub.flush(wait=False)
+    assert not pub.up and pub.errors == 2 and pub.counters()["pending"] == 1
+    assert not pub.flush(wait=False) and pub.pending  # backing off: nothing sent before retry_s
+    now[0] += 0.5
+    assert pub.flush() and pub.up and not pub.pending
+    assert [e[0] for e in redis_client.xrange(keys.bar_log("ES"))] == [f"{bar(0).start_ms}-0"]
+    assert (pub.published, pub.duplicates) == (0, 1)  # published by a call whose reply was lost
+
+
+def test_a_write_refused_for_now_keeps_the_bars_and_a_wrong_type_drops_them(redis_client):
+    """READONLY/OOM/NOPERM-style replies mean "not now": the batch stays pending and Redis counts
+    as down. A key of the wrong type means "never": that bar is dropped and counted."""
+    keys = Keys()
+    now = [0.0]
+    pub = Publisher(redis_client, keys, maxlen=1000, retry_s=0.5, monotonic=lambda: now[0])
+    redis_client.config_set("maxmemory", "1")  # every write is refused with OOM
+    try:
+        pub.add(bar(0))
+        assert not pub.flush()
+        assert not pub.up and pub.counters()["pending"] == 1 and pub.dropped == 0
+    finally:
+        redis_client.config_set("maxmemory", "0")
+    now[0] += 0.5
+    assert pub.flush() and pub.up and pub.published == 1
+    redis_client.set(keys.bar_log("NQ"), "not a stream")
+    pub.add(bar(1, "NQ"))
+    assert pub.flush() and pub.up and (pub.dropped, pub.published) == (1, 1)

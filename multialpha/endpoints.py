@@ -123,6 +123,12 @@ def default_live_gateway(dataset: str) -> str:
     return default_gateway(dataset)
 
 
+def running_sandbox(path: Path) -> bool:
+    """A readable sandbox state file whose process is alive (a killed sandbox leaves its file)."""
+    state = SandboxState.read(path)
+    return state is not None and (not state.pid or _alive(state.pid))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

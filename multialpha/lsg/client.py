@@ -124,7 +124,7 @@ class Live:
             self._reader.start()
 
     def is_connected(self) -> bool:
-        return self._sock is not None and not self._closed.is_set()
+        return self._sock is not None and not self._closed.is_set() and not self._terminated
 
     def block_for_close(self, timeout: float | None = None) -> None:
         """Wait for the connection to close; on timeout terminate it (as the official client does).
@@ -170,7 +170,11 @@ class Live:
                     self._dispatch(decoder.write_and_decode(data))
                 if self._terminated:
                     break
-                data = sock.recv(RECV_BYTES)
+                try:
+                    data = sock.recv(RECV_BYTES)
+                except TimeoutError:  # the socket's send timeout (handshake.IO_TIMEOUT_S): no data yet
+                    data = b""
+                    continue
                 if not data:
                     break  # the gateway closed the connection
         except Exception as e:  # a reset, or bytes that are not DBN: the connection is over

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
 AUTH_TIMEOUT_S = 30.0
+IO_TIMEOUT_S = 10.0  # a send after authentication; also the reader's recv wake-up
 MAX_LINE = 64 * 1024  # a control line longer than this is not the gateway talking
 
 
@@ -85,7 +86,9 @@ def open_session(host: str, port: int, key: str, dataset: str, *, ts_out: bool =
             raise LiveError(f"{where}: expected an authentication reply, got fields {sorted(reply)}")
         if reply["success"] == "0":
             raise LiveError(f"Authentication with {where} failed: {reply.get('error') or 'no reason given'}")
-        sock.settimeout(None)  # the reader blocks until data or close; silence is the hub session's business
+        # Sends (subscriptions, start) must not hang on a gateway that stopped reading; the reader
+        # treats a recv timeout as "no data yet" (silence is the hub session's business).
+        sock.settimeout(IO_TIMEOUT_S)
         return Opened(sock, reply.get("session_id"), lines.buf)
     except BaseException:
         sock.close()

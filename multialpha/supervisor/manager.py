@@ -313,9 +313,12 @@ class Supervisor:
             gate_open = gate_open and self._ready(c, now)
 
     def awaiting_ready(self) -> bool:
-        """A started child's ready() has not held yet (and children wait for it)."""
+        """A started child's ready() has not held yet, within its ready timeout (the loop then
+        polls fast; past the timeout ``_ready`` opens the gate anyway)."""
+        now = self.clock()
         return not self.stopping and any(
             c.spec.ready is not None and c.ready_since is None and c.state in ("starting", "running")
+            and (c.started_at is None or now - c.started_at < c.spec.ready_timeout_s)
             for c in self.children.values())
 
     def _ready(self, c: Child, now: float) -> bool:

@@ -68,7 +68,7 @@ def resolve_endpoints(settings: Settings, clock: Callable[[], datetime] | None, 
 
 
 def await_sandbox(settings: Settings, timeout_s: float, stop: threading.Event, poll_s: float = 0.05) -> bool:
-    """Without an API key, wait up to ``timeout_s`` for the sandbox's state file; True once it is there.
+    """Without an API key, wait up to ``timeout_s`` for a running sandbox's state file; True once it is there.
 
     ``multialpha up`` starts the workers together with the sandbox so that their imports and
     models load while it starts; the sandbox writes its state file (ports, key, CA) when both
@@ -77,15 +77,16 @@ def await_sandbox(settings: Settings, timeout_s: float, stop: threading.Event, p
     if settings.databento.api_key:
         return True
     from multialpha import runtime
-    from multialpha.sandbox.state import SandboxState
+    from multialpha.endpoints import running_sandbox
 
     path = runtime.sandbox_state_path(settings)
     t0 = time.monotonic()
-    if SandboxState.read(path) is not None:
+    if running_sandbox(path):
         return True
+    # A state file whose pid is dead is the previous sandbox's (killed, restarting): wait on.
     log.info("waiting for the sandbox (state file %s), up to %.0f s", path, timeout_s)
     while not stop.wait(poll_s):
-        if SandboxState.read(path) is not None:
+        if running_sandbox(path):
             log.info("sandbox ready after %.2f s", time.monotonic() - t0)
             return True
         if time.monotonic() - t0 >= timeout_s:

@@ -242,7 +242,9 @@ def test_start_order_ready_timeout_does_not_block_forever() -> None:
     specs = [ChildSpec("sandbox", ("s",), ready=lambda: False, ready_timeout_s=20), ChildSpec("hub", ("hub",))]
     sup, clock, fos, _ = make(specs)
     sup.tick()
+    assert sup.awaiting_ready()  # the loop polls ready() fast ...
     clock.advance(20)
+    assert not sup.awaiting_ready()  # ... only within the ready timeout, not forever
     sup.tick()
     assert [p.name for p in fos.spawned] == ["sandbox", "hub"]
 

@@ -39,3 +39,25 @@ def test_no_sandbox_gives_up_at_the_timeout_or_at_stop(tmp_path) -> None:
     keyed = cfg.load(SHIPPED_CONFIG, environ={"DATABENTO_API_KEY": "db-" + "k" * 29,
                                               "MULTIALPHA_RUNTIME_DIR": str(tmp_path / "run")})
     assert warm.await_sandbox(keyed, 0.0, threading.Event()) is True  # Databento itself: nothing to wait for
+
+
+def test_a_dead_sandboxs_state_file_is_not_taken_for_a_running_one(tmp_path) -> None:
+    """A killed sandbox leaves its state file; a worker restarted beside the sandbox's restart
+    must wait for the new one, not connect to ports nobody listens on."""
+    import dataclasses
+    import subprocess
+
+    from multialpha.sandbox.state import SandboxState
+
+    s = settings(tmp_path)
+    path = runtime.sandbox_state_path(s)
+    with Sandbox(s, speed=0):
+        state = SandboxState.read(path)
+    assert state is not None
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid is free now: the "killed sandbox"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runtime.write_json_atomic(path, dataclasses.replace(state, pid=dead.pid).to_dict())
+    assert warm.await_sandbox(s, 0.0, threading.Event()) is False
+    runtime.write_json_atomic(path, dataclasses.replace(state, pid=0).to_dict())  # no pid: taken as given
+    assert warm.await_sandbox(s, 0.0, threading.Event()) is True

@@ -102,12 +102,12 @@ def _levels(present: list[bool]) -> bytes:
 
 def _plain(ptype: int, values: list[Any]) -> bytes:
     if ptype == INT64:
-        return struct.pack(f"<{len(values)}q", *values)
+        return struct.pack(f"<{len(values)}q", *(int(v) for v in values))  # bools as 0/1
     if ptype == DOUBLE:
         return struct.pack(f"<{len(values)}d", *(float(v) for v in values))
     out = bytearray()
     for v in values:
-        raw = str(v).encode()
+        raw = str(v).encode("utf-8", "replace")  # a lone surrogate becomes "?", not an error
         out += struct.pack("<I", len(raw)) + raw
     return bytes(out)
 

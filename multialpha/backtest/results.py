@@ -342,10 +342,17 @@ def write_report(run: BacktestRun, out_dir: Path) -> dict[str, Path]:
     return paths
 
 
+def _kind(annotation: object) -> str:
+    """A field's annotation (text, under ``from __future__ import annotations``) as a Parquet
+    kind: ``X | None`` is a nullable X, ``bool`` an int (0/1)."""
+    base = str(annotation).split("|")[0].strip()
+    return "int" if base == "bool" else base
+
+
 # Column types of the Parquet copies: the fields' annotations (an empty table keeps its types).
 PARQUET_KINDS = {
-    "orders": {k: str(f.type) for k, f in Order.__dataclass_fields__.items()},
-    "trades": {**{k: str(f.type) for k, f in Trade.__dataclass_fields__.items()}, "status": "str"},
+    "orders": {k: _kind(f.type) for k, f in Order.__dataclass_fields__.items()},
+    "trades": {**{k: _kind(f.type) for k, f in Trade.__dataclass_fields__.items()}, "status": "str"},
     "equity": {"time": "str", "equity": "float"},
 }
 

@@ -32,3 +32,14 @@ def test_an_empty_table_keeps_its_column_types(tmp_path: Path) -> None:
 def test_ragged_columns_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="column 'b': 1 values, expected 2"):
         parquet.write(tmp_path / "r.parquet", [("a", "int", [1, 2]), ("b", "int", [1])])
+
+
+def test_every_result_field_has_a_kind_and_bools_are_written_as_ints(tmp_path: Path) -> None:
+    """The result tables' kinds come from their dataclasses' annotations: each must map to a
+    Parquet type (a future ``bool`` or ``X | None`` field must not break the writer)."""
+    from multialpha.backtest.results import PARQUET_KINDS, _kind
+
+    assert all(k in parquet.KINDS for table in PARQUET_KINDS.values() for k in table.values())
+    assert (_kind("float | None"), _kind("bool"), _kind("str")) == ("float", "int", "str")
+    table = pq.read_table(parquet.write(tmp_path / "b.parquet", [("open", "int", [True, False, None])]))
+    assert table.to_pydict() == {"open": [1, 0, None]}

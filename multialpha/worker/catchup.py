@@ -37,7 +37,7 @@ class CatchUp:
         Without them the open hour (and today's daily bar) would miss the
         minutes traded before the hub's log begins — e.g. hub and worker
         started mid-hour. Minutes at or before the cursor only feed the
-        resamplers (already processed). Best effort: on a Historical error the
+        resamplers (already processed); minutes after it are replayed. Best effort: on a Historical error the
         hour simply starts later (logged).
         """
         from multialpha.worker import warmup
@@ -74,10 +74,20 @@ class CatchUp:
         rows.sort(key=lambda r: (r[0], r[1]))
         for start, sym, b in rows:
             cur = self.cursor.get(sym)
-            deliver = cur is None or cme_time.to_ms(start) > cur
-            self.feed_router.minute(
-                sym, minute_ohlcv(b.start, b.open, b.high, b.low, b.close, b.volume), "warmup", deliver=deliver
+            after = cur is not None and cme_time.to_ms(start) > cur
+            # After the cursor, a minute is one this strategy missed while it was down, exactly as
+            # a bar replayed from the bar log: the hub that logs it may be restarting too (`up`
+            # after a crash), so it comes from Historical first and the hub's copy is dropped as a
+            # duplicate later. As "warmup" its signals were only simulated: a restarted worker
+            # silently skipped an entry that one that stayed up made. As "replay" the late-signal
+            # rules apply (worker.trade_replayed_bars).
+            phase = "replay" if after else "warmup"
+            routed = self.feed_router.minute(
+                sym, minute_ohlcv(b.start, b.open, b.high, b.low, b.close, b.volume), phase,
+                deliver=cur is None or after,
             )
+            if routed and after:
+                self.counters["replayed"] += 1
 
     def _catch_up(self, client: Any, warmed: Warmed) -> None:
         """Replay the bar log from ``boundary``; bars after the cursor count as replayed.

@@ -5,7 +5,8 @@
   workers, the managed redis-server) dies with it through PR_SET_PDEATHSIG, no process is left;
   `up` again resumes from the persisted Redis (AOF in <runtime>/redis): no bar missing, no order
   sent twice (order ids are deterministic and the gate's claims survived), an order whose outcome
-  was never written is flagged for review, never re-sent;
+  was never written is flagged for review, never re-sent (the test then resolves it as the
+  operator would, tests/e2e/review.py, so the later orders can equal the reference's);
 - kill -9 of the managed Redis: the supervisor restarts it on the same port and data dir, the
   journal and the bar log written before the kill are still there, trading resumes;
 - disk full for the log dir (a small tmpfs; root only): the processes keep trading, the
@@ -29,6 +30,7 @@ import pytest
 
 from multialpha import runtime
 from multialpha.supervisor import redis_setup
+from tests.e2e import review
 from tests.e2e import up_rig as R
 
 pytestmark = pytest.mark.slow
@@ -86,8 +88,15 @@ def test_kill_9_supervisor_then_up_again(up_base, up_cache, up_reference) -> Non
         R.poll("resumed and caught up", lambda: run.hub_settled(R.FAULT_AT - timedelta(seconds=31)) and run.drained(),
                context=run.tail)
         rec = time.monotonic() - t
+        # An order the kill caught in flight is `unresolved`; an exit's position stays and its
+        # strategy is reduce-only until an operator resolves it (fail closed). Play that operator
+        # (tests/e2e/review.py) before the clock moves on, or every later entry of that strategy
+        # is refused and the orders cannot equal the reference's.
+        R.poll("restarted workers' orders settled", run.orders_settled, context=run.tail)
+        resolved = review.resolve_reviews(run)
         out = run.finish("kill -9 supervisor")
         out.recovery_s = rec
+        out.notes.append(f"resolved by the operator: {resolved}")
         full = run.journal()
     finally:
         run.stop()

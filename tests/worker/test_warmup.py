@@ -12,6 +12,7 @@ import numpy as np
 
 from multialpha import cme_time, endpoints
 from multialpha.contracts import ContractMap
+from multialpha.keys import Keys
 from multialpha.sandbox.server import Sandbox
 from multialpha.worker import adjust, warmup
 from multialpha.worker.cache import BarCache, CacheKey
@@ -234,6 +235,39 @@ def test_first_start_mid_hour_fills_the_hour_from_historical_minutes(build_setti
     hour = events("mid", "ES_hour")[-1]
     assert hour["open"] == minutes[0]["open"]  # opened by the Historical minute, not the live one
     assert hour["volume"] == sum(m["volume"] for m in minutes) + 3
+    assert w.shutdown() == 0
+
+
+def test_restart_trades_the_missed_minutes_historical_fills_before_the_hub_logs_them(
+        build_settings, sandbox_for, redis_client, workers):
+    """`up` again after a kill -9 of the supervisor: the worker processed up to 14:59, the clock is
+    15:03, and the restarting hub has not logged 15:00-15:02 yet. Those minutes come from Historical
+    (the open hour's fill) and are minutes this worker MISSED: replayed, so with late trading on
+    they trade as one that stayed up would (as "warmup" they were only simulated: the kill -9
+    test's missing orders); the hub's copy published later is a duplicate, dropped."""
+    settings = build_settings({"rec": recorder(["ES"], tag="gap", trade="flip")},
+                              worker={"warmup_daily_bars": 3, "warmup_hourly_bars": 5, "trade_replayed_bars": True})
+    sb = sandbox_for(settings)
+    sb.set_clock(NOW + timedelta(minutes=3, seconds=20))
+    redis_client.hset(Keys().worker_cursor("rec"), "ES", f"{make_bar('ES', NOW - timedelta(minutes=1)).start_ms}-0")
+    recorder_plugin.RECORDS.pop("gap", None)
+    router = RecordingRouter()
+    w = SandboxWorker(settings, "rec", router, None).start()
+    workers.append(w)
+    hb = w.wait_live(redis_client, 60)
+    missed = events("gap", "ES")
+    assert missed and {m["dt"] for m in missed} <= {"2025-12-03T15:01:00", "2025-12-03T15:02:00", "2025-12-03T15:03:00"}
+    assert all(m["phase"] == "replay" for m in missed), missed
+    assert hb["replayed"] == len(missed)
+    # One flip per missed minute, each a late order on its own bar (trade_replayed_bars is on).
+    assert [(i.kind, i.late, i.bar_start.minute) for i in router.intents] == [
+        ("entry" if n % 2 == 0 else "exit", True, int(m["dt"][14:16]) - 1) for n, m in enumerate(missed)]
+    # The restarted hub then publishes the same minutes: dropped, the next new minute is live.
+    publish(redis_client, make_bar("ES", NOW + timedelta(minutes=2), 6100.0))
+    publish(redis_client, make_bar("ES", NOW + timedelta(minutes=3), 6101.0))
+    wait_for(lambda: events("gap", "ES")[-1]["dt"] == "2025-12-03T15:04:00", what="the 15:03 bar")
+    assert [m["dt"] for m in events("gap", "ES")] == [m["dt"] for m in missed] + ["2025-12-03T15:04:00"]
+    assert events("gap", "ES")[-1]["phase"] == "live"
     assert w.shutdown() == 0
 
 

@@ -46,13 +46,14 @@ def _config(tmp: Path) -> Path:
     return path
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def _env(tmp: Path, store: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIALPHA")}
     env.update({
         "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"),
         "MULTIALPHA_CACHE_DIR": str(tmp / "cache"),
         "MULTIALPHA__REDIS__PORT": str(free_port()),   # nothing answers there: `up` manages a Redis
         "MULTIALPHA__SANDBOX__SPEED": "120",
+        "MULTIALPHA__SANDBOX__STORE_DIR": str(store),  # warm after the run's first `up` (conftest.py)
         "MULTIALPHA__SUPERVISOR__BACKOFF_INITIAL_S": "0.2",
         "MULTIALPHA__SUPERVISOR__BACKOFF_MAX_S": "0.5",
         "MULTIALPHA__SUPERVISOR__FLAP_RESTARTS": "3",
@@ -132,8 +133,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_up_end_to_end(tmp_path: Path) -> None:
-    cfg, env = _config(tmp_path), _env(tmp_path)
+def test_up_end_to_end(tmp_path: Path, sandbox_store: Path) -> None:
+    cfg, env = _config(tmp_path), _env(tmp_path, sandbox_store)
     up = subprocess.Popen([sys.executable, "-m", "multialpha", "--config", str(cfg), "up"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     seen_pids: set[int] = set()

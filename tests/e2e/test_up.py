@@ -78,7 +78,7 @@ def _status(cfg: Path, env: dict[str, str]) -> dict[str, Any] | None:
 class _Poller:
     """The document `status --json` prints, built in this process: the same config load (``env``),
     Redis lookup (:func:`connect`) and :class:`Status` the command runs. Polling through a subprocess
-    cost ~1 s of CPU per poll (interpreter + imports) for nothing this test asserts; the CLI itself
+    cost ~0.3 s of CPU per poll (interpreter + imports) for nothing this test asserts; the CLI itself
     is still run once (:func:`_status`) and compared, and `status` is also run in tmux."""
 
     def __init__(self, cfg: Path, env: dict[str, str]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +29,20 @@ def redis_server() -> Iterator[ManagedRedis]:
     """One real redis-server for the session (tests flush it via `redis_client`)."""
     with ManagedRedis() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def sandbox_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One sandbox store (``sandbox.store_dir``) for every `up` of the run whose test is not about
+    the store itself: the first sandbox that needs a day generates it (~0.3 s of CPU per root for
+    a warmup's history, ~6 s for the shipped config), later ones read it. Sharing is safe: the
+    store is keyed by a fingerprint of everything the bars depend on, a file is replaced whole
+    (``os.replace``) and a lost write only means a day is generated again (sandbox/store.py).
+    Under xdist it sits in the run's common temp root, so the workers share it too."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/ of this run, above each worker's popen-gwK/
+    return root / "sandbox-store"
 
 
 @pytest.fixture

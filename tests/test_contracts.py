@@ -75,6 +75,23 @@ def test_es_rolls_eight_days_before_expiry() -> None:
     assert CMAP.front("ES", datetime(2025, 12, 10, 15, 59, tzinfo=CHICAGO)).raw_symbol == "ESZ5"
 
 
+def test_roll_dates_are_memoized_per_rule() -> None:
+    """front() asks for every listed contract's roll date: computed once per (rule, month), and a
+    map with another rule for the same root gets its own dates, never the cached ones."""
+    from dataclasses import replace
+
+    from multialpha import contracts
+
+    CMAP.front("ES", date(2025, 12, 1))
+    before = contracts._roll_date.cache_info()
+    assert CMAP.front("ES", date(2025, 12, 1)) == Contract(2025, 12, "ES")
+    after = contracts._roll_date.cache_info()
+    assert after.misses == before.misses and after.hits > before.hits
+    later = ContractMap({**CMAP.rules, "ES": replace(CMAP.rules["ES"], roll_days_before=1)})
+    c = Contract(2025, 12, "ES")
+    assert later.roll_date(c) > CMAP.roll_date(c)
+
+
 def test_front_is_always_listed_and_monotonic() -> None:
     for root in CMAP.rules:
         prev = None

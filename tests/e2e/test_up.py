@@ -19,9 +19,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+import redis
 import yaml
 
+from multialpha import config
 from multialpha.managed_redis import free_port
+from multialpha.status.collect import Status
+from multialpha.supervisor.redis_address import connect
 from tests.conftest import REPO, SHIPPED_CONFIG
 
 DEADLINE_S = 180.0  # generous: 2 shared cores; this is a bound, not a timing assertion
@@ -42,13 +46,14 @@ def _config(tmp: Path) -> Path:
     return path
 
 
-def _env(tmp: Path) -> dict[str, str]:
+def _env(tmp: Path, store: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIALPHA")}
     env.update({
         "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"),
         "MULTIALPHA_CACHE_DIR": str(tmp / "cache"),
         "MULTIALPHA__REDIS__PORT": str(free_port()),   # nothing answers there: `up` manages a Redis
         "MULTIALPHA__SANDBOX__SPEED": "120",
+        "MULTIALPHA__SANDBOX__STORE_DIR": str(store),  # warm after the run's first `up` (conftest.py)
         "MULTIALPHA__SUPERVISOR__BACKOFF_INITIAL_S": "0.2",
         "MULTIALPHA__SUPERVISOR__BACKOFF_MAX_S": "0.5",
         "MULTIALPHA__SUPERVISOR__FLAP_RESTARTS": "3",
@@ -61,6 +66,7 @@ def _env(tmp: Path) -> dict[str, str]:
 
 
 def _status(cfg: Path, env: dict[str, str]) -> dict[str, Any] | None:
+    """The real `status --json` subprocess (its own interpreter, config load and Redis lookup)."""
     out = subprocess.run([sys.executable, "-m", "multialpha", "--config", str(cfg), "status", "--json"],
                          env=env, capture_output=True, text=True, timeout=60)
     if not out.stdout.startswith("{"):
@@ -69,11 +75,34 @@ def _status(cfg: Path, env: dict[str, str]) -> dict[str, Any] | None:
     return None if "error" in doc else doc  # e.g. Redis not up yet
 
 
-def _wait(what: str, cond: Callable[[dict[str, Any]], bool], cfg: Path, env: dict[str, str]) -> dict[str, Any]:
+class _Poller:
+    """The document `status --json` prints, built in this process: the same config load (``env``),
+    Redis lookup (:func:`connect`) and :class:`Status` the command runs. Polling through a subprocess
+    cost ~0.3 s of CPU per poll (interpreter + imports) for nothing this test asserts; the CLI itself
+    is still run once (:func:`_status`) and compared, and `status` is also run in tmux."""
+
+    def __init__(self, cfg: Path, env: dict[str, str]) -> None:
+        self.settings, self.env = config.load(cfg, environ=env), env
+        self.status: Status | None = None
+
+    def __call__(self) -> dict[str, Any] | None:
+        try:
+            if self.status is None:
+                self.status = Status(self.settings, connect(self.settings, environ=self.env), environ=self.env)
+            return json.loads(json.dumps(self.status()))  # exactly what the command would print
+        except redis.RedisError:
+            return None  # Redis not up yet
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.collector.client.close()
+
+
+def _wait(what: str, cond: Callable[[dict[str, Any]], bool], poll: _Poller) -> dict[str, Any]:
     deadline = time.monotonic() + DEADLINE_S
     doc: dict[str, Any] | None = None
     while time.monotonic() < deadline:
-        doc = _status(cfg, env)
+        doc = poll()
         if doc is not None and cond(doc):
             return doc
         time.sleep(1.0)
@@ -104,11 +133,12 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_up_end_to_end(tmp_path: Path) -> None:
-    cfg, env = _config(tmp_path), _env(tmp_path)
+def test_up_end_to_end(tmp_path: Path, sandbox_store: Path) -> None:
+    cfg, env = _config(tmp_path), _env(tmp_path, sandbox_store)
     up = subprocess.Popen([sys.executable, "-m", "multialpha", "--config", str(cfg), "up"], env=env,
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     seen_pids: set[int] = set()
+    poll = _Poller(cfg, env)
     try:
         good = ("worker.ibs_a", "worker.ibs_b", "worker.breakout")
 
@@ -117,7 +147,9 @@ def test_up_end_to_end(tmp_path: Path) -> None:
             bars = [s for s in doc["symbols"] if s["last_bar"]]
             return all(strat.get(n.split(".")[1]) == "LIVE" for n in good) and len(bars) >= 15
 
-        doc = _wait("every worker LIVE with bars flowing", all_live, cfg, env)
+        _wait("every worker LIVE with bars flowing", all_live, poll)
+        doc = _status(cfg, env)  # the command itself says so too
+        assert doc is not None and all_live(doc), json.dumps(doc)[:3000]
         _status_in_tmux(cfg, env)
         procs = _procs(doc)
         assert procs["hub"]["state"] == "running" and procs["sandbox"]["state"] == "running"
@@ -134,7 +166,7 @@ def test_up_end_to_end(tmp_path: Path) -> None:
             assert status == 200 and float(line.split()[-1]) > 0, line
 
         # The crashing worker: restarted with backoff, then failed; nobody else was touched.
-        doc = _wait("ibs_bad marked failed", lambda d: _procs(d)["worker.ibs_bad"]["state"] == "failed", cfg, env)
+        doc = _wait("ibs_bad marked failed", lambda d: _procs(d)["worker.ibs_bad"]["state"] == "failed", poll)
         procs = _procs(doc)
         assert procs["worker.ibs_bad"]["restarts"] >= 2
         before = {n: procs[n]["pid"] for n in ("hub", *good)}
@@ -149,12 +181,13 @@ def test_up_end_to_end(tmp_path: Path) -> None:
             strat = {s["name"]: s["state"] for s in d["strategies"]}
             return p["pid"] not in (None, before["worker.ibs_b"]) and p["restarts"] == 1 and strat["ibs_b"] == "LIVE"
 
-        doc = _wait("worker.ibs_b restarted and LIVE", ibs_b_back, cfg, env)
+        doc = _wait("worker.ibs_b restarted and LIVE", ibs_b_back, poll)
         procs = _procs(doc)
         seen_pids.add(procs["worker.ibs_b"]["pid"])
         for n in ("hub", "worker.ibs_a", "worker.breakout"):
             assert procs[n]["pid"] == before[n] and procs[n]["restarts"] == 0, n
     finally:
+        poll.close()
         up.send_signal(signal.SIGTERM)
         try:
             code = up.wait(60)

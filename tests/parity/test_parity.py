@@ -30,10 +30,10 @@ RANGES = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("span", sorted(RANGES))
-def test_live_orders_equal_backtest(tmp_path: Path, span: str) -> None:
+def test_live_orders_equal_backtest(tmp_path: Path, sandbox_store: Path, span: str) -> None:
     first, last = RANGES[span]
     cfg = h.write_config(tmp_path, first)
-    live, run = h.run_live(cfg, h.env_for(tmp_path), first, last, SPEED,
+    live, run = h.run_live(cfg, h.env_for(tmp_path, sandbox_store), first, last, SPEED,
                            then=lambda settings: h.run_backtest(settings, first, last))
 
     # The live side really saw every bar, live (no replay, no drops, nothing late).

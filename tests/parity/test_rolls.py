@@ -69,12 +69,12 @@ def live_orders(journal: list[dict[str, str]]) -> list[tuple[str, ...]]:
 
 
 @pytest.mark.slow
-def test_live_equals_backtest_across_the_rolls_with_each_policy(tmp_path: Path, holder_plugin: None) -> None:
+def test_live_equals_backtest_across_the_rolls_with_each_policy(tmp_path: Path, sandbox_store: Path, holder_plugin: None) -> None:
     # Room for all six positions, and no daily stop: it would flatten them before the rolls.
     cfg = h.write_config(tmp_path, FIRST, {"max_positions": 6, "daily_stop_loss": 1e9}, strategies=strategies(),
                          reference_feeds={}, ml_veto={"mode": "off"})
     path = os.pathsep.join(filter(None, [install_plugin(tmp_path / "site"), str(REPO), os.environ.get("PYTHONPATH")]))
-    live, run = h.run_live(cfg, h.env_for(tmp_path, {"PYTHONPATH": path}), FIRST, LAST, SPEED,
+    live, run = h.run_live(cfg, h.env_for(tmp_path, sandbox_store, {"PYTHONPATH": path}), FIRST, LAST, SPEED,
                            then=lambda settings: h.run_backtest(settings, FIRST, LAST), bar_logs=True)
 
     for name, w in live.workers.items():  # every bar seen live, in turn

@@ -51,11 +51,11 @@ def _flip_side(client: Any, keys: Keys, day: date) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_verify_live_day_then_altered_journal_entry(tmp_path: Path) -> None:
+def test_verify_live_day_then_altered_journal_entry(tmp_path: Path, sandbox_store: Path) -> None:
     cfg = h.write_config(tmp_path, FIRST)
     # The supervisor verifies each day 2 market minutes after its close: the test pins the clock
     # 4 minutes after the last close (helpers.PIN_AFTER), so both days are verified by `up` itself.
-    env = h.env_for(tmp_path, {"MULTIALPHA__VERIFY__AFTER_CLOSE": "true", "MULTIALPHA__VERIFY__DELAY_S": "120"})
+    env = h.env_for(tmp_path, sandbox_store, {"MULTIALPHA__VERIFY__AFTER_CLOSE": "true", "MULTIALPHA__VERIFY__DELAY_S": "120"})
 
     def then(settings: Any) -> Any:
         st = runtime.read_json(redis_setup.state_path(settings))

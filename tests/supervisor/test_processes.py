@@ -105,8 +105,10 @@ def test_crash_at_start_backs_off_then_fails_others_fine(start_up, redis_client)
     c = up.child("worker.bad")
     assert c["restarts"] == 3 and "flapping" in c["reason"] and c["pid"] is None
     assert up.child("hub")["pid"] == hub_pid and up.child("hub")["state"] == "running"
-    events = redis_client.xrange(KEYS.events())
-    assert any(e[1]["component"] == "worker.bad" and e[1]["level"] == "error" for e in events)
+    # The child table and the event stream are separate writes of the supervisor's tick: wait for
+    # the event instead of reading the stream the moment the table says failed.
+    wait_for(lambda: any(e[1]["component"] == "worker.bad" and e[1]["level"] == "error"
+                         for e in redis_client.xrange(KEYS.events())), what="worker.bad's error event")
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(15) == 0
     out = up.proc.stdout.read()

@@ -29,7 +29,7 @@ The request goes through the lean bars client (``worker/histclient.py``: the
 official client's ``get_range`` over urllib, DBN decoded with databento_dbn +
 numpy), so the hub never imports ``databento`` (pandas, pyarrow: ~100 MB of RSS,
 docs/hub.md). Records are named as the official ``InstrumentMap`` names them
-(:func:`name_records`). Works unchanged against real Databento and the sandbox.
+(``histclient.name_records``). Works unchanged against real Databento and the sandbox.
 The call blocks the hub thread once per root and trading day, at the first
 record of the new day - normally a heartbeat in the 16:00-17:00 CT halt.
 """
@@ -37,13 +37,11 @@ record of the new day - normally a heartbeat in the 16:00-17:00 CT halt.
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
 from datetime import date
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
-import numpy as np
-
 from multialpha import cme_time
+from multialpha.worker import histclient
 
 if TYPE_CHECKING:
     from multialpha.contracts import ContractMap
@@ -90,38 +88,13 @@ class HistoricalVolumes:
         got = self._hist().get_range(self.dataset, "ohlcv-1h", [product_id], "parent", cme_time.to_ns(open_),
                                      cme_time.to_ns(close))
         out: dict[str, int] = {}
-        for raw, volume in zip(name_records(got.mappings, got.records), got.records["volume"].tolist()):
+        for raw, volume in zip(histclient.name_records(got.mappings, got.records), got.records["volume"].tolist()):
             if raw is None or "-" in raw:
                 continue
             out[raw] = out.get(raw, 0) + int(volume)
         if out:
             self._cache[(root, day)] = out
         return out
-
-
-def name_records(mappings: Mapping[str, list[dict[str, Any]]], recs: np.ndarray) -> list[str | None]:
-    """The symbol of each record (``instrument_id``, ``ts_event``), as databento's ``InstrumentMap``
-    resolves it from a response with ``stype_out=instrument_id``: for each instrument id, the
-    mapping interval with the latest ``start_date`` on or before the record's UTC date names it,
-    if the date is before that interval's ``end_date``; None otherwise (and for empty mappings)."""
-    by_id: dict[int, list[tuple[date, date, str]]] = {}
-    for symbol_in, intervals in mappings.items():
-        for iv in intervals:
-            if iv.get("symbol"):
-                by_id.setdefault(int(iv["symbol"]), []).append((_day(iv["start_date"]), _day(iv["end_date"]), symbol_in))
-    for ivs in by_id.values():
-        ivs.sort(key=lambda iv: iv[0])
-    days = recs["ts_event"].astype("datetime64[ns]").astype("datetime64[D]").tolist()
-    out: list[str | None] = []
-    for iid, day in zip(recs["instrument_id"].tolist(), days):
-        ivs = by_id.get(iid)
-        pos = bisect_right([iv[0] for iv in ivs], day) - 1 if ivs else -1
-        out.append(ivs[pos][2] if ivs and pos >= 0 and day < ivs[pos][1] else None)
-    return out
-
-
-def _day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
 def volume_front(cmap: "ContractMap", volumes: VolumeSource, root: str, product_id: str, day: date) -> str | None:

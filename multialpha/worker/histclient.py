@@ -15,6 +15,7 @@ in an exception or a log line (it only goes into the Authorization header).
 from __future__ import annotations
 
 import base64
+from bisect import bisect_right
 import json
 import logging
 import ssl
@@ -24,7 +25,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -150,6 +151,31 @@ def owners(mappings: dict[str, list[dict[str, Any]]], recs: np.ndarray, symbols:
                 d0, d1 = (np.datetime64(_day(iv[k]), "D") for k in ("start_date", "end_date"))
                 owner[at[(days >= d0) & (days < d1)]] = index[sym]
     return owner
+
+
+def name_records(mappings: Mapping[str, list[dict[str, Any]]], recs: np.ndarray) -> list[str | None]:
+    """The symbol of each record (``instrument_id``, ``ts_event``), as databento's ``InstrumentMap``
+    resolves it from a response with ``stype_out=instrument_id``: for each instrument id, the
+    mapping interval with the latest ``start_date`` on or before the record's UTC date names it,
+    if the date is before that interval's ``end_date``; None otherwise (and for empty mappings).
+
+    The strict rule, for a parent request (the hub's volumes: every child contract, each named
+    only by the mappings); :func:`owners` assigns records to the symbols a request named and
+    consults the date only when an id maps to two of them."""
+    by_id: dict[int, list[tuple[date, date, str]]] = {}
+    for symbol_in, intervals in mappings.items():
+        for iv in intervals:
+            if iv.get("symbol"):
+                by_id.setdefault(int(iv["symbol"]), []).append((_day(iv["start_date"]), _day(iv["end_date"]), symbol_in))
+    for ivs in by_id.values():
+        ivs.sort(key=lambda iv: iv[0])
+    days = recs["ts_event"].astype("datetime64[ns]").astype("datetime64[D]").tolist()
+    out: list[str | None] = []
+    for iid, day in zip(recs["instrument_id"].tolist(), days):
+        ivs = by_id.get(iid)
+        pos = bisect_right([iv[0] for iv in ivs], day) - 1 if ivs else -1
+        out.append(ivs[pos][2] if ivs and pos >= 0 and day < ivs[pos][1] else None)
+    return out
 
 
 def _day(value: Any) -> date:

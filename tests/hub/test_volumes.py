@@ -14,36 +14,13 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import yaml
 
 from multialpha import cme_time, heartbeat
 from multialpha.contracts import ContractMap
-from multialpha.hub.volumes import name_records
 from multialpha.keys import Keys
-from multialpha.sandbox.aggregate import OHLCV_DTYPE
 from tests.conftest import REPO, SHIPPED_CONFIG
 from tests.hub.conftest import HUB_ENV, utc, wait_for
-
-
-def _recs(*rows: tuple[int, str]) -> np.ndarray:
-    recs = np.zeros(len(rows), dtype=OHLCV_DTYPE)
-    recs["instrument_id"] = [iid for iid, _ in rows]
-    recs["ts_event"] = [np.datetime64(day, "ns").astype(np.int64) for _, day in rows]
-    return recs
-
-
-def test_records_are_named_by_the_interval_that_holds_their_utc_date() -> None:
-    mappings = {
-        "ESZ5": [{"start_date": "2025-12-01", "end_date": "2025-12-03", "symbol": "11"}],
-        "ESH6": [{"start_date": "2025-12-03", "end_date": "2025-12-05", "symbol": "11"},  # id reused
-                 {"start_date": "2025-12-01", "end_date": "2025-12-05", "symbol": "22"}],
-        "ESM6": [{"start_date": "2025-12-01", "end_date": "2025-12-05", "symbol": ""}],  # no instrument: skipped
-    }
-    recs = _recs((11, "2025-12-02T23:59"), (11, "2025-12-03T00:00"), (22, "2025-12-04T12:00"),
-                 (22, "2025-12-05T00:00"), (11, "2025-11-30T12:00"), (33, "2025-12-02T12:00"))
-    assert name_records(mappings, recs) == ["ESZ5", "ESH6", "ESH6", None, None, None]
-    assert name_records({}, recs[:1]) == [None]
 
 
 def test_a_hub_process_streams_and_looks_up_volumes_without_databento(

@@ -14,6 +14,7 @@ import pytest
 
 from multialpha import cme_time, endpoints, heartbeat
 from multialpha.keys import Keys
+from multialpha.sandbox.aggregate import OHLCV_DTYPE
 from multialpha.sandbox.server import Sandbox
 from multialpha.worker import histclient, warmup
 from tests.conftest import REPO
@@ -131,3 +132,23 @@ def test_a_worker_process_warms_up_cold_and_warm_without_pandas_or_pyarrow(sandb
         assert json.loads(report.read_text()) == {"pandas": False, "pyarrow": False, "databento": False}, attempt
         files = list(cache.rglob("*.npy"))
         assert files and not list(cache.rglob("*.parquet"))
+
+
+def _recs(*rows: tuple[int, str]) -> np.ndarray:
+    recs = np.zeros(len(rows), dtype=OHLCV_DTYPE)
+    recs["instrument_id"] = [iid for iid, _ in rows]
+    recs["ts_event"] = [np.datetime64(day, "ns").astype(np.int64) for _, day in rows]
+    return recs
+
+
+def test_records_are_named_by_the_interval_that_holds_their_utc_date() -> None:
+    mappings = {
+        "ESZ5": [{"start_date": "2025-12-01", "end_date": "2025-12-03", "symbol": "11"}],
+        "ESH6": [{"start_date": "2025-12-03", "end_date": "2025-12-05", "symbol": "11"},  # id reused
+                 {"start_date": "2025-12-01", "end_date": "2025-12-05", "symbol": "22"}],
+        "ESM6": [{"start_date": "2025-12-01", "end_date": "2025-12-05", "symbol": ""}],  # no instrument: skipped
+    }
+    recs = _recs((11, "2025-12-02T23:59"), (11, "2025-12-03T00:00"), (22, "2025-12-04T12:00"),
+                 (22, "2025-12-05T00:00"), (11, "2025-11-30T12:00"), (33, "2025-12-02T12:00"))
+    assert histclient.name_records(mappings, recs) == ["ESZ5", "ESH6", "ESH6", None, None, None]
+    assert histclient.name_records({}, recs[:1]) == [None]

@@ -106,7 +106,7 @@ class BarSeries:
 
     def closes(self) -> Iterator[tuple[str, str, np.ndarray, np.ndarray]]:
         """(symbol, contract, bar end in ns, close) per piece: the equity curve's marks without objects."""
-        span_ns = cme_time.to_ns(cme_time.from_ns(0) + self.span)
+        span_ns = self.span // timedelta(microseconds=1) * 1_000
         for contract, cols in self.pieces:
             yield self.symbol, contract, cols["ts"].astype(np.int64) + span_ns, cols["close"]
 

@@ -123,14 +123,12 @@ def accepted_keys(run: BacktestRun) -> list[tuple[str, str, str, str, str, int]]
 
 def _last_close(run: BacktestRun, symbol: str, contract: str) -> float | None:
     """The last close of ``contract`` (a rolled contract's own bars come from the overlap)."""
-    best = None
+    best: tuple[int, float] | None = None  # (bar end ns, close) of the latest bar of ``contract``
     for bars in (run.bars.get(symbol, []), run.prev_bars.get(symbol, [])):
-        for sb in reversed(bars):
-            if not contract or sb.contract == contract:
-                if best is None or sb.bar.start > best.bar.start:
-                    best = sb
-                break
-    return best.bar.close if best is not None else None
+        for _, c, ends, closes in bt_data.closes(bars):  # columns: no bar objects rebuilt
+            if len(ends) and (not contract or c == contract) and (best is None or int(ends[-1]) > best[0]):
+                best = int(ends[-1]), float(closes[-1])
+    return best[1] if best is not None else None
 
 
 def trades(run: BacktestRun) -> list[Trade]:

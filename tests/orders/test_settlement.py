@@ -24,6 +24,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from multialpha.keys import Keys
 from multialpha.orders import journal
 from multialpha.orders.router import OrderRouter
 from multialpha.portfolio.gate import Gate
@@ -130,5 +131,36 @@ def test_entry_rejected_then_killed_never_leaves_a_phantom_position(settings_for
         assert restarted.open_positions() == []
         assert Gate(s, redis_client).position("breakout", "ES") is None
         assert oid not in {d["order_id"] for d in journal.pending_orders(redis_client, restarted.keys)}
+    finally:
+        restarted.close(timeout=5)
+
+
+def test_a_delivered_exit_left_closing_by_an_older_version_is_finished_at_restart(settings_for, redis_client, clock,
+                                                                                   receiver, caplog):
+    """Redis state written before the fix (outcome journaled, the process killed before the gate's
+    exit_done): the next router start takes the position off the book, and says so."""
+    s = _settings(settings_for)
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
+    try:
+        assert r.submit(intent(price=6000.0)).accepted and r.wait_idle(5)
+    finally:
+        r.close()
+    gate = Gate(s, redis_client)
+    x = intent(kind="exit", price=6010.0)
+    # The old settle step, killed between its two writes: the gate claims the exit, the journal
+    # gets its outcome, exit_done never runs.
+    res = gate.submit(now=clock(), order_id=x.order_id, kind="exit", strategy="breakout", symbol="ES",
+                      direction=x.direction, quantity=1, price=6010.0, contract="ESZ5", entry_time=x.bar_start,
+                      journal={"order_id": x.order_id, "strategy": "breakout", "symbol": "ES", "kind": "exit"})
+    assert res.status == "accepted"
+    journal.record_outcome(redis_client, Keys(s.redis.namespace), x.order_id, "delivered", clock(), review=False)
+    assert gate.position("breakout", "ES")["state"] == "closing"
+
+    restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
+    try:
+        assert gate.position("breakout", "ES") is None
+        assert restarted.needs_review == [] and "breakout" not in gate.reduce_only()
+        assert "was delivered but its position was still closing" in caplog.text
+        assert restarted.submit(intent(price=6011.0, bar_start=clock() - timedelta(minutes=2))).accepted
     finally:
         restarted.close(timeout=5)

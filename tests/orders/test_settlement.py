@@ -90,6 +90,8 @@ def _killed_while_settling(s: Any, server: Any, clock: Any, receiver: Any, order
     return d.order_id
 
 
+# n = 3 commands is the whole settle (the attempt, then the settle's own sends): the sweep must
+# reach a kill point past it, or it would only ever see the review branch.
 @pytest.mark.parametrize("n", range(4))
 def test_exit_delivered_then_killed_never_leaves_the_strategy_blocked(settings_for, redis_server, redis_client,
                                                                        clock, receiver, n):
@@ -101,8 +103,13 @@ def test_exit_delivered_then_killed_never_leaves_the_strategy_blocked(settings_f
 
     restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
     try:
+        assert n < 3 or not restarted.needs_review
         if oid in {d["order_id"] for d in restarted.needs_review}:
-            return  # fail closed: not re-sent, on the review list (`multialpha orders ack|retry`)
+            # Fail closed: killed before the settle's transaction. Not re-sent, on the review list
+            # (`multialpha orders ack|retry`), the position held and the strategy reduce-only.
+            assert Gate(s, redis_client).position("breakout", "ES")["state"] == "exit_failed"
+            assert "breakout" in Gate(s, redis_client).reduce_only()
+            return
         assert redis_client.hget(restarted.keys.order_state(oid), "state") == "delivered"
         # The journal says the broker has the exit: the book must agree, or the strategy is stuck.
         assert Gate(s, redis_client).position("breakout", "ES") is None
@@ -123,8 +130,13 @@ def test_entry_rejected_then_killed_never_leaves_a_phantom_position(settings_for
 
     restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
     try:
+        assert n < 3 or not restarted.needs_review
         if oid in {d["order_id"] for d in restarted.needs_review}:
-            return  # fail closed: an operator checks the broker (`ack` / `ack --not-filled`)
+            # Fail closed: an operator checks the broker (`ack` / `ack --not-filled`); until then
+            # the slot stays counted (state unresolved, never re-sent).
+            assert redis_client.hget(restarted.keys.order_state(oid), "state") == "unresolved"
+            assert Gate(s, redis_client).position("breakout", "ES") is not None
+            return
         assert redis_client.hget(restarted.keys.order_state(oid), "state") == "rejected"
         # Nothing was placed: a position on the book would be restored into the strategy, which
         # would then send an exit for a position the broker never opened.

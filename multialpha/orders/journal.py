@@ -63,6 +63,14 @@ def record_outcome(client: redis.Redis, keys: Keys, order_id: str, result: str, 
     ``review`` forces the choice (e.g. a rejected EXIT: the broker may still hold
     the position, so a human must look even though nothing is left to retry)."""
     pipe = client.pipeline(transaction=True)
+    queue_outcome(pipe, keys, order_id, result, now, review, **fields)
+    pipe.execute()
+
+
+def queue_outcome(pipe: Any, keys: Keys, order_id: str, result: str, now: datetime,
+                  review: bool | None = None, **fields: Any) -> None:
+    """:func:`record_outcome`'s writes, queued on ``pipe`` (a MULTI the caller executes): the sender
+    settles an order's outcome and its position in one transaction (orders/settlement.py)."""
     pipe.xadd(keys.orders(), _clean({"event": "outcome", "order_id": order_id, "result": result,
                                      "ts": cme_time.iso_z(now), **fields}), maxlen=MAXLEN, approximate=True)
     pipe.hset(keys.order_state(order_id), mapping=_clean({"state": result, "updated": cme_time.iso_z(now),
@@ -72,16 +80,20 @@ def record_outcome(client: redis.Redis, keys: Keys, order_id: str, result: str, 
         pipe.sadd(keys.orders_pending(), order_id)
     else:
         pipe.srem(keys.orders_pending(), order_id)
-    pipe.execute()
 
 
 def record_exit_failed(client: redis.Redis, keys: Keys, order_id: str, now: datetime, **fields: Any) -> None:
     """An exit that was not delivered: journal it and raise an event (status, alerts)."""
-    doc = _clean({"event": "exit_failed", "order_id": order_id, "ts": cme_time.iso_z(now), **fields})
     pipe = client.pipeline(transaction=True)
+    queue_exit_failed(pipe, keys, order_id, now, **fields)
+    pipe.execute()
+
+
+def queue_exit_failed(pipe: Any, keys: Keys, order_id: str, now: datetime, **fields: Any) -> None:
+    """:func:`record_exit_failed`'s writes, queued on ``pipe`` (see :func:`queue_outcome`)."""
+    doc = _clean({"event": "exit_failed", "order_id": order_id, "ts": cme_time.iso_z(now), **fields})
     pipe.xadd(keys.orders(), doc, maxlen=MAXLEN, approximate=True)
     pipe.xadd(keys.events(), {"type": "exit_failed", **doc}, maxlen=10_000, approximate=True)
-    pipe.execute()
 
 
 def pending_orders(client: redis.Redis, keys: Keys, strategy: str | None = None) -> list[dict[str, str]]:

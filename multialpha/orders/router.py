@@ -131,10 +131,29 @@ class OrderRouter(Settlement):
                     log.critical("exit %s %s (order %s) has no outcome after a restart: reduce-only until "
                                  "`multialpha orders retry|ack %s`", strategy, doc.get("symbol"),
                                  doc["order_id"], doc["order_id"])
+            self._finish_delivered_exits()
             # Positions whose exit never settled stay on the book: keep marking them.
             self.exit_failed.update(p["symbol"] for p in self.closing_positions())
         except redis.RedisError as e:
             log.error("could not check for unresolved orders: %s", logs.redact(str(e)))
+
+    def _finish_delivered_exits(self) -> None:
+        """A position still ``closing`` whose exit the journal has as ``delivered``: left by a
+        version that wrote the outcome and the gate's ``exit_done`` apart and was killed between
+        them (issue 22; orders/settlement.py now writes both in one transaction). The journal
+        holds the broker's answer, so the position is taken off the book here; left as it was,
+        every later entry of the strategy in that symbol is refused, with nothing to review."""
+        for p in self.closing_positions():
+            oid = p.get("exit_order_id", "")
+            if p.get("state") != "closing" or not oid:
+                continue
+            state = self.client.hget(self.keys.order_state(oid), "state")
+            if (state.decode() if isinstance(state, bytes) else state) != "delivered":
+                continue
+            at = cme_time.parse_iso(p["exit_time"]) if p.get("exit_time") else None
+            self.gate.exit_done(self.strategy, p["symbol"], oid, self.clock(), day_at=at)
+            log.warning("exit %s %s (order %s) was delivered but its position was still closing: "
+                        "taken off the book now", self.strategy, p["symbol"], oid)
 
     def describe(self) -> str:
         if self.destination == "live":

@@ -144,13 +144,33 @@ class Settlement:
         - an ambiguous entry stays counted and listed for review: never resent;
         - an exit that was not delivered, for whatever reason, is ``exit_failed``: the
           position stays counted and marked, the strategy goes reduce-only, and an
-          operator resolves it (``multialpha orders retry|ack``)."""
+          operator resolves it (``multialpha orders retry|ack``).
+
+        The outcome and the position's move are ONE transaction (MULTI/EXEC; Redis's AOF replays
+        a transaction whole or not at all). Written one after the other, a kill -9 between them
+        (issue 22: the supervisor killed while an exit settled) left the journal saying
+        ``delivered`` and the gate still ``closing``: nothing on the review list, and every later
+        entry of the strategy refused as "position already open", silently, for ever; a rejected
+        entry's slot kept came back at restart as a position the broker never opened. Now a kill
+        leaves both written, or neither (the order stays pending and is ``unresolved`` for review
+        at the next start)."""
         now = self.clock()
         outcome = "delivered" if result == "sent" else result
         exit_failed = intent.kind == "exit" and outcome != "delivered"
         review = exit_failed or outcome in ("ambiguous", "unresolved")
-        journal.record_outcome(self.client, self.keys, oid, outcome, now, review=review, detail=detail,
-                               attempts=attempts, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol)
+        pipe = self.client.pipeline(transaction=True)
+        journal.queue_outcome(pipe, self.keys, oid, outcome, now, review=review, detail=detail,
+                              attempts=attempts, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol)
+        if intent.kind == "entry":
+            if outcome in journal.ENTRY_RELEASED:
+                self.gate.queue_settle(pipe, "release", self.strategy, intent.symbol, oid, now)
+        elif outcome == "delivered":
+            self.gate.queue_settle(pipe, "exit_done", self.strategy, intent.symbol, oid, now, day_at=intent.bar_start)
+        else:
+            self.gate.queue_settle(pipe, "exit_failed", self.strategy, intent.symbol, oid, now)
+            journal.queue_exit_failed(pipe, self.keys, oid, now, strategy=self.strategy, symbol=intent.symbol,
+                                      result=outcome, detail=detail)
+        pipe.execute()
         if outcome == "delivered":
             log.info("order %s delivered (%d attempt%s)", oid, attempts, "" if attempts == 1 else "s")
         elif outcome == "rejected":
@@ -162,17 +182,11 @@ class Settlement:
             log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
                       oid, outcome, attempts, detail)
         if intent.kind == "entry":
-            if outcome in journal.ENTRY_RELEASED:
-                self.gate.release(self.strategy, intent.symbol, oid, now)
             return
         if outcome == "delivered":
-            self.gate.exit_done(self.strategy, intent.symbol, oid, now, day_at=intent.bar_start)
             self._exit_settled(intent.symbol)
             return
-        self.gate.exit_failed(self.strategy, intent.symbol, oid, now)
         self._exit_settled(intent.symbol, failed=True)
-        journal.record_exit_failed(self.client, self.keys, oid, now, strategy=self.strategy,
-                                   symbol=intent.symbol, result=outcome, detail=detail)
         log.critical("EXIT FAILED %s %s (order %s, %s): the broker may still hold the position; %s is "
                      "reduce-only until `multialpha orders retry %s` or `ack %s`", self.strategy, intent.symbol,
                      oid, outcome, self.strategy, oid, oid)

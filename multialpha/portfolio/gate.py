@@ -259,13 +259,27 @@ class Gate:
         """An operator resends the failed exit: ``closing`` again."""
         return self._position_op("exit_retry", strategy, symbol, order_id, now)[0] == "closing"
 
-    def _position_op(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
-                     price: float = 0.0, day_at: datetime | None = None) -> tuple[str, str]:
+    def queue_settle(self, pipe: Any, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
+                     day_at: datetime | None = None) -> None:
+        """Queue ``release``, ``exit_done`` or ``exit_failed`` of ``order_id`` on ``pipe``, a MULTI
+        its caller executes together with the order's journal outcome (orders/settlement.py): the
+        book and the journal then never disagree after a kill, whichever instant it lands."""
+        if op not in ("release", "exit_done", "exit_failed"):
+            raise ValueError(f"not a settle operation: {op!r}")
+        self._position_call(op, strategy, symbol, order_id, now, 0.0, day_at, client=pipe)
+
+    def _position_call(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
+                       price: float = 0.0, day_at: datetime | None = None, client: Any = None) -> Any:
         day = cme_time.trading_day(day_at or now)
-        status, value = (_s(x) for x in self._script(
+        return self._script(
             keys=self._keys("", strategy, symbol, day),
             args=self._args(op, now, day_at, order_id=order_id, strategy=strategy, symbol=symbol, price=price),
-        ))
+            client=client,
+        )
+
+    def _position_op(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
+                     price: float = 0.0, day_at: datetime | None = None) -> tuple[str, str]:
+        status, value = (_s(x) for x in self._position_call(op, strategy, symbol, order_id, now, price, day_at))
         return status, value
 
     def day_pnl(self, now: datetime) -> DayPnl:

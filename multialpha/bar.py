@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from multialpha import cme_time
 
@@ -29,11 +28,12 @@ class BarError(ValueError):
     """A bar message that must be dropped (and counted) by its consumer."""
 
 
-_SET = object.__setattr__
+class Bar(NamedTuple):
+    """One bar. A named tuple: immutable like the frozen dataclass it was, and ~3x cheaper to
+    build (0.3 vs 0.9 µs): a bar is built per symbol and minute by the hub, per message by every
+    worker and per minute of a backtest. Compare bars with bars: a tuple of the same fields is
+    equal too."""
 
-
-@dataclass(frozen=True, slots=True, init=False)
-class Bar:
     symbol: str
     start: datetime  # aware UTC, bar start
     open: float
@@ -44,23 +44,6 @@ class Bar:
     contract: str = ""
     trades: int = 0
     source: str = "live"
-
-    # The generated frozen __init__ looks ``object.__setattr__`` up through a global for each of
-    # the ten fields: ~2x the cost of this one, which binds it once. A bar is built per symbol
-    # per minute in the hub, per minute fetched in a warmup and per bar of a backtest.
-    def __init__(self, symbol: str, start: datetime, open: float, high: float, low: float, close: float,
-                 volume: int, contract: str = "", trades: int = 0, source: str = "live") -> None:
-        s = _SET
-        s(self, "symbol", symbol)
-        s(self, "start", start)
-        s(self, "open", open)
-        s(self, "high", high)
-        s(self, "low", low)
-        s(self, "close", close)
-        s(self, "volume", volume)
-        s(self, "contract", contract)
-        s(self, "trades", trades)
-        s(self, "source", source)
 
     @property
     def start_ms(self) -> int:

@@ -34,40 +34,40 @@ SEP = "\x1f"  # ends every field of the packed argument; ESCAPE finds it in any 
 # and tests/hub/test_wire.py pins the script's text to Bar.to_json() through a real Redis.
 PUBLISH_LUA = """
 local maxlen, blob = ARGV[1], ARGV[2]
-local match, find, byte = string.match, string.find, string.byte
--- one string.match per record: the C pattern matcher splits it into its fields
+local match, find, byte, unpack, call, pcall = string.match, string.find, string.byte, unpack, redis.call, redis.pcall
+-- one string.match per record: the C pattern matcher splits it into its fields (into locals: no
+-- table per record)
 local BAR = '^B\\31' .. string.rep('([^\\31]*)\\31', %(nv)d + 2) .. '()'
 local NOTICE = '^N\\31([^\\31]*)\\31([^\\31]*)\\31()'
 local out, k, a, p, n = {}, 0, 3, 1, #blob
+local id, channel, json, %(vals)s
 while p <= n do
   local kind = byte(blob, p)
-  local v, json, f
   if kind == 66 then
-    v = {match(blob, BAR, p)}
-    p = v[%(nv)d + 3]
-    f = 3
+    id, channel, %(vals)s, p = match(blob, BAR, p)
     json = %(json)s
   elseif kind == 78 then
-    v = {match(blob, NOTICE, p)}
-    p = v[3]
+    channel, json, p = match(blob, NOTICE, p)
   else
     kind = byte(ARGV[a])
-    local c = kind == 66 and %(nv)d + 3 or 2
-    v = {unpack(ARGV, a + 1, a + c)}
-    a = a + c + 1
+    if kind == 66 then
+      id, channel, json, %(vals)s = unpack(ARGV, a + 1, a + %(nv)d + 3)
+      a = a + %(nv)d + 4
+    else
+      channel, json = ARGV[a + 1], ARGV[a + 2]
+      a = a + 3
+    end
     p = p + 2
-    f = 4
-    json = v[3]
   end
   if kind == 78 then
-    redis.call('PUBLISH', v[1], v[2])
+    call('PUBLISH', channel, json)
   else
     k = k + 1
-    local ok = redis.pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, v[1], %(fields)s)
+    local ok = pcall('XADD', KEYS[k], 'MAXLEN', '~', maxlen, id, %(fields)s)
     if type(ok) == 'table' and ok.err then
       if find(ok.err, 'equal or smaller', 1, true) then out[k] = 0 else out[k] = ok.err end
     else
-      redis.call('PUBLISH', v[2], json)
+      call('PUBLISH', channel, json)
       out[k] = 1
     end
   end
@@ -77,20 +77,21 @@ return out
 
 
 def _lua_json() -> str:
-    """The Lua expression writing a packed bar's JSON from its values ``v[f]..v[f+9]``:
+    """The Lua expression writing a packed bar's JSON from its values (the locals ``v1``..``v10``):
     strings quoted, numbers as they are (the spelling of _JSON below)."""
     quoted = {"symbol", "timestamp", "contract", "source"}
     parts, text = [], "{"
     for j, name in enumerate(FIELDS):
         q = '"' if name in quoted else ""
         text += f'{"," if j else ""}"{name}":{q}'
-        parts += [repr(text), f"v[f + {j}]"]
+        parts += [repr(text), f"v{j + 1}"]
         text = q
     return " .. ".join(parts + [repr(text + "}")])
 
 
 PUBLISH_LUA = PUBLISH_LUA % {"nv": len(FIELDS), "json": _lua_json(),
-                             "fields": ", ".join(f"'{name}', v[f + {j}]" for j, name in enumerate(FIELDS))}
+                             "vals": ", ".join(f"v{j + 1}" for j in range(len(FIELDS))),
+                             "fields": ", ".join(f"'{name}', v{j + 1}" for j, name in enumerate(FIELDS))}
 
 
 ESCAPE = re.compile(r'[\x00-\x1f"\\\x7f-\U0010ffff]').search

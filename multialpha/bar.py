@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from multialpha import cme_time
 
@@ -29,8 +28,12 @@ class BarError(ValueError):
     """A bar message that must be dropped (and counted) by its consumer."""
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
+class Bar(NamedTuple):
+    """One bar. A named tuple: immutable like the frozen dataclass it was, and ~3x cheaper to
+    build (0.3 vs 0.9 µs): a bar is built per symbol and minute by the hub, per message by every
+    worker and per minute of a backtest. Compare bars with bars: a tuple of the same fields is
+    equal too."""
+
     symbol: str
     start: datetime  # aware UTC, bar start
     open: float
@@ -129,8 +132,14 @@ class Bar:
 # minute start, UTC): "those minutes are over". Workers use it as the market's
 # clock: quiet-market closes and cross-strategy turns follow it, not the wall.
 
-def minute_closed_json(start: datetime) -> str:
-    return json.dumps({"minute": cme_time.iso_z(start)}, separators=(",", ":"))
+def minute_closed_json(start: datetime | int) -> str:
+    return minute_closed_payload(cme_time.iso_z(start))
+
+
+def minute_closed_payload(iso: str) -> str:
+    """The notice of the minute ``iso`` (cme_time.iso_z): ``json.dumps`` with compact separators
+    would write the same (an ISO stamp needs no escaping)."""
+    return '{"minute":"' + iso + '"}'
 
 
 def parse_minute_closed(payload: str | bytes) -> datetime:

@@ -80,7 +80,7 @@ def _process_role_reset() -> Iterator[None]:
     redis_acl.set_role("supervisor")
 
 
-# -- parallel runs (pytest-xdist, `-n 3 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
+# -- parallel runs (pytest-xdist, `-n 4 --dist loadscope --no-loadscope-reorder` in setup.cfg) ---------
 #
 # Tests that share a costly session- or module-scoped fixture run on one xdist worker, so the fixture
 # is built once, as in a serial run. The groups are named here by path, and the scheduler below reads

@@ -65,6 +65,21 @@ def test_ns_round_trip_and_iso() -> None:
         t.to_ns(datetime(2025, 1, 1))
 
 
+def test_iso_z_pads_the_year_writes_microseconds_and_converts_offsets() -> None:
+    assert t.iso_z(datetime(5, 1, 2, 3, 4, 5, tzinfo=UTC)) == "0005-01-02T03:04:05Z"
+    assert t.iso_z(datetime(2025, 11, 9, 20, 0, 0, 5, tzinfo=UTC)) == "2025-11-09T20:00:00.000005Z"
+    assert t.iso_z(t.parse_iso("2025-11-09T14:00:00-06:00")) == "2025-11-09T20:00:00Z"
+    assert t.iso_z(t.to_ns(datetime(2025, 11, 9, 20, 0, 0, 999999, tzinfo=UTC)) + 999) == "2025-11-09T20:00:00.999999Z"
+
+    class Stamp(datetime):  # a datetime subclass (pandas' Timestamp is one) takes the strftime path
+        def isoformat(self, *a: object, **k: object) -> str:
+            raise AssertionError("not used for a subclass")
+
+    assert t.iso_z(Stamp(2025, 11, 9, 20, 0, tzinfo=UTC)) == "2025-11-09T20:00:00Z"
+    for dt in (datetime(2025, 11, 9, 20, 0, 0, 5, tzinfo=UTC), datetime(999, 12, 31, 23, 59, tzinfo=UTC)):
+        assert t.parse_iso(t.iso_z(dt)) == dt
+
+
 def test_floors_and_buckets() -> None:
     ns = t.to_ns(datetime(2025, 11, 9, 20, 7, 31, 5, tzinfo=UTC))
     assert t.from_ns(t.floor_minute_ns(ns)) == datetime(2025, 11, 9, 20, 7, tzinfo=UTC)

@@ -293,7 +293,8 @@ class Hub:
                 batch = drain(BATCH, TICK_S)
                 if batch:
                     self.aggregator.process(batch)
-                self.publisher.flush(wait=False)  # replies read next time round: Redis works meanwhile
+                # At once when caught up; under a backlog every BACKLOG_FLUSH_S (publisher.py).
+                self.publisher.flush_paced(len(self.queue))
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + TICK_S

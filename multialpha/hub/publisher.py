@@ -38,13 +38,17 @@ import redis
 from redis.exceptions import NoScriptError
 
 from multialpha import cme_time
-from multialpha.bar import Bar, BarError, minute_closed_json
+from multialpha.bar import Bar, BarError, minute_closed_payload
 from multialpha.hub.wire import ESCAPE, FIELDS, PUBLISH_LUA, SEP, Encoder, first_error, refused_for_now
 from multialpha.keys import Keys
 
 log = logging.getLogger(__name__)
 
 SCRIPT_BARS = 256
+# While records wait behind the batch just aggregated, the hub loop writes at most this often
+# (``flush_paced``): a write costs ~50-100 µs of kernel time on loopback whatever it carries, and a
+# backlog (a gap replay, a burst) would otherwise close and send one minute per write.
+BACKLOG_FLUSH_S = 0.02
 
 
 def log_fields(bar: Bar) -> list[str]:
@@ -137,6 +141,7 @@ class Publisher:
         # namespace; settings allow only [A-Za-z0-9_.-]).
         self._plain = not (ESCAPE(keys.bars("")) or ESCAPE(keys.prev_bars("")) or ESCAPE(self._notice_channel))
         self._next_try = 0.0
+        self._next_paced = 0.0  # flush_paced: no write before this while records wait
         self._sent: tuple[Any, list[_Call], list[Bar | PrevBar | MinuteClosed]] | None = None  # replies unread
         self.up = True
         self._lost_streak = 0  # flushes in a row whose replies were lost: 2 = Redis down
@@ -164,6 +169,17 @@ class Publisher:
                         self.bound, old.symbol, cme_time.iso_z(old.start), self.dropped,
                     )
         self.pending.append(bar)
+
+    def flush_paced(self, backlog: int) -> None:
+        """The hub loop's flush, after each aggregated batch: at once when the hub has caught up
+        (``backlog`` == 0 records waiting: a bar leaves as soon as its minute closes), and at most
+        every ``BACKLOG_FLUSH_S`` while records wait (they may close more minutes: one write
+        carries them all). Replies are read by the next flush (``wait=False``)."""
+        now = self.monotonic()
+        if backlog and now < self._next_paced:
+            return
+        self._next_paced = now + BACKLOG_FLUSH_S
+        self.flush(wait=False)
 
     def flush(self, force: bool = False, wait: bool = True) -> bool:
         """Send every pending bar and notice in order; True when nothing is left pending.
@@ -285,41 +301,48 @@ class Publisher:
     def _calls(self, batch: list[Bar | PrevBar | MinuteClosed]) -> list[_Call]:
         """Pack the batch into script calls of up to SCRIPT_BARS bars each (notices ride along)."""
         enc = self._encode
-        packed, plain = enc.packed, self._plain
+        packed, plain, names = enc.packed, self._plain, self._names
         notice = "N" + SEP + self._notice_channel + SEP + "%s" + SEP
         calls = [call := _Call([], [], [], [])]
+        parts, keys, bars = call.parts, call.keys, call.bars
         for item in batch:
             t = type(item)
             if t is MinuteClosed:
-                minute = cme_time.from_ns(item.start_ns)  # type: ignore[union-attr]
-                payload = minute_closed_json(minute)
+                iso = cme_time.iso_z(item.start_ns)  # type: ignore[union-attr]
+                payload = minute_closed_payload(iso)
                 if plain:
-                    call.parts.append(notice % payload)
+                    parts.append(notice % payload)
                 else:
-                    call.parts.append("X" + SEP)
+                    parts.append("X" + SEP)
                     call.argv += ("N", self._notice_channel, payload)
-                call.items += 1
                 call.notices += 1
-                call.closed_through = cme_time.iso_z(minute)
+                call.closed_through = iso
                 continue
-            if len(call.keys) == SCRIPT_BARS:
+            if len(keys) == SCRIPT_BARS:
                 calls.append(call := _Call([], [], [], []))
-            prev = t is PrevBar
-            bar: Bar = item.bar if prev else item  # type: ignore[union-attr,assignment]
-            names = self._prev_names if prev else self._names
-            try:
-                key, channel = names[bar.symbol]
-            except KeyError:
-                key, channel = names[bar.symbol] = self._names_of(bar.symbol, prev)
-            rec = packed(bar, channel) if plain else None
-            if rec is None:
-                call.parts.append("X" + SEP)
-                call.argv += enc.explicit(bar, channel)
+                parts, keys, bars = call.parts, call.keys, call.bars
+            if t is Bar:  # the common case: a front bar
+                bar, prev = item, False
+                try:
+                    key, channel = names[item.symbol]  # type: ignore[union-attr]
+                except KeyError:
+                    key, channel = names[item.symbol] = self._names_of(item.symbol, False)  # type: ignore[union-attr]
             else:
-                call.parts.append(rec)
-            call.keys.append(key)
-            call.bars.append((bar, enc.iso, prev))
-            call.items += 1
+                bar, prev = item.bar, True  # type: ignore[union-attr]
+                try:
+                    key, channel = self._prev_names[bar.symbol]
+                except KeyError:
+                    key, channel = self._prev_names[bar.symbol] = self._names_of(bar.symbol, True)
+            rec = packed(bar, channel) if plain else None  # type: ignore[arg-type]
+            if rec is None:
+                parts.append("X" + SEP)
+                call.argv += enc.explicit(bar, channel)  # type: ignore[arg-type]
+            else:
+                parts.append(rec)
+            keys.append(key)
+            bars.append((bar, enc.iso, prev))  # type: ignore[arg-type]
+        for c in calls:
+            c.items = len(c.bars) + c.notices
         return calls
 
     def _names_of(self, symbol: str, prev: bool) -> tuple[str, str]:

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 LSG_VERSION = "0.7.2-sandbox"
 CHUNK = 2048  # records per write when catching up
 REPLAY_LIMIT_NS = 24 * cme_time.HOUR_NS
+# The shortest wait for the next trade: what is due by then goes out in one write. At replay speeds
+# trades fall under a millisecond apart, and a write per trade or two cost the sandbox and the hub
+# a wake-up each (a 2-day replay at 1500x: ~1000 writes a second, a sixth of a core between them).
+# At speed 1 the synthetic market's trades are seconds apart: nothing waits longer than it did.
+PACE_S = 0.005
 
 _STYPE = {"parent": SType.PARENT, "continuous": SType.CONTINUOUS, "raw_symbol": SType.RAW_SYMBOL}
 _session_ids = itertools.count(1)
@@ -287,7 +292,7 @@ class LiveSession:
             if idle >= self.heartbeat_s and not self.gw.faults.stalled:
                 await self._send(bytes(SystemMsg(st.now_ns(), "Heartbeat", SystemCode.HEARTBEAT)))
                 continue
-            await self.gw.sleep(max(0.001, min(delay, self.heartbeat_s - idle, 0.25)))
+            await self.gw.sleep(max(PACE_S, min(delay, self.heartbeat_s - idle, 0.25)))
 
     async def _idle_forever(self) -> None:
         """Past the generated horizon: only heartbeats until the client leaves."""

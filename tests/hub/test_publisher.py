@@ -275,3 +275,27 @@ def test_a_write_refused_for_now_keeps_the_bars_and_a_wrong_type_drops_them(redi
     redis_client.set(keys.bar_log("NQ"), "not a stream")
     pub.add(bar(1, "NQ"))
     assert pub.flush() and pub.up and (pub.dropped, pub.published) == (1, 1)
+
+
+def test_flush_paced_writes_at_once_when_caught_up_and_batches_a_backlog(redis_client):
+    """The hub loop's flush: with no record waiting a bar leaves at once; while records wait
+    (a replay, a burst) the minutes they close share one write every BACKLOG_FLUSH_S."""
+    from multialpha.hub.publisher import BACKLOG_FLUSH_S
+
+    keys = Keys("multialpha")
+    now = [100.0]
+    pub = Publisher(redis_client, keys, maxlen=1000, monotonic=lambda: now[0])
+    pub.add(bar(0))
+    pub.flush_paced(backlog=5000)  # the first write of a backlog goes at once
+    pub.add(bar(1))
+    pub.flush_paced(backlog=5000)  # then nothing until BACKLOG_FLUSH_S has passed
+    assert list(pub.pending) == [bar(1)]
+    now[0] += BACKLOG_FLUSH_S
+    pub.add(bar(2))
+    pub.flush_paced(backlog=4000)
+    assert not pub.pending
+    pub.add(bar(3))
+    pub.flush_paced(backlog=0)  # caught up: at once, however recent the last write
+    assert not pub.pending
+    pub.flush()
+    assert pub.published == 4 and redis_client.xlen(keys.bar_log("ES")) == 4

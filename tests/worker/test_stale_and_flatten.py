@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from multialpha.keys import Keys
@@ -50,7 +49,7 @@ def test_hub_replay_bars_open_nothing_but_exits_on_them_act(build_settings, redi
     wait_for(lambda: gate.position("rec", "ES"), what="the live entry")
     # The hub reconnected after a gateway reset and republishes the gap: stale bars.
     for i in range(1, 4):
-        publish(redis_client, replace(make_bar("ES", T0 + timedelta(minutes=i), 6000.25 + i), source="replay"))
+        publish(redis_client, make_bar("ES", T0 + timedelta(minutes=i), 6000.25 + i)._replace(source="replay"))
     wait_for(lambda: len(signals("stale")) == 4, what="four signals")
     first, *stale = signals("stale")
     assert first["accepted"] is True

@@ -34,7 +34,13 @@ class SentinelRun(R.UpRun):
     def __init__(self, tmp: Path, cache: Path, receiver: R.Receiver, group: ManagedSentinelGroup) -> None:
         super().__init__(tmp, cache, receiver)
         doc = yaml.safe_load(self.cfg.read_text())
-        doc["redis"].update({"managed": "never", "wait_replicas": 1, "wait_timeout_ms": 2000,
+        # WAIT up to 10 s: the hub flushes its buffered bars as soon as a replica is promoted, and
+        # the workers' claims on them race the sentinels re-pointing the other replica to the new
+        # primary (their next INFO round, then a partial resync: 1-3 s, more on a loaded box; a
+        # CI run lost that race with 2 s and, by design, failed the claims closed). A bound above
+        # the re-pointing makes every claim wait for the follower, as a deployment that wants
+        # orders to flow through a failover would configure it (docs/orders.md).
+        doc["redis"].update({"managed": "never", "wait_replicas": 1, "wait_timeout_ms": 10_000,
                              "sentinel": {"hosts": group.hosts, "service": group.service}})
         self.cfg.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.env["MULTIALPHA__REDIS__PASSWORD"] = PASSWORD

@@ -112,7 +112,8 @@ def hub_path(data: bytes, settings: cfg.Settings, roots: list[str], client, with
     inbox = Inbox()
     t0 = time.perf_counter()
     # As the hub loop does (hub/main.py): aggregate a batch, then flush_paced with the records still
-    # waiting. The data is all there at once, as in a replay: the hub is behind until the last batch.
+    # waiting if the batch was full (behind), else at once. The data is all there at once, as in a
+    # replay: the hub is behind but for each chunk's last, partial batch.
     chunks = list(range(0, len(data), CHUNK))
     for c, recs in enumerate(decode_chunks(data)):
         more = c + 1 < len(chunks)
@@ -121,12 +122,14 @@ def hub_path(data: bytes, settings: cfg.Settings, roots: list[str], client, with
             for r in recs:
                 put(r)
             while len(inbox):
-                agg.process(inbox.drain(BATCH, 0))
-                pub.flush_paced(len(inbox) + more)
+                batch = inbox.drain(BATCH, 0)
+                agg.process(batch)
+                pub.flush_paced(len(inbox) + more if len(batch) == BATCH else 0)
             continue
         for i in range(0, len(recs), BATCH):
-            agg.process(recs[i : i + BATCH])
-            pub.flush_paced(max(0, len(recs) - i - BATCH) + more)
+            batch = recs[i : i + BATCH]
+            agg.process(batch)
+            pub.flush_paced(len(recs) - i - BATCH + more if len(batch) == BATCH else 0)
     pub.flush()  # the last replies, inside the timed part
     elapsed = time.perf_counter() - t0
     return elapsed, {**agg.counters(), **pub.counters()}

@@ -293,8 +293,11 @@ class Hub:
                 batch = drain(BATCH, TICK_S)
                 if batch:
                     self.aggregator.process(batch)
-                # At once when caught up; under a backlog every BACKLOG_FLUSH_S (publisher.py).
-                self.publisher.flush_paced(len(self.queue))
+                # At once when caught up; under a backlog every BACKLOG_FLUSH_S (publisher.py). Behind
+                # = this drain took a full batch and more wait: in a live market the reader thread
+                # adds records while a batch is aggregated, and that alone is no backlog.
+                waiting = len(self.queue)
+                self.publisher.flush_paced(waiting if len(batch) == BATCH else 0)
                 now = time.monotonic()
                 if now >= next_poll:
                     next_poll = now + TICK_S

@@ -27,13 +27,6 @@ _SETTINGS = dict(
 )
 
 
-# Generated cases per hypothesis example. Hypothesis's own machinery costs ~0.3 ms per example
-# (its choice tree, saving and restoring the global PRNG, the executor), several times what most
-# decoders here cost per input: ten inputs per example keep the case count (and each input's
-# strategy) and cut that overhead tenfold. A failing input is still shrunk: the list's elements are.
-PER_EXAMPLE = 10
-
-
 def fuzz(
     strategy: st.SearchStrategy[Any],
     decode: Callable[[Any], Any],
@@ -41,24 +34,24 @@ def fuzz(
     n: int,
     check: Callable[[Any, Any], None] = lambda inp, out: None,
 ) -> Counter[str]:
-    """Run ``decode`` on ``n`` generated inputs (PER_EXAMPLE per hypothesis example); return
-    {'ok': .., 'error': ..}.
+    """Run ``decode`` on ``n`` generated inputs; return {'ok': .., 'error': ..}.
 
     ``check(input, output)`` validates every successful result (e.g. re-encodes it).
+    One input per hypothesis example: hypothesis keeps the examples of a run distinct (a list of
+    inputs per example was tried, and repeated seed 0 and its like: ~1,500 distinct of 10,000).
     """
     counts: Counter[str] = Counter()
 
-    @settings(max_examples=-(-n // PER_EXAMPLE), **_SETTINGS)
-    @given(st.lists(strategy, min_size=PER_EXAMPLE, max_size=PER_EXAMPLE))
-    def prop(inputs: list[Any]) -> None:
-        for inp in inputs:
-            try:
-                out = decode(inp)
-            except errors:
-                counts["error"] += 1
-                continue
-            check(inp, out)
-            counts["ok"] += 1
+    @settings(max_examples=n, **_SETTINGS)
+    @given(strategy)
+    def prop(inp: Any) -> None:
+        try:
+            out = decode(inp)
+        except errors:
+            counts["error"] += 1
+            return
+        check(inp, out)
+        counts["ok"] += 1
 
     prop()
     return counts

@@ -131,29 +131,37 @@ class OrderRouter(Settlement):
                     log.critical("exit %s %s (order %s) has no outcome after a restart: reduce-only until "
                                  "`multialpha orders retry|ack %s`", strategy, doc.get("symbol"),
                                  doc["order_id"], doc["order_id"])
-            self._finish_delivered_exits()
+            self._finish_split_settles()
             # Positions whose exit never settled stay on the book: keep marking them.
             self.exit_failed.update(p["symbol"] for p in self.closing_positions())
         except redis.RedisError as e:
             log.error("could not check for unresolved orders: %s", logs.redact(str(e)))
 
-    def _finish_delivered_exits(self) -> None:
-        """A position still ``closing`` whose exit the journal has as ``delivered``: left by a
-        version that wrote the outcome and the gate's ``exit_done`` apart and was killed between
-        them (issue 22; orders/settlement.py now writes both in one transaction). The journal
-        holds the broker's answer, so the position is taken off the book here; left as it was,
-        every later entry of the strategy in that symbol is refused, with nothing to review."""
-        for p in self.closing_positions():
-            oid = p.get("exit_order_id", "")
-            if p.get("state") != "closing" or not oid:
+    def _finish_split_settles(self) -> None:
+        """Positions whose order the journal has settled but the book has not: left by a version
+        that wrote the outcome and the gate's move apart and was killed between them (issue 22;
+        orders/settlement.py now writes both in one transaction). The journal holds the broker's
+        answer, so the book follows it here, with a warning:
+        - ``closing`` and its exit ``delivered``: off the book (left, every later entry of the
+          strategy in that symbol is refused, with nothing to review);
+        - ``open`` and its entry rejected, expired, failed or abandoned: the slot is freed (left,
+          the strategy would hold, and later exit, a position the broker never opened)."""
+        for p in self.gate.positions(self.strategy):
+            state = p.get("state", "open")
+            oid = p.get("exit_order_id", "") if state == "closing" else p.get("order_id", "") if state == "open" else ""
+            if not oid:
                 continue
-            state = self.client.hget(self.keys.order_state(oid), "state")
-            if (state.decode() if isinstance(state, bytes) else state) != "delivered":
-                continue
-            at = cme_time.parse_iso(p["exit_time"]) if p.get("exit_time") else None
-            self.gate.exit_done(self.strategy, p["symbol"], oid, self.clock(), day_at=at)
-            log.warning("exit %s %s (order %s) was delivered but its position was still closing: "
-                        "taken off the book now", self.strategy, p["symbol"], oid)
+            got = self.client.hget(self.keys.order_state(oid), "state")
+            got = got.decode() if isinstance(got, bytes) else got
+            if state == "closing" and got == "delivered":
+                at = cme_time.parse_iso(p["exit_time"]) if p.get("exit_time") else None
+                self.gate.exit_done(self.strategy, p["symbol"], oid, self.clock(), day_at=at)
+                log.warning("exit %s %s (order %s) was delivered but its position was still closing: "
+                            "taken off the book now", self.strategy, p["symbol"], oid)
+            elif state == "open" and got in journal.ENTRY_RELEASED:
+                self.gate.release(self.strategy, p["symbol"], oid, self.clock())
+                log.warning("entry %s %s (order %s) was %s but its position was still open: slot freed now",
+                            self.strategy, p["symbol"], oid, got)
 
     def describe(self) -> str:
         if self.destination == "live":

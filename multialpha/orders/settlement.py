@@ -158,6 +158,18 @@ class Settlement:
         outcome = "delivered" if result == "sent" else result
         exit_failed = intent.kind == "exit" and outcome != "delivered"
         review = exit_failed or outcome in ("ambiguous", "unresolved")
+        # The broker's answer is logged first: should the transaction fail (Redis gone), the log
+        # is the operator's only record of it.
+        if outcome == "delivered":
+            log.info("order %s delivered (%d attempt%s)", oid, attempts, "" if attempts == 1 else "s")
+        elif outcome == "rejected":
+            log.error("order %s REJECTED by TradersPost: %s %s", oid, detail, response)
+        elif outcome == "expired":
+            log.warning("order %s expired before it could be sent (orders.max_age_s %g): nothing sent",
+                        oid, self.settings.orders.max_age_s)
+        else:
+            log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
+                      oid, outcome, attempts, detail)
         pipe = self.client.pipeline(transaction=True)
         journal.queue_outcome(pipe, self.keys, oid, outcome, now, review=review, detail=detail,
                               attempts=attempts, kind=intent.kind, strategy=self.strategy, symbol=intent.symbol)
@@ -171,16 +183,6 @@ class Settlement:
             journal.queue_exit_failed(pipe, self.keys, oid, now, strategy=self.strategy, symbol=intent.symbol,
                                       result=outcome, detail=detail)
         pipe.execute()
-        if outcome == "delivered":
-            log.info("order %s delivered (%d attempt%s)", oid, attempts, "" if attempts == 1 else "s")
-        elif outcome == "rejected":
-            log.error("order %s REJECTED by TradersPost: %s %s", oid, detail, response)
-        elif outcome == "expired":
-            log.warning("order %s expired before it could be sent (orders.max_age_s %g): nothing sent",
-                        oid, self.settings.orders.max_age_s)
-        else:
-            log.error("order %s %s after %d attempt(s): %s; NEEDS REVIEW (check the broker)",
-                      oid, outcome, attempts, detail)
         if intent.kind == "entry":
             return
         if outcome == "delivered":

@@ -266,20 +266,21 @@ class Gate:
         book and the journal then never disagree after a kill, whichever instant it lands."""
         if op not in ("release", "exit_done", "exit_failed"):
             raise ValueError(f"not a settle operation: {op!r}")
-        self._position_call(op, strategy, symbol, order_id, now, 0.0, day_at, client=pipe)
-
-    def _position_call(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
-                       price: float = 0.0, day_at: datetime | None = None, client: Any = None) -> Any:
-        day = cme_time.trading_day(day_at or now)
-        return self._script(
-            keys=self._keys("", strategy, symbol, day),
-            args=self._args(op, now, day_at, order_id=order_id, strategy=strategy, symbol=symbol, price=price),
-            client=client,
-        )
+        keys = self._keys("", strategy, symbol, cme_time.trading_day(day_at or now))
+        args = self._args(op, now, day_at, order_id=order_id, strategy=strategy, symbol=symbol, price=0.0)
+        # EVAL with the script's text, not EVALSHA: redis-py checks a pipeline's scripts before its
+        # MULTI, and a reconnect to a server that lost them (a restart, a failover) would then run
+        # the journal's writes of the transaction and fail this one alone (NOSCRIPT), the split the
+        # transaction exists to close. ~12 KB per settled order.
+        pipe.eval(LUA, len(keys), *keys, *args)
 
     def _position_op(self, op: str, strategy: str, symbol: str, order_id: str, now: datetime,
                      price: float = 0.0, day_at: datetime | None = None) -> tuple[str, str]:
-        status, value = (_s(x) for x in self._position_call(op, strategy, symbol, order_id, now, price, day_at))
+        day = cme_time.trading_day(day_at or now)
+        status, value = (_s(x) for x in self._script(
+            keys=self._keys("", strategy, symbol, day),
+            args=self._args(op, now, day_at, order_id=order_id, strategy=strategy, symbol=symbol, price=price),
+        ))
         return status, value
 
     def day_pnl(self, now: datetime) -> DayPnl:

@@ -176,3 +176,51 @@ def test_a_delivered_exit_left_closing_by_an_older_version_is_finished_at_restar
         assert restarted.submit(intent(price=6011.0, bar_start=clock() - timedelta(minutes=2))).accepted
     finally:
         restarted.close(timeout=5)
+
+
+def test_a_rejected_entry_left_open_by_an_older_version_is_released_at_restart(settings_for, redis_client, clock,
+                                                                                receiver, caplog):
+    """The entry half of the same split: the journal has the entry rejected, the gate still holds
+    its slot as an open position. The next router start frees it, and says so; nothing is restored
+    into the strategy (it would later exit a position the broker never opened)."""
+    s = _settings(settings_for)
+    gate = Gate(s, redis_client)
+    e = intent(price=6000.0)
+    res = gate.submit(now=clock(), order_id=e.order_id, kind="entry", strategy="breakout", symbol="ES",
+                      direction=e.direction, quantity=1, price=6000.0, contract="ESZ5", entry_time=e.bar_start,
+                      journal={"order_id": e.order_id, "strategy": "breakout", "symbol": "ES", "kind": "entry"})
+    assert res.status == "accepted"
+    journal.record_outcome(redis_client, Keys(s.redis.namespace), e.order_id, "rejected", clock(), review=False)
+    assert gate.position("breakout", "ES")["state"] == "open"
+
+    restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
+    try:
+        assert gate.position("breakout", "ES") is None and restarted.open_positions() == []
+        assert restarted.needs_review == []
+        assert "was rejected but its position was still open" in caplog.text
+    finally:
+        restarted.close(timeout=5)
+
+
+def test_scripts_lost_between_the_check_and_exec_leave_journal_and_book_together(settings_for, redis_client, clock,
+                                                                                   receiver, monkeypatch):
+    """redis-py checks a pipeline's scripts before its MULTI; a server that loses them in between (a
+    restart, a failover, here SCRIPT FLUSH at that instant) must not run the journal's writes of the
+    settle without the gate's move: the settle sends the gate script's text (EVAL)."""
+    s = _settings(settings_for)
+    r = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
+    try:
+        assert r.submit(intent(price=6000.0)).accepted and r.wait_idle(5)
+        original = redis.client.Pipeline.load_scripts
+
+        def load_then_lose(pipe: Any) -> None:
+            original(pipe)
+            redis_client.script_flush()
+
+        monkeypatch.setattr(redis.client.Pipeline, "load_scripts", load_then_lose)
+        x = r.submit(intent(kind="exit", price=6010.0))
+        assert x.accepted and r.wait_idle(5)
+    finally:
+        r.close()
+    assert redis_client.hget(Keys(s.redis.namespace).order_state(x.order_id), "state") == "delivered"
+    assert Gate(s, redis_client).position("breakout", "ES") is None

@@ -7,12 +7,11 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import strategies as st
 
 from multialpha import cme_time
 from multialpha.bar import MAX_PAYLOAD, SOURCES, Bar, BarError
 from tests.fuzz.helpers import (
-    CASES, dumps_loose, fuzz, json_values, nested, random_bytes, random_json, random_text, seeded,
+    CASES, dumps_loose, fuzz, ints, json_values, nested, one_of, random_bytes, random_json, random_text, seeded,
 )
 
 FIELDS = ("symbol", "timestamp", "open", "high", "low", "close", "volume", "contract", "trades", "source")
@@ -66,15 +65,15 @@ def mutated_doc(rng: random.Random) -> dict:
     return doc
 
 
-payloads = st.one_of(
+payloads = one_of(
     seeded(valid_doc).map(dumps_loose),
     seeded(mutated_doc).map(dumps_loose),
     seeded(mutated_doc).map(lambda d: dumps_loose(d).encode()),
     json_values.map(dumps_loose),
     seeded(lambda r: random_bytes(r, 300)),
     seeded(lambda r: random_text(r, 300)),
-    st.integers(1, MAX_PAYLOAD // 2 + 10).map(nested),
-    st.integers(1, MAX_PAYLOAD).map(lambda n: '{"symbol":' * n),
+    ints(1, MAX_PAYLOAD // 2 + 10).map(nested),
+    ints(1, MAX_PAYLOAD).map(lambda n: '{"symbol":' * n),
 )
 
 

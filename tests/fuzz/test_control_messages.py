@@ -13,14 +13,15 @@ from __future__ import annotations
 import json
 import random
 
-from hypothesis import strategies as st
 
 from multialpha import heartbeat as hb
 from multialpha.hub.control import COMMANDS, Command, ControlError, parse
 from multialpha.keys import Keys
 from multialpha.supervisor.manager import RestartRequest
 from multialpha.supervisor.watch import DEPLOY_COMMANDS, ControlListener
-from tests.fuzz.helpers import CASES, dumps_loose, fuzz, json_values, nested, random_bytes, random_json, random_text, seeded
+from tests.fuzz.helpers import (
+    CASES, dumps_loose, fuzz, ints, json_values, nested, one_of, random_bytes, random_json, random_text, seeded,
+)
 
 def control_doc(rng: random.Random) -> dict:
     doc = {}
@@ -37,14 +38,14 @@ def control_doc(rng: random.Random) -> dict:
     return doc
 
 
-payloads = st.one_of(
+payloads = one_of(
     seeded(control_doc).map(dumps_loose),
     seeded(control_doc).map(lambda d: dumps_loose(d).encode()),
     json_values.map(dumps_loose),
     seeded(lambda r: random_bytes(r, 200)),
     seeded(lambda r: random_text(r, 200)),
-    st.integers(1, 3000).map(nested),
-    st.integers(4000, 4200).map(lambda n: "x" * n),
+    ints(1, 3000).map(nested),
+    ints(4000, 4200).map(lambda n: "x" * n),
 )
 
 

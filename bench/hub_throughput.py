@@ -15,7 +15,7 @@
    clock, mapped to wall time) -> bar received by a Redis subscriber, p50/p99,
    for ``--latency-minutes`` minutes (0 skips it).
 
-    .venv/bin/python bench/hub_throughput.py [--days 3] [--latency-minutes 2]
+    .venv/bin/python bench/hub_throughput.py [--days 3] [--latency-minutes 2] [--reps 3]
 """
 
 from __future__ import annotations
@@ -171,6 +171,7 @@ def main() -> None:
     ap.add_argument("--latency-minutes", type=float, default=2.0)
     ap.add_argument("--density", type=int, nargs="*", default=[1, 30], help="trade repetition factors to measure")
     ap.add_argument("--grace", type=float, default=None, help="hub.grace_s for the latency run (default: config)")
+    ap.add_argument("--reps", type=int, default=3, help="interleaved repetitions per density (best of)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="hub-bench-"))
     with ManagedRedis() as server:
@@ -194,7 +195,7 @@ def main() -> None:
                   f" {len(data) / 1e6:.1f} MB DBN")
             # Interleaved repetitions, best of each: the machine is shared, load drifts.
             base_runs, hub_runs, queue_runs = [], [], []
-            for _ in range(3):
+            for _ in range(args.reps):
                 base_runs.append(baseline(data))
                 for runs, with_queue in ((hub_runs, False), (queue_runs, True)):
                     client.flushall()

@@ -147,6 +147,17 @@ def test_entry_rejected_then_killed_never_leaves_a_phantom_position(settings_for
         restarted.close(timeout=5)
 
 
+def _claimed_then_journaled(s: Any, gate: Gate, client: redis.Redis, clock: Any, order: Any, outcome: str) -> None:
+    """What an older version's settle could leave: ``order`` claimed at the gate (ES, breakout) and
+    its journal outcome written, the gate's move never made."""
+    res = gate.submit(now=clock(), order_id=order.order_id, kind=order.kind, strategy="breakout", symbol="ES",
+                      direction=order.direction, quantity=1, price=order.price, contract="ESZ5",
+                      entry_time=order.bar_start,
+                      journal={"order_id": order.order_id, "strategy": "breakout", "symbol": "ES", "kind": order.kind})
+    assert res.status == "accepted"
+    journal.record_outcome(client, Keys(s.redis.namespace), order.order_id, outcome, clock(), review=False)
+
+
 def test_a_delivered_exit_left_closing_by_an_older_version_is_finished_at_restart(settings_for, redis_client, clock,
                                                                                    receiver, caplog):
     """Redis state written before the fix (outcome journaled, the process killed before the gate's
@@ -158,14 +169,9 @@ def test_a_delivered_exit_left_closing_by_an_older_version_is_finished_at_restar
     finally:
         r.close()
     gate = Gate(s, redis_client)
-    x = intent(kind="exit", price=6010.0)
     # The old settle step, killed between its two writes: the gate claims the exit, the journal
     # gets its outcome, exit_done never runs.
-    res = gate.submit(now=clock(), order_id=x.order_id, kind="exit", strategy="breakout", symbol="ES",
-                      direction=x.direction, quantity=1, price=6010.0, contract="ESZ5", entry_time=x.bar_start,
-                      journal={"order_id": x.order_id, "strategy": "breakout", "symbol": "ES", "kind": "exit"})
-    assert res.status == "accepted"
-    journal.record_outcome(redis_client, Keys(s.redis.namespace), x.order_id, "delivered", clock(), review=False)
+    _claimed_then_journaled(s, gate, redis_client, clock, intent(kind="exit", price=6010.0), "delivered")
     assert gate.position("breakout", "ES")["state"] == "closing"
 
     restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))
@@ -185,12 +191,7 @@ def test_a_rejected_entry_left_open_by_an_older_version_is_released_at_restart(s
     into the strategy (it would later exit a position the broker never opened)."""
     s = _settings(settings_for)
     gate = Gate(s, redis_client)
-    e = intent(price=6000.0)
-    res = gate.submit(now=clock(), order_id=e.order_id, kind="entry", strategy="breakout", symbol="ES",
-                      direction=e.direction, quantity=1, price=6000.0, contract="ESZ5", entry_time=e.bar_start,
-                      journal={"order_id": e.order_id, "strategy": "breakout", "symbol": "ES", "kind": "entry"})
-    assert res.status == "accepted"
-    journal.record_outcome(redis_client, Keys(s.redis.namespace), e.order_id, "rejected", clock(), review=False)
+    _claimed_then_journaled(s, gate, redis_client, clock, intent(price=6000.0), "rejected")
     assert gate.position("breakout", "ES")["state"] == "open"
 
     restarted = OrderRouter(s, redis_client, "breakout", clock=clock, environ=webhook_env(receiver.url))

@@ -107,9 +107,13 @@ class _Call:
     parts: list[str]  # the packed records, in order (joined into ARGV[2])
     argv: list[str]  # explicit records' fields (ARGV[3..])
     bars: list[tuple[Bar, str, bool]]  # (bar, ISO start, previous front?) in reply order
-    items: int = 0  # pending entries it settles (bars and notices)
     notices: int = 0
     closed_through: str = ""  # ISO minute of its last notice
+
+    @property
+    def items(self) -> int:
+        """Pending entries its reply settles (bars and notices)."""
+        return len(self.bars) + self.notices
 
 
 class Publisher:
@@ -341,8 +345,6 @@ class Publisher:
                 parts.append(rec)
             keys.append(key)
             bars.append((bar, enc.iso, prev))  # type: ignore[arg-type]
-        for c in calls:
-            c.items = len(c.bars) + c.notices
         return calls
 
     def _names_of(self, symbol: str, prev: bool) -> tuple[str, str]:

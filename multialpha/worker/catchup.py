@@ -40,6 +40,7 @@ class CatchUp:
         resamplers (already processed); minutes after it are replayed. Best effort: on a Historical error the
         hour simply starts later (logged).
         """
+        from multialpha.hub.publisher import stream_id_ns
         from multialpha.worker import warmup
         from multialpha.worker.routing import minute_ohlcv
 
@@ -54,7 +55,7 @@ class CatchUp:
         for sym, first in zip(sources, pipe.execute()):
             end = end_all
             if first:
-                end = min(end, cme_time.from_ns(int(str(first[0][0]).split("-")[0]) * 1_000_000))
+                end = min(end, cme_time.from_ns(stream_id_ns(first[0][0])))
             if end > boundary:
                 ends[sym] = end
         if ends:
